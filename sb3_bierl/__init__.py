@@ -1,0 +1,7 @@
+"""sb3-bierl: BiERL (bilevel meta evolutionary RL) for Stable-Baselines3."""
+
+from sb3_bierl.bierl import BiERL
+from sb3_bierl.es import ES
+from sb3_bierl.version import __version__
+
+__all__ = ["ES", "BiERL", "__version__"]

@@ -1,0 +1,367 @@
+"""OpenAI-ES as a Stable-Baselines3 algorithm."""
+
+import os
+import pathlib
+import sys
+import time
+import warnings
+import zipfile
+from functools import lru_cache
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import safe_mean
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from sb3_bierl.es.policies import ESPolicy, LinearPolicy, MlpPolicy
+from sb3_bierl.evaluation import InProcessEvaluator, PopulationEvaluator, RolloutResult, make_env_factory
+from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_worst
+
+SelfES = TypeVar("SelfES", bound="ES")
+
+
+@lru_cache(maxsize=4)
+def shared_noise_table(size: int, seed: int) -> NoiseTable:
+    """One noise table per (size, seed) in this process, shared by all models."""
+    return NoiseTable(size, seed)
+
+
+class ES(BaseAlgorithm):
+    """
+    OpenAI-ES (Salimans et al. 2017, https://arxiv.org/abs/1703.03864): antithetic Gaussian
+    perturbations from a shared noise table, centred ranks, Adam, weight decay, running
+    observation normalisation. The whole population is rolled out together, with one batched
+    forward pass per environment step.
+
+    :param policy: ``"MlpPolicy"``, ``"LinearPolicy"`` or an :class:`~sb3_bierl.es.policies.ESPolicy` subclass
+    :param env: The environment to learn from (an id, a gymnasium env or a VecEnv)
+    :param n_pairs: Antithetic pairs per generation (population size ``2 * n_pairs``)
+    :param sigma: Standard deviation of the parameter noise
+    :param learning_rate: Adam step size (float or schedule of the remaining progress)
+    :param weight_decay: L2 coefficient on the parameters
+    :param n_eval_episodes: Episodes per candidate; its fitness is their mean return
+    :param alive_bonus_offset: Added to every reward during training, to cancel alive bonuses (as ARS)
+    :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
+    :param noise_table_size: Number of float32 values in the shared noise table
+    :param noise_seed: Seed of the shared noise table
+    :param policy_kwargs: Keyword arguments for the policy
+    :param stats_window_size: Episodes averaged for ``rollout/ep_rew_mean``
+    :param tensorboard_log: Tensorboard log directory
+    :param seed: Random seed
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: Torch device; ES runs on the CPU
+    :param _init_setup_model: Whether to build the network at creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "LinearPolicy": LinearPolicy}
+    policy: ESPolicy
+
+    def __init__(
+        self,
+        policy: str | type[ESPolicy],
+        env: GymEnv | str | None,
+        n_pairs: int = 16,
+        sigma: float = 0.02,
+        learning_rate: float | Schedule = 0.01,
+        weight_decay: float = 0.005,
+        n_eval_episodes: int = 1,
+        alive_bonus_offset: float = 0.0,
+        zero_policy: bool = False,
+        noise_table_size: int = 2**24,
+        noise_seed: int = 123,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        seed: int | None = None,
+        verbose: int = 0,
+        device: th.device | str = "cpu",
+        _init_setup_model: bool = True,
+    ):
+        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes)
+        check_positive(sigma=sigma, noise_table_size=noise_table_size)
+        if not callable(learning_rate):
+            check_positive(learning_rate=learning_rate)
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            seed=seed,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
+        )
+        self.n_pairs = n_pairs
+        self.sigma = sigma
+        self.weight_decay = weight_decay
+        self.n_eval_episodes = n_eval_episodes
+        self.alive_bonus_offset = alive_bonus_offset
+        self.zero_policy = zero_policy
+        self.noise_table_size = noise_table_size
+        self.noise_seed = noise_seed
+        self.algorithm_name = type(self).__name__
+        # Training state, saved with the model
+        self.strategy: OpenAIES | None = None
+        self.obs_rms: RunningMeanStd | None = None
+        self.rng: np.random.Generator | None = None
+        self.hyperparameters: dict[str, float] = {}
+        self.last_rollout: RolloutResult | None = None
+        # Runtime objects, rebuilt on load
+        self.evaluator: PopulationEvaluator | None = None
+        self._callback: BaseCallback | None = None
+        self._stop_training = False
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ set-up
+    def _setup_model(self) -> None:
+        check_observation_space(self.observation_space)
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
+        self.policy = self.policy.to(self.device)
+        if not isinstance(self.policy, ESPolicy):
+            raise TypeError(f"ES needs an ESPolicy (got {type(self.policy).__name__}): use 'MlpPolicy' or 'LinearPolicy'")
+        self.noise = shared_noise_table(self.noise_table_size, self.noise_seed)
+        if self.strategy is None:  # a new model, not one being loaded
+            if self.zero_policy:
+                vector_to_parameters(th.zeros(self.n_params), self.policy.parameters())
+            self.strategy = OpenAIES(self._policy_vector(), weight_decay=self.weight_decay)
+            self.obs_rms = RunningMeanStd(shape=(int(np.prod(self.observation_space.shape)),))
+            self.rng = np.random.default_rng(self.seed)
+        self.sync_policy()
+        self._make_evaluator()
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.policy.parameters())
+
+    def _policy_vector(self) -> np.ndarray:
+        return parameters_to_vector(self.policy.parameters()).detach().cpu().numpy().astype(np.float64)
+
+    def sync_policy(self) -> None:
+        """Copy the ES centre and the observation statistics into the policy."""
+        assert self.strategy is not None and self.obs_rms is not None
+        vector_to_parameters(th.as_tensor(self.strategy.theta, dtype=th.float32), self.policy.parameters())
+        self.policy.set_obs_statistics(self.obs_rms)
+
+    def _make_evaluator(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
+        self.evaluator = InProcessEvaluator(make_env_factory(self.env)) if self.env is not None else None
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout"]
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset)
+        self._make_evaluator()
+
+    def set_parameters(self, load_path_or_dict: str | dict[str, Any], exact_match: bool = True, device: th.device | str = "auto") -> None:
+        super().set_parameters(load_path_or_dict, exact_match, device)
+        # The policy is the source of truth after an explicit set: re-centre the ES on it
+        self.strategy.theta = self._policy_vector()
+
+    # ------------------------------------------------------------------ one generation
+    def scheduled_hyperparameters(self) -> dict[str, float]:
+        """The inner hyperparameters as configured (the meta level may override them)."""
+        return {
+            "sigma": float(self.sigma),
+            "learning_rate": float(self.lr_schedule(self._current_progress_remaining)),
+            "weight_decay": float(self.weight_decay),
+        }
+
+    def episode_seeds(self, n_candidates: int, n_episodes: int | None = None) -> np.ndarray:
+        """Reset seeds: (n_candidates, n_episodes), shared by the two members of an antithetic pair."""
+        n_episodes = self.n_eval_episodes if n_episodes is None else n_episodes
+        return self.rng.integers(0, 2**31 - 1, size=(n_candidates, n_episodes))
+
+    def evaluate_populations(
+        self, populations: list[Population], centres: list[np.ndarray]
+    ) -> list[RolloutResult]:
+        """Roll out antithetic populations around the given centres (common random numbers)."""
+        assert self.evaluator is not None
+        n_pairs = populations[0].n_pairs
+        seeds = np.tile(self.episode_seeds(n_pairs), (2, 1))
+        results = self.evaluator.evaluate_population(
+            self.policy, self.strategy, self.noise, populations, centres, seeds, self.alive_bonus_offset
+        )
+        for result in results:
+            self._record_rollout(result)
+        return results
+
+    def evaluate_centres(self, centres: np.ndarray, n_episodes: int) -> np.ndarray:
+        """Mean return of each parameter vector on the same episodes: :return: (len(centres),)"""
+        assert self.evaluator is not None
+        seeds = np.tile(self.episode_seeds(1, n_episodes), (len(centres), 1))
+        result = self.evaluator.evaluate(self.policy, centres, seeds, self.alive_bonus_offset)
+        self._record_rollout(result)
+        return result.returns
+
+    def _record_rollout(self, result: RolloutResult) -> None:
+        """Merge observation statistics, log episodes and count steps (callbacks' ``on_step``)."""
+        self.obs_rms.combine(result.obs_rms)
+        self._update_info_buffer(
+            [
+                {"episode": {"r": r - self.alive_bonus_offset * l, "l": l}}
+                for r, l in zip(result.episode_returns.ravel(), result.episode_lengths.ravel(), strict=True)
+            ]
+        )
+        self.count_timesteps(result.n_steps)
+
+    def count_timesteps(self, n_steps: int) -> None:
+        """Add environment steps, calling the callbacks once per step so frequencies are in steps."""
+        callback = self._callback
+        for _ in range(n_steps):
+            self.num_timesteps += 1
+            if callback is not None and not callback.on_step():
+                self._stop_training = True
+
+    def apply_update(self, strategy: OpenAIES, population: Population, returns: np.ndarray, hyperparameters: dict[str, float]) -> bool:
+        """One ES step of ``strategy`` on the given returns. :return: False if no return was finite."""
+        clean = finite_or_worst(returns)
+        if clean is None:
+            warnings.warn("Every candidate returned NaN or inf: skipping this update")
+            return False
+        strategy.weight_decay = hyperparameters["weight_decay"]
+        strategy.tell(self.noise, population, clean, hyperparameters["learning_rate"])
+        return True
+
+    def _do_generation(self) -> None:
+        callback = self._callback
+        self.hyperparameters = self.scheduled_hyperparameters()
+        callback.on_rollout_start()  # the meta level may set self.hyperparameters here
+        if self._stop_training:
+            return
+        population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
+        (result,) = self.evaluate_populations([population], [self.strategy.theta])
+        self.apply_update(self.strategy, population, result.returns, self.hyperparameters)
+        self.sync_policy()
+        self.last_rollout = result
+        self._n_updates += 1
+        callback.on_rollout_end()
+
+    # ------------------------------------------------------------------ learn
+    def learn(
+        self: SelfES,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "ES",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfES:
+        """
+        Train for ``total_timesteps`` environment steps (every step of every candidate counts).
+
+        :param total_timesteps: The total number of environment steps to train on
+        :param callback: Callback(s) called at every environment step
+        :param log_interval: Generations between two log dumps
+        :param tb_log_name: Name of the run for TensorBoard logging
+        :param reset_num_timesteps: Whether to reset the step counter (False to continue training)
+        :param progress_bar: Display a progress bar using tqdm and rich
+        :return: the trained model
+        """
+        if self.env is None:
+            raise ValueError("This model has no environment: pass env= to load() or call set_env() before learn()")
+        total_steps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        self._callback, self._stop_training = callback, False
+        callback.on_training_start(locals(), globals())
+        try:
+            while self.num_timesteps < total_steps and not self._stop_training:
+                self._update_current_progress_remaining(self.num_timesteps, total_steps)
+                self._do_generation()
+                if log_interval is not None and self._n_updates % log_interval == 0:
+                    self.dump_logs()
+        finally:
+            self.sync_policy()
+            self._callback = None
+        callback.on_training_end()
+        return self
+
+    def dump_logs(self) -> None:
+        """Write the generation's statistics to the logger."""
+        time_elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
+        fps = int((self.num_timesteps - self._num_timesteps_at_start) / time_elapsed)
+        if len(self.ep_info_buffer) > 0:
+            self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
+            self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
+        if self.last_rollout is not None:
+            self.logger.record("rollout/population_return_mean", float(np.nanmean(self.last_rollout.returns)))
+            self.logger.record("rollout/population_return_max", float(np.nanmax(self.last_rollout.returns)))
+        for name, value in self.hyperparameters.items():
+            self.logger.record(f"train/{name}", value)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("time/fps", fps)
+        self.logger.record("time/time_elapsed", int(time_elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    # ------------------------------------------------------------------ save / load
+    @classmethod
+    def load(cls, path: str | pathlib.Path | Any, env: GymEnv | str | None = None, device: th.device | str = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
+        """
+        Load a model saved with ``save``. ``env`` may be an environment id.
+
+        :raises ValueError: if ``path`` is not a model saved by this class
+        """
+        check_saved_model(path, cls.__name__)
+        if isinstance(env, str):
+            env = maybe_make_env(env, verbose=0)
+        return super().load(path, env=env, device=device, **kwargs)
+
+
+# ---------------------------------------------------------------------- input checks
+def check_at_least_one(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_observation_space(space: spaces.Space) -> None:
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        raise ValueError(
+            f"{type(space).__name__} observation spaces are not supported: flatten them first, "
+            "e.g. with gymnasium.wrappers.FlattenObservation."
+        )
+
+
+def check_saved_model(path: str | pathlib.Path | Any, algorithm_name: str) -> None:
+    """Raise a clear error unless ``path`` is a zip file written by ``<algorithm_name>.save``."""
+    if not isinstance(path, (str, pathlib.Path)):
+        return  # file-like objects: let SB3 read them
+    path = pathlib.Path(path)
+    if not path.exists() and path.with_suffix(".zip").exists():
+        path = path.with_suffix(".zip")
+    if not path.exists():
+        raise FileNotFoundError(f"No saved model at {os.fspath(path)!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{os.fspath(path)!r} is not a saved sb3-bierl model: expected the .zip written by model.save()")
+    try:
+        data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
+    except Exception as error:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable saved model: {error}") from error
+    saved = (data or {}).get("algorithm_name")
+    if saved is None:
+        raise ValueError(f"{os.fspath(path)!r} was not saved by sb3-bierl (no algorithm name): load it with the class that saved it")
+    if saved != algorithm_name:
+        raise ValueError(f"{os.fspath(path)!r} holds a {saved} model: load it with {saved}.load()")

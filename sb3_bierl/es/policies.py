@@ -1,0 +1,111 @@
+"""Policies for ES: sb3-contrib's ARS policies with observation normalisation built in."""
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.ars.policies import ARSPolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+
+
+class ESPolicy(ARSPolicy):
+    """
+    :class:`sb3_contrib.ars.policies.ARSPolicy` that normalises observations with running
+    statistics kept as buffers, so they are saved with the policy, used at ``predict`` time
+    and shared by every candidate of a population.
+
+    Buffers are not parameters: the ES parameter vector is only the network's weights.
+
+    :param observation_space: The observation space of the environment
+    :param action_space: The action space of the environment
+    :param net_arch: Hidden layer sizes (default ``[64, 64]``)
+    :param activation_fn: Activation function (default tanh, as in OpenAI-ES)
+    :param with_bias: Whether the layers have a bias
+    :param squash_output: Squash continuous actions with tanh (otherwise they are clipped)
+    :param normalize_observations: Apply the running observation normalisation
+    :param clip_obs: Clip normalised observations to ``[-clip_obs, clip_obs]``
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        with_bias: bool = True,
+        squash_output: bool = True,
+        normalize_observations: bool = True,
+        clip_obs: float = 10.0,
+    ):
+        super().__init__(observation_space, action_space, net_arch, activation_fn, with_bias, squash_output)
+        self.with_bias = with_bias
+        self.normalize_observations = normalize_observations
+        self.clip_obs = clip_obs
+        obs_dim = int(np.prod(observation_space.shape))
+        self.register_buffer("obs_mean", th.zeros(obs_dim))
+        self.register_buffer("obs_std", th.ones(obs_dim))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            with_bias=self.with_bias,
+            squash_output=self.squash_output,
+            normalize_observations=self.normalize_observations,
+            clip_obs=self.clip_obs,
+        )
+        return data
+
+    def set_obs_statistics(self, obs_rms: RunningMeanStd, epsilon: float = 1e-8) -> None:
+        """Copy running statistics into the buffers used by the forward pass."""
+        self.obs_mean.copy_(th.as_tensor(obs_rms.mean.ravel(), dtype=th.float32))
+        self.obs_std.copy_(th.as_tensor(np.sqrt(obs_rms.var.ravel() + epsilon), dtype=th.float32))
+
+    def extract_features(self, obs: PyTorchObs, features_extractor: nn.Module | None = None) -> th.Tensor:  # type: ignore[override]
+        features = super().extract_features(obs, self.features_extractor)
+        if self.normalize_observations:
+            features = th.clamp((features - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs)
+        return features
+
+
+class ESLinearPolicy(ESPolicy):
+    """
+    Linear :class:`ESPolicy` (no hidden layer), as ARS's ``LinearPolicy``.
+
+    :param observation_space: The observation space of the environment
+    :param action_space: The action space of the environment
+    :param with_bias: Whether the layer has a bias
+    :param squash_output: Squash continuous actions with tanh (otherwise they are clipped)
+    :param normalize_observations: Apply the running observation normalisation
+    :param clip_obs: Clip normalised observations to ``[-clip_obs, clip_obs]``
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        with_bias: bool = False,
+        squash_output: bool = False,
+        normalize_observations: bool = True,
+        clip_obs: float = 10.0,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            net_arch=[],
+            with_bias=with_bias,
+            squash_output=squash_output,
+            normalize_observations=normalize_observations,
+            clip_obs=clip_obs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        del data["net_arch"], data["activation_fn"]
+        return data
+
+
+MlpPolicy = ESPolicy
+LinearPolicy = ESLinearPolicy
