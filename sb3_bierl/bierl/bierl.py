@@ -82,7 +82,7 @@ class BiERL(ES):
             meta_n_pairs=meta_n_pairs,
             meta_eval_episodes=meta_eval_episodes,
         )
-        check_positive(meta_sigma=meta_sigma, meta_learning_rate=meta_learning_rate)
+        check_positive(sigma=sigma, learning_rate=learning_rate, meta_sigma=meta_sigma, meta_learning_rate=meta_learning_rate)
         self.hyperparameter_bounds = dict(DEFAULT_BOUNDS if hyperparameter_bounds is None else hyperparameter_bounds)
         # validate now, so that bad bounds fail at construction
         HyperparameterSpace(self.hyperparameter_bounds, {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay})

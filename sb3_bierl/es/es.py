@@ -91,6 +91,9 @@ class ES(BaseAlgorithm):
             check_positive(learning_rate=learning_rate)
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if env is not None:
+            env = maybe_make_env(env, verbose)
+            check_observation_space(env.observation_space)
         super().__init__(
             policy,
             env,
@@ -172,8 +175,10 @@ class ES(BaseAlgorithm):
 
     def set_parameters(self, load_path_or_dict: str | dict[str, Any], exact_match: bool = True, device: th.device | str = "auto") -> None:
         super().set_parameters(load_path_or_dict, exact_match, device)
-        # The policy is the source of truth after an explicit set: re-centre the ES on it
-        self.strategy.theta = self._policy_vector()
+        # New weights: re-centre the ES on them (unless they are the float32 copy of the centre)
+        weights = self._policy_vector()
+        if not np.array_equal(weights, self.strategy.theta.astype(np.float32)):
+            self.strategy.theta = weights
 
     # ------------------------------------------------------------------ one generation
     def scheduled_hyperparameters(self) -> dict[str, float]:

@@ -39,6 +39,17 @@ class InProcessEvaluator(PopulationEvaluator):
     def evaluate(
         self, policy: BasePolicy, params: np.ndarray, episode_seeds: np.ndarray, alive_bonus_offset: float = 0.0
     ) -> RolloutResult:
+        # The per-step forward passes are small: extra torch threads only contend with the envs
+        threads = th.get_num_threads()
+        th.set_num_threads(1)
+        try:
+            return self._evaluate(policy, params, episode_seeds, alive_bonus_offset)
+        finally:
+            th.set_num_threads(threads)
+
+    def _evaluate(
+        self, policy: BasePolicy, params: np.ndarray, episode_seeds: np.ndarray, alive_bonus_offset: float
+    ) -> RolloutResult:
         n_candidates, n_episodes = episode_seeds.shape
         if len(params) != n_candidates:
             raise ValueError(f"{len(params)} parameter vectors but {n_candidates} rows of episode seeds")

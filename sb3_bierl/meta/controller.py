@@ -72,9 +72,18 @@ class MetaController(BaseCallback):
         self.eval_episodes = eval_episodes
         self.continue_from_best = continue_from_best
         n_features = N_FITNESS_FEATURES + len(space)
-        self.network = MetaNetwork(
-            n_features, len(space), encoder, hidden_size, generator_size, initial_unit=space.initial_unit()
-        )
+        with th.random.fork_rng():
+            if seed is not None:
+                th.manual_seed(seed)
+            self.network = MetaNetwork(
+                n_features,
+                len(space),
+                encoder,
+                hidden_size,
+                generator_size,
+                initial_unit=space.initial_unit(),
+                history_length=history_length,
+            )
         self.history = FitnessHistory(history_length, n_features)
         self.strategy = OpenAIES(parameters_to_vector(self.network.parameters()).detach().numpy())
         self.rng = np.random.default_rng(seed)

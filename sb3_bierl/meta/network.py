@@ -18,7 +18,9 @@ class MetaNetwork(nn.Module):
     :param hidden_size: Size of the encoding
     :param generator_size: Hidden size of the MLP generator
     :param initial_unit: Outputs proposed at initialisation (the last layer's bias is set to
-        reach them and its weights are scaled down, so the first proposals are the initial values)
+        reach them from an empty history of ``history_length`` rows, and its weights are scaled
+        down, so the first proposals are the initial values)
+    :param history_length: Length of the history windows the network reads
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class MetaNetwork(nn.Module):
         hidden_size: int = 16,
         generator_size: int = 32,
         initial_unit: np.ndarray | None = None,
+        history_length: int = 1,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -45,8 +48,10 @@ class MetaNetwork(nn.Module):
             last = self.generator[-1]
             last.weight.mul_(0.1)
             if initial_unit is not None:
-                target = np.clip(np.asarray(initial_unit, dtype=np.float64), -0.99, 0.99)
-                last.bias.copy_(th.as_tensor(np.arctanh(target), dtype=th.float32))
+                # an empty (zero) history must map exactly to the initial values
+                target = th.as_tensor(np.arctanh(np.clip(initial_unit, -0.99, 0.99)), dtype=th.float32)
+                hidden = self.generator[:-1](self.encode(th.zeros(1, history_length, n_features)))[0]
+                last.bias.copy_(target - last.weight @ hidden)
 
     def encode(self, history: th.Tensor) -> th.Tensor:
         if self.encoder_type == "lstm":

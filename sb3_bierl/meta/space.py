@@ -64,7 +64,7 @@ class HyperparameterSpace:
         """:param unit: values in [-1, 1], one per hyperparameter"""
         unit = np.clip(np.asarray(unit, dtype=np.float64), -1.0, 1.0)
         log_values = self._log_low + 0.5 * (unit + 1.0) * (self._log_high - self._log_low)
-        return {name: float(v) for name, v in zip(self.names, np.exp(log_values), strict=True)}
+        return {p.name: float(min(max(v, p.low), p.high)) for p, v in zip(self.parameters, np.exp(log_values), strict=True)}
 
     def to_unit(self, values: dict[str, float]) -> np.ndarray:
         """Inverse of :meth:`from_unit`."""

@@ -1,0 +1,42 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+
+
+class CountingEnv(gym.Env):
+    """A tiny continuous task that counts every step taken by every copy of itself."""
+
+    total_steps = 0
+    metadata: dict = {}
+
+    def __init__(self, nan_every: int = 0, horizon: int = 20):
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.nan_every = nan_every
+        self.horizon = horizon
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.state = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.state, {}
+
+    def step(self, action):
+        CountingEnv.total_steps += 1
+        self.t += 1
+        reward = -float(np.sum((np.asarray(action) - self.state[:2]) ** 2))
+        if self.nan_every and CountingEnv.total_steps % self.nan_every == 0:
+            reward = float("nan")
+        self.state = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.state, reward, False, self.t >= self.horizon, {}
+
+
+gym.register("Counting-v0", entry_point=CountingEnv)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    th.set_num_threads(1)
+    CountingEnv.total_steps = 0
