@@ -490,18 +490,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m sb3_bierl.benchmarks.compare",
         description="Compare BiERL and OpenAI-ES (default hyperparameters) on a few environments and seeds.",
     )
-    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Gymnasium environment ids (default: {' '.join(DEFAULT_ENVS)})")
+    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Environment ids (default: {' '.join(DEFAULT_ENVS)})")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS), help=f"Algorithms (default: {' '.join(ALGOS)})")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help=f"Random seeds (default: {' '.join(map(str, DEFAULT_SEEDS))})")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help=f"Random seeds (default: {' '.join(map(str, DEFAULT_SEEDS))})"
+    )
     parser.add_argument(
         "--timesteps",
         type=parse_steps,
         default=None,
         help=f"Training budget in environment steps for every environment (default: per environment, {budgets})",
     )
-    parser.add_argument("--timesteps-scale", type=float, default=1.0, help="Multiplier of the budgets, e.g. 0.05 for a quick run (default: %(default)s)")
+    parser.add_argument(
+        "--timesteps-scale", type=float, default=1.0, help="Multiplier of the budgets, e.g. 0.05 for a quick run (default: %(default)s)"
+    )
     parser.add_argument("--eval-episodes", type=int, default=20, help="Deterministic evaluation episodes per run (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs, one process each (default: os.cpu_count() = %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs, one process each (default: os.cpu_count() = %(default)s)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_results/compare"), help="Output folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="Rerun the runs whose JSON already exists")
     parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md and the plot from the saved runs")

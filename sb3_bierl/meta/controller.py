@@ -17,7 +17,8 @@ class MetaController(BaseCallback):
     """
     Sets the inner ES hyperparameters every generation and trains itself by ES.
 
-    - ``on_rollout_start``: every ``interval`` generations, a meta update (below); then the meta
+    - ``on_rollout_start``: every ``interval`` generations, a meta update (below; skipped when it
+      would not fit in the rest of the ``learn`` budget); then the meta
       network reads the fitness history and its proposal becomes the generation's hyperparameters.
     - ``on_rollout_end``: the generation's returns are appended to the history.
 
@@ -119,7 +120,7 @@ class MetaController(BaseCallback):
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.n_generations > 0 and self.n_generations % self.interval == 0:
+        if self.n_generations > 0 and self.n_generations % self.interval == 0 and self._meta_update_fits():
             self.meta_update()
         self.last_proposal = self.propose()
         self.model.hyperparameters.update(self.last_proposal)
@@ -129,6 +130,17 @@ class MetaController(BaseCallback):
         self.n_generations += 1
         self.logger.record("meta/fitness", self.last_fitness)
         self.logger.record("meta/n_updates", self.n_meta_updates)
+
+    def _meta_update_fits(self) -> bool:
+        """Whether a meta update and the generation after it fit in the rest of the budget (estimated
+        from the last generation), so that BiERL does not overshoot ``total_timesteps`` more than ES."""
+        rollout = self.model.last_rollout
+        if rollout is None:
+            return True
+        generation = rollout.n_steps
+        episode = generation / rollout.episode_lengths.size
+        cost = (2 * self.n_pairs + 1) * generation + 2 * self.n_pairs * self.eval_episodes * episode
+        return self.model.num_timesteps + cost <= self.model._total_timesteps
 
     def meta_update(self) -> None:
         """One ES step on the meta network with the truncated one-step fitness."""
