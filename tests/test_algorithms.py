@@ -152,7 +152,7 @@ def test_stop_training_on_reward_threshold(algo):
 def test_logger_keys(algo, tmp_path):
     model = make(algo)
     model.set_logger(configure(str(tmp_path), ["csv", "tensorboard"]))
-    model.learn(600)
+    model.learn(1500)
     log = pd.read_csv(tmp_path / "progress.csv")
     for key in ["rollout/ep_rew_mean", "train/sigma", "train/learning_rate", "time/fps"]:
         assert key in log.columns and log[key].notna().all()
