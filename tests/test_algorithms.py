@@ -89,8 +89,8 @@ def test_save_load_round_trip(algo, tmp_path):
 def test_resume_is_equivalent_to_one_run(algo, tmp_path):
     """learn(2N) == learn(N), save, load, learn(N, reset_num_timesteps=False): episodes have a fixed length."""
     # 6 candidates x 20 steps a generation; BiERL's first meta update (2 trial generations and 2 evaluation
-    # episodes) ends the third generation at 640: n ends a generation and cuts no meta update
-    n = 760 if algo is BiERL else 720
+    # episodes, 280 steps) is the third generation: n ends a generation and cuts no meta update
+    n = 640 if algo is BiERL else 720
     straight = make(algo, seed=1)
     straight.learn(2 * n)
     first = make(algo, seed=1)

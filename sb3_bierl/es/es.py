@@ -122,6 +122,7 @@ class ES(BaseAlgorithm):
         self.rng: np.random.Generator | None = None
         self.hyperparameters: dict[str, float] = {}
         self.last_rollout: RolloutResult | None = None
+        self.generation_done = False
         # Runtime objects, rebuilt on load
         self.evaluator: PopulationEvaluator | None = None
         self._callback: BaseCallback | None = None
@@ -248,14 +249,18 @@ class ES(BaseAlgorithm):
     def _do_generation(self) -> None:
         callback = self._callback
         self.hyperparameters = self.scheduled_hyperparameters()
-        callback.on_rollout_start()  # the meta level may set self.hyperparameters here
+        self.generation_done = False
+        # A callback may set self.hyperparameters here, or take the generation itself: then it sets
+        # self.strategy, self.last_rollout, self.hyperparameters and self.generation_done = True
+        callback.on_rollout_start()
         if self._stop_training:
             return
-        population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
-        (result,) = self.evaluate_populations([population], [self.strategy.theta])
-        self.apply_update(self.strategy, population, result.returns, self.hyperparameters)
+        if not self.generation_done:
+            population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
+            (result,) = self.evaluate_populations([population], [self.strategy.theta])
+            self.apply_update(self.strategy, population, result.returns, self.hyperparameters)
+            self.last_rollout = result
         self.sync_policy()
-        self.last_rollout = result
         self._n_updates += 1
         callback.on_rollout_end()
 

@@ -27,8 +27,9 @@ class MetaController(BaseCallback):
     from the current ``theta`` (all trial populations share noise and episode seeds, and are rolled
     out in one batch); the truncated fitness of ``phi_j`` is the mean return of the resulting
     ``theta_j`` on ``eval_episodes`` common episodes; ``phi`` takes an ES step on the centred ranks.
-    With ``continue_from_best`` the inner level continues from the best ``theta_j`` so that the
-    trial rollouts are not thrown away. Every step counts in ``num_timesteps``.
+    With ``continue_from_best`` the best trial is the generation's inner step: the inner level continues
+    from the best ``theta_j``, so the trial rollouts are not thrown away; otherwise the generation runs
+    as usual with the new proposal. Every step counts in ``num_timesteps``.
 
     The state (network, its ES state, history, RNG) pickles with the model; the link to the model
     does not.
@@ -122,8 +123,9 @@ class MetaController(BaseCallback):
     def _on_rollout_start(self) -> None:
         if self.n_generations > 0 and self.n_generations % self.interval == 0 and self._meta_update_fits():
             self.meta_update()
-        self.last_proposal = self.propose()
-        self.model.hyperparameters.update(self.last_proposal)
+        if not self.model.generation_done:
+            self.last_proposal = self.propose()
+            self.model.hyperparameters.update(self.last_proposal)
 
     def _on_rollout_end(self) -> None:
         self._record(self.model.last_rollout.returns, self.model.hyperparameters)
@@ -164,10 +166,10 @@ class MetaController(BaseCallback):
         if clean is not None:
             self.strategy.tell(model.noise, meta_population, clean, self.learning_rate)
             self.last_fitness = float(np.mean(clean))
-            if self.continue_from_best:
+            if self.continue_from_best:  # the best trial is this generation's inner step
                 best = int(np.argmax(clean))
                 model.strategy = trials[best]
                 model.last_rollout = results[best]
-                model.sync_policy()
-                self._record(results[best].returns, proposals[best])
+                model.hyperparameters = proposals[best]
+                model.generation_done = True
         self.n_meta_updates += 1
