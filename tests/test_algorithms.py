@@ -282,3 +282,10 @@ def test_loading_something_else_fails_clearly(algo, tmp_path):
     make(other).save(tmp_path / "other_algo")
     with pytest.raises(ValueError, match=f"load it with {other.__name__}.load"):
         algo.load(tmp_path / "other_algo")
+
+
+def test_progress_bar_and_verbose_logging(capsys):
+    model = make(BiERL, verbose=1)
+    model.learn(400, progress_bar=True)
+    out = capsys.readouterr().out
+    assert "sigma" in out and "learning_rate" in out and "fps" in out

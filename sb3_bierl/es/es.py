@@ -22,7 +22,13 @@ from stable_baselines3.common.utils import safe_mean
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from sb3_bierl.es.policies import ESPolicy, LinearPolicy, MlpPolicy
-from sb3_bierl.evaluation import InProcessEvaluator, PopulationEvaluator, RolloutResult, make_env_factory
+from sb3_bierl.evaluation import (
+    InProcessEvaluator,
+    PopulationEvaluator,
+    ProcessEvaluator,
+    RolloutResult,
+    make_env_factory,
+)
 from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_worst
 
 SelfES = TypeVar("SelfES", bound="ES")
@@ -52,6 +58,9 @@ class ES(BaseAlgorithm):
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
     :param noise_seed: Seed of the shared noise table
+    :param n_workers: Processes that run the rollouts: 1 steps the whole population in this process;
+        more splits it across worker processes that rebuild candidates from noise indices
+        (same results for the same seed)
     :param policy_kwargs: Keyword arguments for the policy
     :param stats_window_size: Episodes averaged for ``rollout/ep_rew_mean``
     :param tensorboard_log: Tensorboard log directory
@@ -77,6 +86,7 @@ class ES(BaseAlgorithm):
         zero_policy: bool = False,
         noise_table_size: int = 2**24,
         noise_seed: int = 123,
+        n_workers: int = 1,
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -85,7 +95,7 @@ class ES(BaseAlgorithm):
         device: th.device | str = "cpu",
         _init_setup_model: bool = True,
     ):
-        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes)
+        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes, n_workers=n_workers)
         check_positive(sigma=sigma, noise_table_size=noise_table_size)
         if not callable(learning_rate):
             check_positive(learning_rate=learning_rate)
@@ -115,6 +125,7 @@ class ES(BaseAlgorithm):
         self.zero_policy = zero_policy
         self.noise_table_size = noise_table_size
         self.noise_seed = noise_seed
+        self.n_workers = n_workers
         self.algorithm_name = type(self).__name__
         # Training state, saved with the model
         self.strategy: OpenAIES | None = None
@@ -165,7 +176,14 @@ class ES(BaseAlgorithm):
     def _make_evaluator(self) -> None:
         if self.evaluator is not None:
             self.evaluator.close()
-        self.evaluator = InProcessEvaluator(make_env_factory(self.env)) if self.env is not None else None
+        if self.env is None:
+            self.evaluator = None
+        elif self.n_workers > 1:
+            self.evaluator = ProcessEvaluator(
+                make_env_factory(self.env), self.n_workers, self.noise_table_size, self.noise_seed
+            )
+        else:
+            self.evaluator = InProcessEvaluator(make_env_factory(self.env))
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout"]
@@ -299,6 +317,8 @@ class ES(BaseAlgorithm):
         finally:
             self.sync_policy()
             self._callback = None
+            if self.evaluator is not None:
+                self.evaluator.close()  # stops worker processes; environments are re-made on the next call
         callback.on_training_end()
         return self
 

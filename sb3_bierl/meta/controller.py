@@ -134,14 +134,16 @@ class MetaController(BaseCallback):
         self.logger.record("meta/n_updates", self.n_meta_updates)
 
     def _meta_update_fits(self) -> bool:
-        """Whether a meta update and the generation after it fit in the rest of the budget (estimated
-        from the last generation), so that BiERL does not overshoot ``total_timesteps`` more than ES."""
+        """Whether a meta update (and the generation after it, unless the best trial is the generation)
+        fits in the rest of the budget, estimated from the last generation, so that BiERL does not
+        overshoot ``total_timesteps`` more than ES does."""
         rollout = self.model.last_rollout
         if rollout is None:
             return True
         generation = rollout.n_steps
         episode = generation / rollout.episode_lengths.size
-        cost = (2 * self.n_pairs + 1) * generation + 2 * self.n_pairs * self.eval_episodes * episode
+        n_generations = 2 * self.n_pairs + (0 if self.continue_from_best else 1)
+        cost = n_generations * generation + 2 * self.n_pairs * self.eval_episodes * episode
         return self.model.num_timesteps + cost <= self.model._total_timesteps
 
     def meta_update(self) -> None:

@@ -1,0 +1,151 @@
+import functools
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from faulty_envs import FAULT_SEED, FaultyEnv
+from sb3_bierl import ES
+from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory
+from sb3_bierl.evaluation.processes import ProcessEvaluator
+from sb3_bierl.strategies import NoiseTable
+
+NOISE = dict(noise_table_size=2**16, noise_seed=7)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ES("MlpPolicy", "Counting-v0", n_pairs=3, seed=0, policy_kwargs=dict(net_arch=[8]), **NOISE)
+
+
+@pytest.fixture(scope="module")
+def evaluators(model):
+    """The reference in-process evaluator and a 2-worker one (started once for the module)."""
+    env_fn = make_env_factory(model.env)
+    reference, workers = InProcessEvaluator(env_fn), ProcessEvaluator(env_fn, n_workers=2, **NOISE)
+    yield reference, workers
+    reference.close()
+    workers.close()
+
+
+def assert_same(result, expected):
+    np.testing.assert_array_equal(result.returns, expected.returns)
+    np.testing.assert_array_equal(result.lengths, expected.lengths)
+    np.testing.assert_array_equal(result.episode_returns, expected.episode_returns)
+    np.testing.assert_array_equal(result.episode_lengths, expected.episode_lengths)
+    # The observations are float32 and np.mean of float32 stays float32: a different grouping
+    # of the same observations changes the statistics at the float32 rounding level
+    np.testing.assert_allclose(result.obs_rms.mean, expected.obs_rms.mean, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(result.obs_rms.var, expected.obs_rms.var, rtol=0, atol=1e-6)
+    assert result.obs_rms.count == expected.obs_rms.count
+
+
+@pytest.mark.timeout(120)
+def test_evaluate_population_matches_in_process(model, evaluators):
+    reference, workers = evaluators
+    # Non-trivial observation statistics, so that the buffers sent to the workers matter
+    model.obs_rms.mean[:] = [0.1, -0.2, 0.3]
+    model.sync_policy()
+    rng = np.random.default_rng(1)
+    populations = [model.strategy.ask(model.noise, rng, 3, sigma) for sigma in (0.05, 0.5)]
+    centres = [model.strategy.theta, model.strategy.theta + 0.1]
+    seeds = np.tile(rng.integers(0, 2**31 - 1, size=(3, 2)), (2, 1))
+    args = (model.policy, model.strategy, model.noise, populations, centres, seeds, 0.5)
+    expected = reference.evaluate_population(*args)
+    results = workers.evaluate_population(*args)
+    assert len(results) == len(expected) == 2
+    for result, exp in zip(results, expected):
+        assert_same(result, exp)
+    assert len(np.unique(results[0].returns)) == 6  # distinct candidates
+
+
+@pytest.mark.timeout(120)
+def test_evaluate_matches_in_process(model, evaluators):
+    reference, workers = evaluators
+    rng = np.random.default_rng(2)
+    # 5 candidates on 2 workers: uneven slices; also more workers than candidates below
+    params = model.strategy.theta + 0.3 * rng.standard_normal((5, model.strategy.dim))
+    seeds = rng.integers(0, 2**31 - 1, size=(5, 3))
+    assert_same(workers.evaluate(model.policy, params, seeds), reference.evaluate(model.policy, params, seeds))
+    assert_same(workers.evaluate(model.policy, params[:1], seeds[:1]), reference.evaluate(model.policy, params[:1], seeds[:1]))
+
+
+@pytest.mark.timeout(120)
+def test_other_noise_table_falls_back_to_vectors(model, evaluators):
+    reference, workers = evaluators
+    noise = NoiseTable(2**16, seed=8)  # not the table the workers build
+    population = model.strategy.ask(noise, np.random.default_rng(3), 3, 0.1)
+    seeds = np.tile(np.arange(3)[:, None], (2, 1))
+    args = (model.policy, model.strategy, noise, [population], [model.strategy.theta], seeds)
+    (result,), (expected,) = workers.evaluate_population(*args), reference.evaluate_population(*args)
+    assert_same(result, expected)
+
+
+def new_children(before):
+    return set(mp.active_children()) - before
+
+
+def run_faulty(model, mode):
+    """Worker 0 fails at its first step while worker 1 is busy for ~50 s."""
+    before = set(mp.active_children())
+    evaluator = ProcessEvaluator(functools.partial(FaultyEnv, mode=mode), n_workers=2, **NOISE)
+    params = np.tile(model.strategy.theta, (2, 1))
+    seeds = np.array([[FAULT_SEED], [1]])
+    start = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError) as error:
+            evaluator.evaluate(model.policy, params, seeds)
+    finally:
+        elapsed = time.monotonic() - start
+        evaluator.close()
+    assert elapsed < 20  # includes starting the workers
+    assert not new_children(before)
+    return str(error.value)
+
+
+@pytest.mark.timeout(60)
+def test_worker_exception_raises_with_traceback(model):
+    message = run_faulty(model, "raise")
+    assert "boom in FaultyEnv.step" in message and "Traceback" in message and "worker 0" in message
+
+
+@pytest.mark.timeout(60)
+def test_dead_worker_raises(model):
+    message = run_faulty(model, "exit")
+    assert "worker 0" in message and "exited with code 1" in message
+
+
+@pytest.mark.timeout(60)
+def test_close_is_idempotent_and_workers_ignore_sigint(model):
+    before = set(mp.active_children())
+    evaluator = ProcessEvaluator(make_env_factory(model.env), n_workers=2, **NOISE)
+    evaluator.close()  # before any worker started
+    seeds = np.zeros((2, 1), dtype=np.int64)
+    evaluator.evaluate(model.policy, np.tile(model.strategy.theta, (2, 1)), seeds)
+    children = new_children(before)
+    assert len(children) == 2
+    for child in children:  # Ctrl-C is for the parent only
+        os.kill(child.pid, signal.SIGINT)
+    time.sleep(0.2)
+    evaluator.evaluate(model.policy, np.tile(model.strategy.theta, (2, 1)), seeds)
+    assert new_children(before) == children
+    evaluator.close()
+    evaluator.close()
+    assert not new_children(before)
+    evaluator.__del__()
+
+
+def test_es_with_worker_processes_matches_in_process():
+    from sb3_bierl import BiERL
+
+    kwargs = dict(n_pairs=3, seed=4, policy_kwargs=dict(net_arch=[8]), meta_interval=2, meta_n_pairs=1)
+    single = BiERL("MlpPolicy", "Counting-v0", **kwargs)
+    single.learn(1000)
+    multi = BiERL("MlpPolicy", "Counting-v0", n_workers=2, **kwargs)
+    multi.learn(1000)
+    multi.evaluator.close()
+    assert multi.num_timesteps == single.num_timesteps
+    np.testing.assert_allclose(multi.strategy.theta, single.strategy.theta, rtol=0, atol=1e-6)
