@@ -28,4 +28,4 @@ def test_solves_tracking_task_continuous_actions(algo):
     model = algo("LinearPolicy", "Counting-v0", n_pairs=8, seed=0)
     assert final_return(model, "Counting-v0") < -5
     model.learn(50_000)
-    assert final_return(model, "Counting-v0") > -0.2
+    assert final_return(model, "Counting-v0") > -1.0
