@@ -33,6 +33,8 @@ from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_wor
 
 SelfES = TypeVar("SelfES", bound="ES")
 
+BACKENDS = ("auto", "inprocess", "processes", "ray")
+
 
 @lru_cache(maxsize=4)
 def shared_noise_table(size: int, seed: int) -> NoiseTable:
@@ -58,9 +60,11 @@ class ES(BaseAlgorithm):
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
     :param noise_seed: Seed of the shared noise table
-    :param n_workers: Processes that run the rollouts: 1 steps the whole population in this process;
-        more splits it across worker processes that rebuild candidates from noise indices
-        (same results for the same seed)
+    :param n_workers: Workers that run the rollouts, each stepping a slice of the population
+        (same results for the same seed and worker count, on every backend)
+    :param backend: ``"auto"`` (in this process if ``n_workers == 1``, else worker processes),
+        ``"inprocess"``, ``"processes"`` or ``"ray"`` (Ray actors; ``pip install "sb3-bierl[ray]"``)
+    :param ray_address: Address of the Ray cluster to join (default: ``RAY_ADDRESS``, else a local Ray)
     :param policy_kwargs: Keyword arguments for the policy
     :param stats_window_size: Episodes averaged for ``rollout/ep_rew_mean``
     :param tensorboard_log: Tensorboard log directory
@@ -87,6 +91,8 @@ class ES(BaseAlgorithm):
         noise_table_size: int = 2**24,
         noise_seed: int = 123,
         n_workers: int = 1,
+        backend: str = "auto",
+        ray_address: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -96,6 +102,8 @@ class ES(BaseAlgorithm):
         _init_setup_model: bool = True,
     ):
         check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes, n_workers=n_workers)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         check_positive(sigma=sigma, noise_table_size=noise_table_size)
         if not callable(learning_rate):
             check_positive(learning_rate=learning_rate)
@@ -126,6 +134,8 @@ class ES(BaseAlgorithm):
         self.noise_table_size = noise_table_size
         self.noise_seed = noise_seed
         self.n_workers = n_workers
+        self.backend = backend
+        self.ray_address = ray_address
         self.algorithm_name = type(self).__name__
         # Training state, saved with the model
         self.strategy: OpenAIES | None = None
@@ -178,12 +188,21 @@ class ES(BaseAlgorithm):
             self.evaluator.close()
         if self.env is None:
             self.evaluator = None
-        elif self.n_workers > 1:
-            self.evaluator = ProcessEvaluator(
-                make_env_factory(self.env), self.n_workers, self.noise_table_size, self.noise_seed
-            )
+            return
+        env_fn = make_env_factory(self.env)
+        backend = self.backend
+        if backend == "auto":
+            backend = "processes" if self.n_workers > 1 else "inprocess"
+        if backend == "inprocess":
+            self.evaluator = InProcessEvaluator(env_fn)
+        elif backend == "processes":
+            self.evaluator = ProcessEvaluator(env_fn, self.n_workers, self.noise_table_size, self.noise_seed)
         else:
-            self.evaluator = InProcessEvaluator(make_env_factory(self.env))
+            from sb3_bierl.evaluation.ray_backend import RayEvaluator  # optional dependency
+
+            self.evaluator = RayEvaluator(
+                env_fn, self.n_workers, self.noise_table_size, self.noise_seed, address=self.ray_address
+            )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout"]
