@@ -1,7 +1,7 @@
 """
 Main job: a short BiERL training run that shows what it learned and the hyperparameters it chose.
 
-    python -m sb3_bierl --env Pendulum-v1 --timesteps 300000 --seed 0 --save bierl_pendulum
+    python -m sb3_bierl --env LunarLanderContinuous-v3 --timesteps 500000 --seed 0 --save bierl_lander
 """
 
 import argparse
@@ -45,8 +45,8 @@ def evaluate(model: BiERL, env_id: str, episodes: int, seed: int) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train BiERL with its default hyperparameters and report the result.")
-    parser.add_argument("--env", default="Pendulum-v1", help="gymnasium environment id")
-    parser.add_argument("--timesteps", type=int, default=300_000, help="environment steps, meta level included")
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    parser.add_argument("--timesteps", type=int, default=150_000, help="environment steps, meta level included")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--save", default=None, help="where to save the trained model (.zip)")

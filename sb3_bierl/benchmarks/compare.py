@@ -46,8 +46,13 @@ DEFAULT_BUDGETS: dict[str, int] = {
     "LunarLanderContinuous-v3": 1_000_000,
     "Swimmer-v5": 1_000_000,
 }
-# command-line name -> (class name in sb3_bierl, label in the report)
-ALGOS: dict[str, tuple[str, str]] = {"es": ("ES", "ES"), "bierl": ("BiERL", "BiERL")}
+# command-line name -> (class name in sb3_bierl, label in the report, non-default arguments)
+ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "es": ("ES", "ES", {}),
+    "bierl": ("BiERL", "BiERL", {}),
+    # ablation: the inner level does not adopt the best meta trial (design.md section 4, step 5)
+    "bierl_no_continue": ("BiERL", "BiERL, continue_from_best=False", {"continue_from_best": False}),
+}
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 EVAL_SEED_OFFSET = 10_000  # the evaluation env of seed s is seeded with EVAL_SEED_OFFSET + s
 TRACED_HYPERPARAMETERS: tuple[str, ...] = ("sigma", "learning_rate")
@@ -142,10 +147,11 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     """
     import sb3_bierl
 
-    algo_class = getattr(sb3_bierl, ALGOS[spec.algo][0])
+    class_name, _, algo_kwargs = ALGOS[spec.algo]
+    algo_class = getattr(sb3_bierl, class_name)
     trace = make_trace_callback()
     start = time.perf_counter()
-    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, verbose=0)
+    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, verbose=0, **algo_kwargs)
     model.learn(spec.budget, callback=trace)
     wall_time = time.perf_counter() - start
     start = time.perf_counter()
@@ -491,7 +497,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Compare BiERL and OpenAI-ES (default hyperparameters) on a few environments and seeds.",
     )
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Environment ids (default: {' '.join(DEFAULT_ENVS)})")
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS), help=f"Algorithms (default: {' '.join(ALGOS)})")
+    parser.add_argument("--algos", nargs="+", default=["es", "bierl"], choices=list(ALGOS), help="Algorithms (default: es bierl)")
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help=f"Random seeds (default: {' '.join(map(str, DEFAULT_SEEDS))})"
     )
