@@ -267,11 +267,15 @@ class ES(BaseAlgorithm):
 
     def count_timesteps(self, n_steps: int) -> None:
         """Add environment steps, calling the callbacks once per step so frequencies are in steps."""
-        callback = self._callback
-        for _ in range(n_steps):
+        if self._callback is None or self._stop_training:
+            self.num_timesteps += n_steps
+            return
+        for done in range(1, n_steps + 1):
             self.num_timesteps += 1
-            if callback is not None and not callback.on_step():
-                self._stop_training = True
+            if not self._callback.on_step():
+                self._stop_training = True  # a callback asked to stop: count the rest silently
+                self.num_timesteps += n_steps - done
+                return
 
     def apply_update(self, strategy: OpenAIES, population: Population, returns: np.ndarray, hyperparameters: dict[str, float]) -> bool:
         """One ES step of ``strategy`` on the given returns. :return: False if no return was finite."""
