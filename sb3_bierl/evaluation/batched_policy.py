@@ -4,6 +4,8 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+from sb3_contrib.ars.policies import ARSPolicy as ESPolicyForward
+from torch import nn
 from torch.func import functional_call, vmap
 
 
@@ -27,7 +29,38 @@ class BatchedPolicy:
         def single(params: dict[str, th.Tensor], obs: th.Tensor) -> th.Tensor:
             return functional_call(policy, params, (obs.unsqueeze(0),)).squeeze(0)
 
-        self._forward = vmap(single)
+        self._vmap_forward = vmap(single)
+        self._mlp = _mlp_layers(policy)
+        self._forward = self._mlp_forward if self._mlp is not None else self._vmap_forward
+        self._cached_params: th.Tensor | None = None
+        self._cached_split: dict[str, th.Tensor] = {}
+
+    def _mlp_forward(self, params: dict[str, th.Tensor], obs: th.Tensor) -> th.Tensor:
+        """Fast path for ``extract_features`` + an ``action_net`` of Linear and elementwise layers:
+        one batched matrix product per layer (same maths as the vmap path)."""
+        x = self.policy.extract_features(obs, self.policy.features_extractor).unsqueeze(1)
+        for name, module in self._mlp:
+            if isinstance(module, nn.Linear):
+                weight_t = params[f"{name}.weight_t"]
+                bias = params.get(f"{name}.bias")
+                x = th.bmm(x, weight_t) if bias is None else th.baddbmm(bias.unsqueeze(1), x, weight_t)
+            else:
+                x = module(x)
+        x = x.squeeze(1)
+        if isinstance(self.action_space, spaces.Discrete):
+            return th.argmax(x, dim=1)
+        return x
+
+    def _prepare(self, params: th.Tensor) -> dict[str, th.Tensor]:
+        """Per-layer views of the flat vectors (and transposed weights for the fast path), cached
+        while the same parameter tensor is passed, i.e. for every step of a rollout."""
+        if params is not self._cached_params:
+            split = self._split(params)
+            if self._mlp is not None:
+                for name in [n for n in split if n.endswith(".weight")]:
+                    split[name[: -len("weight")] + "weight_t"] = split[name].transpose(1, 2).contiguous()
+            self._cached_params, self._cached_split = params, split
+        return self._cached_split
 
     def _split(self, flat: th.Tensor) -> dict[str, th.Tensor]:
         chunks = th.split(flat, self.sizes, dim=1)
@@ -44,8 +77,26 @@ class BatchedPolicy:
         :return: (P, *action_shape) actions ready for ``env.step``
         """
         obs_t = th.as_tensor(obs, dtype=th.float32)
-        actions = self._forward(self._split(params), obs_t).numpy()
+        actions = self._forward(self._prepare(params), obs_t).numpy()
         return postprocess_actions(self.policy, actions)
+
+
+ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.SiLU, nn.GELU, nn.Identity)
+
+
+def _mlp_layers(policy: BasePolicy) -> list[tuple[str, nn.Module]] | None:
+    """:return: the ``action_net`` layers of an ARS-style MLP policy whose only parameters are in
+    those layers, or None when the generic vmap path is needed"""
+    action_net = getattr(policy, "action_net", None)
+    if not isinstance(action_net, nn.Sequential) or type(policy).forward is not ESPolicyForward.forward:
+        return None
+    layers = [(f"action_net.{i}", module) for i, module in enumerate(action_net)]
+    if not all(isinstance(module, (nn.Linear, *ELEMENTWISE)) for _, module in layers):
+        return None
+    mlp_params = {f"{name}.{p}" for name, module in layers for p, _ in module.named_parameters()}
+    if mlp_params != {name for name, _ in policy.named_parameters()}:
+        return None
+    return layers
 
 
 def postprocess_actions(policy: BasePolicy, actions: np.ndarray) -> np.ndarray:

@@ -1,10 +1,17 @@
-"""Worker-process backend: the population is split into contiguous slices, one per process."""
+"""
+Worker-process backend: the population is split into contiguous slices, one per process.
+
+The per-worker logic (:class:`RolloutWorker`) and the parent-side splitting and merging
+(:class:`WorkerPoolEvaluator`) do not depend on the transport: the Ray backend
+(:mod:`sb3_bierl.evaluation.ray_backend`) reuses both, with actors instead of processes.
+"""
 
 import multiprocessing as mp
 import signal
 import sys
 import traceback
 import weakref
+from abc import abstractmethod
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -21,15 +28,205 @@ from sb3_bierl.strategies import NoiseTable, OpenAIES, Population
 
 # One centre, its noise indices and its sigma: what a worker needs to rebuild a population
 PopulationSpec = tuple[np.ndarray, np.ndarray, float]
+# A command and its message, as sent to a worker
+Request = tuple[str, dict[str, Any]]
+# ("ok", result) or ("error", text): what a worker answers
+Answer = tuple[str, Any]
 
 
-class ProcessEvaluator(PopulationEvaluator):
+# ---------------------------------------------------------------------- helpers
+def check_batch(n_candidates: int, episode_seeds: np.ndarray) -> None:
+    """Check that there is one row of episode seeds per candidate, and at least one candidate."""
+    if episode_seeds.ndim != 2 or len(episode_seeds) != n_candidates:
+        raise ValueError(f"{n_candidates} candidates but episode seeds of shape {episode_seeds.shape}")
+    if n_candidates == 0:
+        raise ValueError("No candidate to evaluate")
+
+
+def check_answer(answer: Answer | None) -> Any:
+    """:return: the result of an ``("ok", result)`` answer; raise ``RuntimeError`` for an error answer"""
+    if answer is None:
+        raise RuntimeError("A worker gave no answer")
+    if answer[0] != "ok":
+        raise RuntimeError(answer[1])
+    return answer[1]
+
+
+def merge_results(results: list[RolloutResult]) -> RolloutResult:
+    """Concatenate the workers' results; their observation statistics are combined in order."""
+    obs_rms = results[0].obs_rms
+    for result in results[1:]:
+        obs_rms.combine(result.obs_rms)
+    return RolloutResult(
+        returns=np.concatenate([r.returns for r in results]),
+        lengths=np.concatenate([r.lengths for r in results]),
+        episode_returns=np.concatenate([r.episode_returns for r in results]),
+        episode_lengths=np.concatenate([r.episode_lengths for r in results]),
+        obs_rms=obs_rms,
+    )
+
+
+def population_rows(
+    noise: NoiseTable, populations: list[PopulationSpec], dim: int, start: int, stop: int
+) -> np.ndarray:
     """
-    Runs the rollouts in ``n_workers`` worker processes. The ``P`` candidates are split into
-    contiguous slices (``np.array_split``), one per worker; each worker steps its slice with an
-    :class:`~sb3_bierl.evaluation.in_process.InProcessEvaluator` and the results are
-    concatenated in order. A candidate's rollout depends only on its parameters and its episode
-    seeds, so the returns equal those of ``InProcessEvaluator`` for the same inputs.
+    Rows ``start:stop`` of the concatenated candidates of several populations, built exactly
+    as :meth:`OpenAIES.candidates` does ("+" half first, float32).
+
+    :param noise: The noise table
+    :param populations: (centre, noise indices, sigma) of each population
+    :param dim: Dimension of the parameter vector
+    :param start: First global candidate index
+    :param stop: One past the last global candidate index
+    """
+    rows, offset = [], 0
+    for theta, indices, sigma in populations:
+        size = 2 * len(indices)
+        lo, hi = max(start, offset), min(stop, offset + size)
+        if lo < hi:
+            local = np.arange(lo - offset, hi - offset)
+            eps = noise.get_batch(indices[local % len(indices)], dim) * sigma
+            plus = (local < len(indices))[:, None]
+            rows.append(np.where(plus, theta + eps, theta - eps).astype(np.float32))
+        offset += size
+    return np.concatenate(rows)
+
+
+# ---------------------------------------------------------------------- worker side (any transport)
+def prepare_worker_process(sys_path: list[str]) -> None:
+    """
+    Set up a worker process: one torch thread, and the parent's import path (as spawn does;
+    forkserver and Ray do not), so that environment classes defined next to the script load.
+
+    :param sys_path: The parent's ``sys.path``
+    """
+    th.set_num_threads(1)
+    sys.path[:0] = [path for path in sys_path if path not in sys.path]
+
+
+class RolloutWorker:
+    """
+    What a worker holds between calls, and what it does: an ``InProcessEvaluator`` on its
+    own environments, its own copy of the noise table and of the policy. It knows nothing
+    of the transport: worker processes and Ray actors both call :meth:`answer`.
+
+    A request's message holds ``episode_seeds``, ``buffers`` (the policy's buffers),
+    ``alive_bonus_offset``, optionally ``policy`` (a new cloudpickled policy), and either
+    ``params`` (command ``"evaluate"``) or ``populations``, ``dim``, ``start`` and ``stop``
+    (command ``"evaluate_population"``).
+
+    :param name: Name used in error messages (e.g. ``"ProcessEvaluator worker 0"``)
+    :param env_fn_bytes: The cloudpickled environment function (unpickled on first use, so
+        that import errors reach the parent as an error answer)
+    :param noise_table_size: Size of the noise table
+    :param noise_seed: Seed of the noise table
+    """
+
+    def __init__(self, name: str, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int):
+        self.name = name
+        self.env_fn_bytes = env_fn_bytes
+        self.noise_table_size = noise_table_size
+        self.noise_seed = noise_seed
+        self.evaluator: InProcessEvaluator | None = None
+        self.noise: NoiseTable | None = None
+        self.policy: BasePolicy | None = None
+
+    def answer(self, command: str, message: dict[str, Any]) -> Answer:
+        """:return: ``("ok", result)``, or ``("error", traceback text)`` if handling raised"""
+        try:
+            return ("ok", self.handle(command, message))
+        except Exception:
+            return ("error", f"{self.name} raised an exception:\n{traceback.format_exc()}")
+
+    def handle(self, command: str, message: dict[str, Any]) -> RolloutResult:
+        """Run one request (see the class docstring); exceptions propagate."""
+        if "policy" in message:
+            self.set_policy(message["policy"])
+        common = (message["episode_seeds"], message["buffers"], message["alive_bonus_offset"])
+        if command == "evaluate":
+            return self.evaluate(message["params"], *common)
+        if command == "evaluate_population":
+            rows = (message["populations"], message["dim"], message["start"], message["stop"])
+            return self.evaluate_population(*rows, *common)
+        raise ValueError(f"Unknown command {command!r}")
+
+    def set_policy(self, policy_bytes: bytes) -> None:
+        """:param policy_bytes: The cloudpickled policy template"""
+        self.policy = cloudpickle.loads(policy_bytes)
+
+    def evaluate(
+        self, params: np.ndarray, episode_seeds: np.ndarray, buffers: dict[str, np.ndarray], alive_bonus_offset: float
+    ) -> RolloutResult:
+        """
+        :param params: (p, dim) parameter vectors of this worker's slice
+        :param episode_seeds: (p, n_episodes) their episode seeds
+        :param buffers: The policy's buffers (observation statistics)
+        :param alive_bonus_offset: Added to the reward at every step
+        """
+        policy = self._policy_with(buffers)
+        if self.evaluator is None:
+            self.evaluator = InProcessEvaluator(cloudpickle.loads(self.env_fn_bytes))
+        return self.evaluator.evaluate(policy, params, episode_seeds, alive_bonus_offset)
+
+    def evaluate_population(
+        self,
+        populations: list[PopulationSpec],
+        dim: int,
+        start: int,
+        stop: int,
+        episode_seeds: np.ndarray,
+        buffers: dict[str, np.ndarray],
+        alive_bonus_offset: float,
+    ) -> RolloutResult:
+        """
+        Evaluate candidates ``start:stop`` of the concatenated populations, rebuilt from the noise table.
+
+        :param populations: (centre, noise indices, sigma) of each population
+        :param dim: Dimension of the parameter vector
+        :param start: First global candidate index
+        :param stop: One past the last global candidate index
+        :param episode_seeds: (stop - start, n_episodes) episode seeds of these candidates
+        :param buffers: The policy's buffers (observation statistics)
+        :param alive_bonus_offset: Added to the reward at every step
+        """
+        if self.noise is None:
+            self.noise = NoiseTable(self.noise_table_size, self.noise_seed)
+        params = population_rows(self.noise, populations, dim, start, stop)
+        return self.evaluate(params, episode_seeds, buffers, alive_bonus_offset)
+
+    def _policy_with(self, buffers: dict[str, np.ndarray]) -> BasePolicy:
+        if self.policy is None:
+            raise RuntimeError("The worker received no policy")
+        with th.no_grad():
+            for name, buffer in self.policy.named_buffers():
+                buffer.copy_(th.as_tensor(buffers[name]))
+        return self.policy
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
+            self.evaluator = None
+
+
+# ---------------------------------------------------------------------- parent side (any transport)
+class WorkerHandle:
+    """
+    The parent's view of one worker.
+
+    :param rank: Position of the worker (its slice of the population)
+    """
+
+    def __init__(self, rank: int):
+        self.rank = rank
+        self.policy_version = 0  # version of the policy this worker holds (0: none)
+
+
+class WorkerPoolEvaluator(PopulationEvaluator):
+    """
+    Parent side of a pool of :class:`RolloutWorker`: splits the ``P`` candidates into
+    contiguous slices (``np.array_split``), one per worker, and concatenates the results in
+    order. A candidate's rollout depends only on its parameters and its episode seeds, so
+    the returns equal those of ``InProcessEvaluator`` for the same inputs.
 
     For :meth:`evaluate_population`, workers rebuild their candidates from their own copy of
     the noise table: only the centres, noise indices and sigmas travel, never noise vectors.
@@ -37,45 +234,26 @@ class ProcessEvaluator(PopulationEvaluator):
     The policy object is sent once (again only when another policy is passed); then each call
     sends only its buffers (observation statistics): the parameters come with the candidates.
 
-    Workers start on first use. A worker that raises, or dies, makes the call raise a
-    ``RuntimeError`` (with the worker's traceback) and closes all workers; the next call
-    starts new ones. Workers ignore SIGINT: Ctrl-C interrupts the parent, which then
-    terminates them.
-
-    As with SB3's ``SubprocVecEnv``, a script that uses it must guard its entry point with
-    ``if __name__ == "__main__":`` (forkserver and spawn re-import the main module).
+    Subclasses provide the transport: :meth:`_start` (fill ``self._workers``),
+    :meth:`_exchange`, :meth:`_stop_all` and :meth:`close`.
 
     :param env_fn: Function returning a new environment (sent to the workers with cloudpickle)
-    :param n_workers: Number of worker processes
+    :param n_workers: Number of workers
     :param noise_table_size: Size of the noise table (must match the algorithm's)
     :param noise_seed: Seed of the noise table (must match the algorithm's)
-    :param start_method: ``multiprocessing`` start method; default ``"forkserver"`` where
-        available, else ``"spawn"`` (``"fork"`` is unsafe once torch has started its threads)
     """
 
     #: Seconds between two checks that busy workers are alive
     poll_interval = 0.2
-    #: Seconds a worker has to exit after the close command before it is terminated
-    close_timeout = 2.0
 
-    def __init__(
-        self,
-        env_fn: Callable[[], gym.Env],
-        n_workers: int,
-        noise_table_size: int,
-        noise_seed: int,
-        start_method: str | None = None,
-    ):
+    def __init__(self, env_fn: Callable[[], gym.Env], n_workers: int, noise_table_size: int, noise_seed: int):
         if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
             raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
-        if start_method is None:
-            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self.n_workers = int(n_workers)
         self.noise_table_size = int(noise_table_size)
         self.noise_seed = int(noise_seed)
-        self.start_method = start_method
         self._env_fn_bytes = cloudpickle.dumps(env_fn)
-        self._workers: list[_WorkerHandle] = []
+        self._workers: list[WorkerHandle] = []
         # The policy the workers hold copies of, and its version number
         self._policy_ref: weakref.ref | None = None
         self._policy_version = 0
@@ -145,19 +323,29 @@ class ProcessEvaluator(PopulationEvaluator):
         result = self._run("evaluate_population", policy, payloads, alive_bonus_offset)
         return split_result(result, sizes)
 
-    def close(self) -> None:
-        """Ask the workers to exit, and terminate those that do not within ``close_timeout``."""
-        workers, self._workers = getattr(self, "_workers", []), []
-        for worker in workers:
-            worker.request_close()
-        for worker in workers:
-            worker.stop(self.close_timeout)
-
     def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # interpreter shutting down
             pass
+
+    # ------------------------------------------------------------------ transport (subclasses)
+    @abstractmethod
+    def _start(self) -> None:
+        """Start the ``n_workers`` workers into ``self._workers``, unless they run already."""
+
+    @abstractmethod
+    def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
+        """
+        Send one request to each worker, and wait for all the answers.
+
+        :return: the results, in the order of ``workers``; raise ``RuntimeError`` (with the
+            worker's traceback, or how it died) as soon as one worker fails
+        """
+
+    @abstractmethod
+    def _stop_all(self) -> None:
+        """Stop all workers now, busy or not (the next call starts new ones)."""
 
     # ------------------------------------------------------------------ internals
     def _can_rebuild(self, strategy: OpenAIES, noise: NoiseTable) -> bool:
@@ -169,13 +357,6 @@ class ProcessEvaluator(PopulationEvaluator):
         chunks = np.array_split(np.arange(n_candidates), min(self.n_workers, n_candidates))
         return [(int(chunk[0]), int(chunk[-1]) + 1) for chunk in chunks]
 
-    def _start(self) -> None:
-        if self._workers:
-            return
-        ctx = mp.get_context(self.start_method)
-        args = (self._env_fn_bytes, self.noise_table_size, self.noise_seed, list(sys.path))
-        self._workers = [_WorkerHandle.start(ctx, rank, args) for rank in range(self.n_workers)]
-
     def _policy_message(self, policy: BasePolicy) -> dict[str, np.ndarray]:
         """Track which policy the workers should hold; :return: its buffers as numpy arrays"""
         if self._policy_ref is None or self._policy_ref() is not policy:
@@ -183,29 +364,105 @@ class ProcessEvaluator(PopulationEvaluator):
             self._policy_version += 1
         return {name: buffer.detach().cpu().numpy().copy() for name, buffer in policy.named_buffers()}
 
+    def _requests(
+        self,
+        command: str,
+        policy: BasePolicy,
+        workers: list[WorkerHandle],
+        payloads: list[dict[str, Any]],
+        alive_bonus_offset: float,
+    ) -> list[Request]:
+        """One request per worker; the policy itself goes only to workers holding another one."""
+        buffers = self._policy_message(policy)
+        stale = any(worker.policy_version != self._policy_version for worker in workers)
+        policy_bytes = cloudpickle.dumps(policy) if stale else None
+        requests = []
+        for worker, payload in zip(workers, payloads, strict=True):
+            message = {**payload, "buffers": buffers, "alive_bonus_offset": float(alive_bonus_offset)}
+            if worker.policy_version != self._policy_version:
+                message["policy"] = policy_bytes
+                worker.policy_version = self._policy_version
+            requests.append((command, message))
+        return requests
+
     def _run(
         self, command: str, policy: BasePolicy, payloads: list[dict[str, Any]], alive_bonus_offset: float
     ) -> RolloutResult:
         """Send one payload to each of the first workers, and merge their results in order."""
         self._start()
-        buffers = self._policy_message(policy)
         workers = self._workers[: len(payloads)]
-        stale = any(worker.policy_version != self._policy_version for worker in workers)
-        policy_bytes = cloudpickle.dumps(policy) if stale else None
         try:
-            for worker, payload in zip(workers, payloads, strict=True):
-                message = {**payload, "buffers": buffers, "alive_bonus_offset": float(alive_bonus_offset)}
-                if worker.policy_version != self._policy_version:
-                    message["policy"] = policy_bytes
-                    worker.policy_version = self._policy_version
-                self._check(worker.send((command, message)))
-            return merge_results(self._gather(workers))
+            requests = self._requests(command, policy, workers, payloads, alive_bonus_offset)
+            return merge_results(self._exchange(workers, requests))
         except BaseException:
-            # Interrupted (Ctrl-C, a fault): answers may be left in the pipes, so drop the workers
+            # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
             self._stop_all()
             raise
 
-    def _gather(self, workers: list["_WorkerHandle"]) -> list[RolloutResult]:
+
+# ---------------------------------------------------------------------- processes
+class ProcessEvaluator(WorkerPoolEvaluator):
+    """
+    Runs the rollouts in ``n_workers`` worker processes (see :class:`WorkerPoolEvaluator`):
+    each steps its slice of the population with an
+    :class:`~sb3_bierl.evaluation.in_process.InProcessEvaluator`.
+
+    Workers start on first use. A worker that raises, or dies, makes the call raise a
+    ``RuntimeError`` (with the worker's traceback) and closes all workers; the next call
+    starts new ones. Workers ignore SIGINT: Ctrl-C interrupts the parent, which then
+    terminates them.
+
+    As with SB3's ``SubprocVecEnv``, a script that uses it must guard its entry point with
+    ``if __name__ == "__main__":`` (forkserver and spawn re-import the main module).
+
+    :param env_fn: Function returning a new environment (sent to the workers with cloudpickle)
+    :param n_workers: Number of worker processes
+    :param noise_table_size: Size of the noise table (must match the algorithm's)
+    :param noise_seed: Seed of the noise table (must match the algorithm's)
+    :param start_method: ``multiprocessing`` start method; default ``"forkserver"`` where
+        available, else ``"spawn"`` (``"fork"`` is unsafe once torch has started its threads)
+    """
+
+    #: Seconds a worker has to exit after the close command before it is terminated
+    close_timeout = 2.0
+
+    def __init__(
+        self,
+        env_fn: Callable[[], gym.Env],
+        n_workers: int,
+        noise_table_size: int,
+        noise_seed: int,
+        start_method: str | None = None,
+    ):
+        super().__init__(env_fn, n_workers, noise_table_size, noise_seed)
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        self.start_method = start_method
+        self._workers: list[_ProcessHandle] = []
+
+    def close(self) -> None:
+        """Ask the workers to exit, and terminate those that do not within ``close_timeout``."""
+        workers, self._workers = getattr(self, "_workers", []), []
+        for worker in workers:
+            worker.request_close()
+        for worker in workers:
+            worker.stop(self.close_timeout)
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        ctx = mp.get_context(self.start_method)
+        args = (self._env_fn_bytes, self.noise_table_size, self.noise_seed, list(sys.path))
+        self._workers = [_ProcessHandle.start(ctx, rank, args) for rank in range(self.n_workers)]
+
+    def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
+        for worker, request in zip(workers, requests, strict=True):
+            error = worker.send(request)
+            if error is not None:
+                check_answer(error)
+        return self._gather(workers)
+
+    def _gather(self, workers: list["_ProcessHandle"]) -> list[RolloutResult]:
         """Wait for every worker's answer, failing fast if one raises or dies."""
         results: dict[int, RolloutResult] = {}
         pending = list(workers)
@@ -215,17 +472,9 @@ class ProcessEvaluator(PopulationEvaluator):
                 answer = worker.try_receive()
                 if answer is None:
                     continue
-                self._check(answer)
-                results[worker.rank] = answer[1]
+                results[worker.rank] = check_answer(answer)
                 pending.remove(worker)
         return [results[w.rank] for w in workers]
-
-    def _check(self, answer: tuple[str, Any] | None) -> None:
-        """Raise (after closing all workers) if a worker reported an error or died."""
-        if answer is None or answer[0] == "ok":
-            return
-        self._stop_all()
-        raise RuntimeError(answer[1])
 
     def _stop_all(self) -> None:
         """Terminate all workers now (busy workers would not read a close command)."""
@@ -234,56 +483,7 @@ class ProcessEvaluator(PopulationEvaluator):
             worker.stop(timeout=0.0)
 
 
-def check_batch(n_candidates: int, episode_seeds: np.ndarray) -> None:
-    """Check that there is one row of episode seeds per candidate, and at least one candidate."""
-    if episode_seeds.ndim != 2 or len(episode_seeds) != n_candidates:
-        raise ValueError(f"{n_candidates} candidates but episode seeds of shape {episode_seeds.shape}")
-    if n_candidates == 0:
-        raise ValueError("No candidate to evaluate")
-
-
-def merge_results(results: list[RolloutResult]) -> RolloutResult:
-    """Concatenate the workers' results; their observation statistics are combined in order."""
-    obs_rms = results[0].obs_rms
-    for result in results[1:]:
-        obs_rms.combine(result.obs_rms)
-    return RolloutResult(
-        returns=np.concatenate([r.returns for r in results]),
-        lengths=np.concatenate([r.lengths for r in results]),
-        episode_returns=np.concatenate([r.episode_returns for r in results]),
-        episode_lengths=np.concatenate([r.episode_lengths for r in results]),
-        obs_rms=obs_rms,
-    )
-
-
-def population_rows(
-    noise: NoiseTable, populations: list[PopulationSpec], dim: int, start: int, stop: int
-) -> np.ndarray:
-    """
-    Rows ``start:stop`` of the concatenated candidates of several populations, built exactly
-    as :meth:`OpenAIES.candidates` does ("+" half first, float32).
-
-    :param noise: The noise table
-    :param populations: (centre, noise indices, sigma) of each population
-    :param dim: Dimension of the parameter vector
-    :param start: First global candidate index
-    :param stop: One past the last global candidate index
-    """
-    rows, offset = [], 0
-    for theta, indices, sigma in populations:
-        size = 2 * len(indices)
-        lo, hi = max(start, offset), min(stop, offset + size)
-        if lo < hi:
-            local = np.arange(lo - offset, hi - offset)
-            eps = noise.get_batch(indices[local % len(indices)], dim) * sigma
-            plus = (local < len(indices))[:, None]
-            rows.append(np.where(plus, theta + eps, theta - eps).astype(np.float32))
-        offset += size
-    return np.concatenate(rows)
-
-
-# ---------------------------------------------------------------------- parent side of a worker
-class _WorkerHandle:
+class _ProcessHandle(WorkerHandle):
     """
     A worker process and the parent's end of its pipe.
 
@@ -293,13 +493,12 @@ class _WorkerHandle:
     """
 
     def __init__(self, rank: int, process: mp.process.BaseProcess, conn: Connection):
-        self.rank = rank
+        super().__init__(rank)
         self.process = process
         self.conn = conn
-        self.policy_version = 0  # version of the policy this worker holds (0: none)
 
     @classmethod
-    def start(cls, ctx: mp.context.BaseContext, rank: int, args: tuple) -> "_WorkerHandle":
+    def start(cls, ctx: mp.context.BaseContext, rank: int, args: tuple) -> "_ProcessHandle":
         parent_conn, child_conn = ctx.Pipe()
         process = ctx.Process(
             target=_worker_main, args=(child_conn, rank, *args), daemon=True, name=f"ProcessEvaluator-{rank}"
@@ -308,15 +507,15 @@ class _WorkerHandle:
         child_conn.close()
         return cls(rank, process, parent_conn)
 
-    def send(self, message: tuple[str, Any]) -> tuple[str, str] | None:
+    def send(self, request: Request) -> Answer | None:
         """:return: None, or an error answer if the worker cannot be reached"""
         try:
-            self.conn.send(message)
+            self.conn.send(request)
         except (OSError, EOFError):
             return ("error", self._death_message())
         return None
 
-    def try_receive(self) -> tuple[str, Any] | None:
+    def try_receive(self) -> Answer | None:
         """:return: the worker's answer, an error answer if it died, or None if it is still busy"""
         try:
             if self.conn.poll():
@@ -356,62 +555,13 @@ class _WorkerHandle:
         self.conn.close()
 
 
-# ---------------------------------------------------------------------- worker process
-class _WorkerState:
-    """
-    What a worker holds between calls: its evaluator, its noise table and its policy copy.
-
-    :param env_fn_bytes: The cloudpickled environment function
-    :param noise_table_size: Size of the noise table
-    :param noise_seed: Seed of the noise table
-    """
-
-    def __init__(self, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int):
-        self.env_fn_bytes = env_fn_bytes
-        self.noise_table_size = noise_table_size
-        self.noise_seed = noise_seed
-        self.evaluator: InProcessEvaluator | None = None
-        self.noise: NoiseTable | None = None
-        self.policy: BasePolicy | None = None
-
-    def handle(self, command: str, message: dict[str, Any]) -> RolloutResult:
-        if self.evaluator is None:  # unpickled here so that import errors reach the parent
-            self.evaluator = InProcessEvaluator(cloudpickle.loads(self.env_fn_bytes))
-        policy = self._update_policy(message)
-        if command == "evaluate":
-            params = message["params"]
-        elif command == "evaluate_population":
-            if self.noise is None:
-                self.noise = NoiseTable(self.noise_table_size, self.noise_seed)
-            params = population_rows(self.noise, message["populations"], message["dim"], message["start"], message["stop"])
-        else:
-            raise ValueError(f"Unknown command {command!r}")
-        return self.evaluator.evaluate(policy, params, message["episode_seeds"], message["alive_bonus_offset"])
-
-    def _update_policy(self, message: dict[str, Any]) -> BasePolicy:
-        if "policy" in message:
-            self.policy = cloudpickle.loads(message["policy"])
-        if self.policy is None:
-            raise RuntimeError("The worker received no policy")
-        with th.no_grad():
-            for name, buffer in self.policy.named_buffers():
-                buffer.copy_(th.as_tensor(message["buffers"][name]))
-        return self.policy
-
-    def close(self) -> None:
-        if self.evaluator is not None:
-            self.evaluator.close()
-
-
 def _worker_main(
     conn: Connection, rank: int, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int, sys_path: list[str]
 ) -> None:
-    """Serve commands until told to close or the parent goes away."""
+    """Serve requests until told to close or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent
-    th.set_num_threads(1)
-    # As spawn does (forkserver does not): import modules from where the parent does
-    sys.path[:0] = [path for path in sys_path if path not in sys.path]
-    state = _WorkerState(env_fn_bytes, noise_table_size, noise_seed)
+    prepare_worker_process(sys_path)
+    worker = RolloutWorker(f"ProcessEvaluator worker {rank}", env_fn_bytes, noise_table_size, noise_seed)
     try:
         while True:
             try:
@@ -421,15 +571,11 @@ def _worker_main(
             if command == "close":
                 break
             try:
-                answer: tuple[str, Any] = ("ok", state.handle(command, message))
-            except Exception:
-                answer = ("error", f"ProcessEvaluator worker {rank} raised an exception:\n{traceback.format_exc()}")
-            try:
-                conn.send(answer)
+                conn.send(worker.answer(command, message))
             except (OSError, ValueError):
                 break
     finally:
         try:
-            state.close()
+            worker.close()
         finally:
             conn.close()

@@ -1,0 +1,204 @@
+"""Ray backend: the worker-process backend's workers, as Ray actors (``pip install "sb3-bierl[ray]"``)."""
+
+import functools
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+try:
+    import ray
+except ImportError:  # optional dependency: RayEvaluator raises when it is built
+    ray = None
+
+from sb3_bierl.evaluation.base import RolloutResult
+from sb3_bierl.evaluation.processes import (
+    Answer,
+    Request,
+    RolloutWorker,
+    WorkerHandle,
+    WorkerPoolEvaluator,
+    check_answer,
+    prepare_worker_process,
+)
+
+RAY_MISSING = 'backend="ray" needs Ray: pip install "sb3-bierl[ray]"'
+
+
+def check_ray() -> None:
+    """Raise ``ImportError`` with the install command if Ray is missing."""
+    if ray is None:
+        raise ImportError(RAY_MISSING)
+
+
+def init_ray(address: str | None, n_workers: int) -> None:
+    """
+    Connect to Ray, unless this process is connected already (then that Ray is reused).
+
+    :param address: Cluster address; ``None``: ``RAY_ADDRESS`` if set, else a new local Ray
+        with ``num_cpus`` at least ``n_workers``
+    :param n_workers: Number of actors that will need one CPU each
+    """
+    check_ray()
+    if ray.is_initialized():
+        return
+    starts_local = address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
+    # num_cpus may only be given when starting Ray
+    kwargs: dict[str, Any] = {"num_cpus": max(n_workers, os.cpu_count() or 1)} if starts_local else {}
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        ignore_reinit_error=True,
+        logging_level=logging.ERROR,  # quiet start-up
+        **kwargs,
+    )
+
+
+class RayRolloutActor:
+    """
+    A :class:`~sb3_bierl.evaluation.processes.RolloutWorker` in a Ray actor (wrapped with
+    ``ray.remote`` by :func:`actor_class`): the same code as a worker process, another transport.
+
+    :param rank: Position of the worker (its slice of the population)
+    :param env_fn_bytes: The cloudpickled environment function
+    :param noise_table_size: Size of the noise table
+    :param noise_seed: Seed of the noise table
+    :param sys_path: The driver's ``sys.path`` (to import environment classes defined next to the script)
+    """
+
+    def __init__(self, rank: int, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int, sys_path: list[str]):
+        prepare_worker_process(sys_path)
+        self.worker = RolloutWorker(f"RayEvaluator worker {rank}", env_fn_bytes, noise_table_size, noise_seed)
+
+    def ready(self) -> Answer:
+        return ("ok", True)
+
+    def answer(self, command: str, message: dict[str, Any]) -> Answer:
+        return self.worker.answer(command, message)
+
+
+@functools.cache
+def actor_class() -> Any:
+    """:return: :class:`RayRolloutActor` as a Ray actor class holding one CPU"""
+    check_ray()
+    return ray.remote(num_cpus=1)(RayRolloutActor)
+
+
+class _ActorHandle(WorkerHandle):
+    """
+    :param rank: Position of the worker (its slice of the population)
+    :param actor: The Ray actor
+    """
+
+    def __init__(self, rank: int, actor: Any):
+        super().__init__(rank)
+        self.actor = actor
+
+    def describe(self) -> str:
+        return f"RayEvaluator worker {self.rank}"
+
+
+class RayEvaluator(WorkerPoolEvaluator):
+    """
+    Runs the rollouts in ``n_workers`` Ray actors, one CPU each: the same workers, splitting
+    and results as :class:`~sb3_bierl.evaluation.processes.ProcessEvaluator` (see
+    :class:`~sb3_bierl.evaluation.processes.WorkerPoolEvaluator`), so the returns equal those
+    of ``InProcessEvaluator`` for the same inputs.
+
+    Ray starts (or is joined) and the actors start on first use. An actor that raises, or
+    dies, makes the call raise a ``RuntimeError`` (with the actor's traceback, or Ray's
+    error) and kills all actors; the next call starts new ones. :meth:`close` kills the
+    actors; it never shuts Ray down (call ``ray.shutdown()`` yourself if needed).
+
+    On a cluster, ``sb3_bierl`` and the environment's code must be importable on every node.
+
+    :param env_fn: Function returning a new environment (sent to the actors with cloudpickle)
+    :param n_workers: Number of actors
+    :param noise_table_size: Size of the noise table (must match the algorithm's)
+    :param noise_seed: Seed of the noise table (must match the algorithm's)
+    :param address: Address of the Ray cluster to join; ``None``: ``RAY_ADDRESS`` if set,
+        else a local Ray with at least ``n_workers`` CPUs. Unused if Ray is already initialised.
+    """
+
+    #: Seconds the actors have to start (e.g. to get a CPU on the cluster) before the call fails
+    start_timeout = 300.0
+
+    def __init__(
+        self,
+        env_fn: Callable[[], gym.Env],
+        n_workers: int,
+        noise_table_size: int,
+        noise_seed: int,
+        address: str | None = None,
+    ):
+        check_ray()  # fail now, not at the first rollout
+        super().__init__(env_fn, n_workers, noise_table_size, noise_seed)
+        self.address = address
+        self._workers: list[_ActorHandle] = []
+
+    def close(self) -> None:
+        """Kill the actors (idempotent). Ray itself keeps running."""
+        self._stop_all()
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        init_ray(self.address, self.n_workers)
+        cls = actor_class()
+        args = (self._env_fn_bytes, self.noise_table_size, self.noise_seed, list(sys.path))
+        self._workers = [_ActorHandle(rank, cls.remote(rank, *args)) for rank in range(self.n_workers)]
+        try:
+            refs = {w.actor.ready.remote(): w for w in self._workers}
+            pending = self._wait(list(refs), time.monotonic() + self.start_timeout)
+            if pending:
+                raise RuntimeError(
+                    f"RayEvaluator: {len(pending)} of {self.n_workers} actors (1 CPU each) did not start "
+                    f"within {self.start_timeout:.0f} s; cluster resources: {ray.available_resources()}"
+                )
+            for ref, worker in refs.items():
+                check_answer(self._get(ref, worker, "failed to start"))
+        except BaseException:
+            self._stop_all()
+            raise
+
+    def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
+        refs = {w.actor.answer.remote(*request): w for w, request in zip(workers, requests, strict=True)}
+        results: dict[int, RolloutResult] = {}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=self.poll_interval)
+            for ref in ready:
+                worker = refs[ref]
+                results[worker.rank] = check_answer(self._get(ref, worker, "died during a rollout"))
+        return [results[w.rank] for w in workers]
+
+    def _wait(self, refs: list[Any], deadline: float) -> list[Any]:
+        """Wait (in short steps, so that Ctrl-C gets through) until all are ready or ``deadline``; :return: the pending ones"""
+        while refs and time.monotonic() < deadline:
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=self.poll_interval)
+        return refs
+
+    def _get(self, ref: Any, worker: _ActorHandle, failure: str) -> Answer:
+        """:return: the actor's answer, or an error answer if Ray could not deliver it (dead actor, ...)"""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as error:
+            return ("error", f"{worker.describe()} {failure}: {error}")
+        except ray.exceptions.RayError as error:
+            return ("error", f"{worker.describe()} failed: {error}")
+
+    def _stop_all(self) -> None:
+        """Kill all actors now (they may be busy)."""
+        workers, self._workers = getattr(self, "_workers", []), []
+        if not workers or ray is None or not ray.is_initialized():
+            return  # nothing started, or Ray is gone and the actors with it
+        for worker in workers:
+            try:
+                ray.kill(worker.actor, no_restart=True)
+            except Exception:  # already dead
+                pass

@@ -1,0 +1,116 @@
+import functools
+import time
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from faulty_envs import FAULT_SEED, FaultyEnv  # noqa: E402
+from test_process_backend import NOISE, assert_same  # noqa: E402
+
+from sb3_bierl import ES  # noqa: E402
+from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory  # noqa: E402
+from sb3_bierl.evaluation import ray_backend  # noqa: E402
+from sb3_bierl.evaluation.ray_backend import RayEvaluator  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    """One local Ray with 2 CPUs for the module: each test closes its 2 actors before the next."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ES("MlpPolicy", "Counting-v0", n_pairs=3, seed=0, policy_kwargs=dict(net_arch=[8]), **NOISE)
+
+
+def assert_dead(actors):
+    for actor in actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.ready.remote(), timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_evaluate_population_matches_in_process(model):
+    env_fn = make_env_factory(model.env)
+    reference, workers = InProcessEvaluator(env_fn), RayEvaluator(env_fn, n_workers=2, **NOISE)
+    try:
+        model.obs_rms.mean[:] = [0.1, -0.2, 0.3]
+        model.sync_policy()
+        rng = np.random.default_rng(1)
+        populations = [model.strategy.ask(model.noise, rng, 3, sigma) for sigma in (0.05, 0.5)]
+        centres = [model.strategy.theta, model.strategy.theta + 0.1]
+        seeds = np.tile(rng.integers(0, 2**31 - 1, size=(3, 2)), (2, 1))
+        args = (model.policy, model.strategy, model.noise, populations, centres, seeds, 0.5)
+        expected = reference.evaluate_population(*args)
+        results = workers.evaluate_population(*args)
+        assert len(results) == len(expected) == 2
+        for result, exp in zip(results, expected):
+            assert_same(result, exp)
+        assert len(np.unique(results[0].returns)) == 6  # distinct candidates
+        # Uneven slices, sent as vectors
+        params = model.strategy.theta + 0.3 * rng.standard_normal((5, model.strategy.dim))
+        seeds = rng.integers(0, 2**31 - 1, size=(5, 3))
+        assert_same(workers.evaluate(model.policy, params, seeds), reference.evaluate(model.policy, params, seeds))
+    finally:
+        reference.close()
+        actors = [w.actor for w in workers._workers]
+        workers.close()
+        workers.close()  # idempotent
+    assert_dead(actors)
+
+
+def test_es_with_ray_matches_in_process():
+    kwargs = dict(n_pairs=3, seed=4, policy_kwargs=dict(net_arch=[8]))
+    single = ES("MlpPolicy", "Counting-v0", **kwargs)
+    single.learn(600)
+    multi = ES("MlpPolicy", "Counting-v0", backend="ray", n_workers=2, **kwargs)
+    assert isinstance(multi.evaluator, RayEvaluator)
+    try:
+        multi.learn(600)
+    finally:
+        multi.evaluator.close()
+    assert multi.num_timesteps == single.num_timesteps
+    np.testing.assert_allclose(multi.strategy.theta, single.strategy.theta, rtol=0, atol=1e-6)
+
+
+def run_faulty(model, mode):
+    """Actor 0 fails at its first step while actor 1 is busy for ~50 s."""
+    evaluator = RayEvaluator(functools.partial(FaultyEnv, mode=mode), n_workers=2, **NOISE)
+    evaluator._start()
+    actors = [w.actor for w in evaluator._workers]
+    params = np.tile(model.strategy.theta, (2, 1))
+    seeds = np.array([[FAULT_SEED], [1]])
+    start = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError) as error:
+            evaluator.evaluate(model.policy, params, seeds)
+    finally:
+        elapsed = time.monotonic() - start
+        evaluator.close()
+    assert elapsed < 20
+    assert evaluator._workers == []
+    assert_dead(actors)  # actor 1 was killed, not left busy
+    return str(error.value)
+
+
+@pytest.mark.timeout(120)
+def test_actor_exception_raises_with_traceback(model):
+    message = run_faulty(model, "raise")
+    assert "boom in FaultyEnv.step" in message and "Traceback" in message and "worker 0" in message
+
+
+@pytest.mark.timeout(120)
+def test_dead_actor_raises(model):
+    message = run_faulty(model, "exit")
+    assert "worker 0" in message and "died" in message
+
+
+def test_missing_ray_raises_import_error(monkeypatch):
+    monkeypatch.setattr(ray_backend, "ray", None)
+    with pytest.raises(ImportError, match=r'backend="ray" needs Ray: pip install "sb3-bierl\[ray\]"'):
+        RayEvaluator(lambda: None, 2, **NOISE)
