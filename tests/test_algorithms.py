@@ -1,10 +1,10 @@
-import pathlib
 import zipfile
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CountingEnv
 from stable_baselines3.common.callbacks import (
     BaseCallback,
     CheckpointCallback,
@@ -15,7 +15,6 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
-from conftest import CountingEnv
 from sb3_bierl import ES, BiERL
 
 SMALL = dict(n_pairs=3, policy_kwargs=dict(net_arch=[8]))

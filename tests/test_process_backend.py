@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import pytest
-
 from faulty_envs import FAULT_SEED, FaultyEnv
+
 from sb3_bierl import ES
 from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory
 from sb3_bierl.evaluation.processes import ProcessEvaluator

@@ -10,8 +10,11 @@ from faulty_envs import FAULT_SEED, FaultyEnv  # noqa: E402
 from test_process_backend import NOISE, assert_same  # noqa: E402
 
 from sb3_bierl import ES  # noqa: E402
-from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory  # noqa: E402
-from sb3_bierl.evaluation import ray_backend  # noqa: E402
+from sb3_bierl.evaluation import (  # noqa: E402
+    InProcessEvaluator,
+    make_env_factory,
+    ray_backend,  # noqa: E402
+)
 from sb3_bierl.evaluation.ray_backend import RayEvaluator  # noqa: E402
 
 

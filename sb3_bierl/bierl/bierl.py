@@ -2,7 +2,6 @@
 
 from typing import Any, TypeVar
 
-import torch as th
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 

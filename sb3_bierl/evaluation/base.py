@@ -4,8 +4,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 
 from sb3_bierl.strategies import NoiseTable, OpenAIES, Population
 

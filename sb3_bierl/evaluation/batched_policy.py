@@ -3,8 +3,8 @@
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy
 from sb3_contrib.ars.policies import ARSPolicy as ESPolicyForward
+from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 from torch.func import functional_call, vmap
 

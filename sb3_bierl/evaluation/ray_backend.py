@@ -16,15 +16,8 @@ except ImportError:  # optional dependency: RayEvaluator raises when it is built
     ray = None
 
 from sb3_bierl.evaluation.base import RolloutResult
-from sb3_bierl.evaluation.processes import (
-    Answer,
-    Request,
-    RolloutWorker,
-    WorkerHandle,
-    WorkerPoolEvaluator,
-    check_answer,
-    prepare_worker_process,
-)
+from sb3_bierl.evaluation.pool import WorkerHandle, WorkerPoolEvaluator
+from sb3_bierl.evaluation.workers import Answer, Request, RolloutWorker, check_answer, prepare_worker_process
 
 RAY_MISSING = 'backend="ray" needs Ray: pip install "sb3-bierl[ray]"'
 

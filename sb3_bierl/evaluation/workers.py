@@ -1,0 +1,196 @@
+"""Worker side of the multi-worker backends, independent of the transport: a worker's state and
+requests, and the helpers both sides share."""
+
+import sys
+import traceback
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import torch as th
+from stable_baselines3.common.policies import BasePolicy
+
+from sb3_bierl.evaluation.base import RolloutResult
+from sb3_bierl.evaluation.in_process import InProcessEvaluator
+from sb3_bierl.strategies import NoiseTable
+
+# One centre, its noise indices and its sigma: what a worker needs to rebuild a population
+PopulationSpec = tuple[np.ndarray, np.ndarray, float]
+# A command and its message, as sent to a worker
+Request = tuple[str, dict[str, Any]]
+# ("ok", result) or ("error", text): what a worker answers
+Answer = tuple[str, Any]
+
+
+# ---------------------------------------------------------------------- helpers
+def check_batch(n_candidates: int, episode_seeds: np.ndarray) -> None:
+    """Check that there is one row of episode seeds per candidate, and at least one candidate."""
+    if episode_seeds.ndim != 2 or len(episode_seeds) != n_candidates:
+        raise ValueError(f"{n_candidates} candidates but episode seeds of shape {episode_seeds.shape}")
+    if n_candidates == 0:
+        raise ValueError("No candidate to evaluate")
+
+
+def check_answer(answer: Answer | None) -> Any:
+    """:return: the result of an ``("ok", result)`` answer; raise ``RuntimeError`` for an error answer"""
+    if answer is None:
+        raise RuntimeError("A worker gave no answer")
+    if answer[0] != "ok":
+        raise RuntimeError(answer[1])
+    return answer[1]
+
+
+def merge_results(results: list[RolloutResult]) -> RolloutResult:
+    """Concatenate the workers' results; their observation statistics are combined in order."""
+    obs_rms = results[0].obs_rms
+    for result in results[1:]:
+        obs_rms.combine(result.obs_rms)
+    return RolloutResult(
+        returns=np.concatenate([r.returns for r in results]),
+        lengths=np.concatenate([r.lengths for r in results]),
+        episode_returns=np.concatenate([r.episode_returns for r in results]),
+        episode_lengths=np.concatenate([r.episode_lengths for r in results]),
+        obs_rms=obs_rms,
+    )
+
+
+def population_rows(
+    noise: NoiseTable, populations: list[PopulationSpec], dim: int, start: int, stop: int
+) -> np.ndarray:
+    """
+    Rows ``start:stop`` of the concatenated candidates of several populations, built exactly
+    as :meth:`OpenAIES.candidates` does ("+" half first, float32).
+
+    :param noise: The noise table
+    :param populations: (centre, noise indices, sigma) of each population
+    :param dim: Dimension of the parameter vector
+    :param start: First global candidate index
+    :param stop: One past the last global candidate index
+    """
+    rows, offset = [], 0
+    for theta, indices, sigma in populations:
+        size = 2 * len(indices)
+        lo, hi = max(start, offset), min(stop, offset + size)
+        if lo < hi:
+            local = np.arange(lo - offset, hi - offset)
+            eps = noise.get_batch(indices[local % len(indices)], dim) * sigma
+            plus = (local < len(indices))[:, None]
+            rows.append(np.where(plus, theta + eps, theta - eps).astype(np.float32))
+        offset += size
+    return np.concatenate(rows)
+
+
+# ---------------------------------------------------------------------- worker side (any transport)
+def prepare_worker_process(sys_path: list[str]) -> None:
+    """
+    Set up a worker process: one torch thread, and the parent's import path (as spawn does;
+    forkserver and Ray do not), so that environment classes defined next to the script load.
+
+    :param sys_path: The parent's ``sys.path``
+    """
+    th.set_num_threads(1)
+    sys.path[:0] = [path for path in sys_path if path not in sys.path]
+
+
+class RolloutWorker:
+    """
+    What a worker holds between calls, and what it does: an ``InProcessEvaluator`` on its
+    own environments, its own copy of the noise table and of the policy. It knows nothing
+    of the transport: worker processes and Ray actors both call :meth:`answer`.
+
+    A request's message holds ``episode_seeds``, ``buffers`` (the policy's buffers),
+    ``alive_bonus_offset``, optionally ``policy`` (a new cloudpickled policy), and either
+    ``params`` (command ``"evaluate"``) or ``populations``, ``dim``, ``start`` and ``stop``
+    (command ``"evaluate_population"``).
+
+    :param name: Name used in error messages (e.g. ``"ProcessEvaluator worker 0"``)
+    :param env_fn_bytes: The cloudpickled environment function (unpickled on first use, so
+        that import errors reach the parent as an error answer)
+    :param noise_table_size: Size of the noise table
+    :param noise_seed: Seed of the noise table
+    """
+
+    def __init__(self, name: str, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int):
+        self.name = name
+        self.env_fn_bytes = env_fn_bytes
+        self.noise_table_size = noise_table_size
+        self.noise_seed = noise_seed
+        self.evaluator: InProcessEvaluator | None = None
+        self.noise: NoiseTable | None = None
+        self.policy: BasePolicy | None = None
+
+    def answer(self, command: str, message: dict[str, Any]) -> Answer:
+        """:return: ``("ok", result)``, or ``("error", traceback text)`` if handling raised"""
+        try:
+            return ("ok", self.handle(command, message))
+        except Exception:
+            return ("error", f"{self.name} raised an exception:\n{traceback.format_exc()}")
+
+    def handle(self, command: str, message: dict[str, Any]) -> RolloutResult:
+        """Run one request (see the class docstring); exceptions propagate."""
+        if "policy" in message:
+            self.set_policy(message["policy"])
+        common = (message["episode_seeds"], message["buffers"], message["alive_bonus_offset"])
+        if command == "evaluate":
+            return self.evaluate(message["params"], *common)
+        if command == "evaluate_population":
+            rows = (message["populations"], message["dim"], message["start"], message["stop"])
+            return self.evaluate_population(*rows, *common)
+        raise ValueError(f"Unknown command {command!r}")
+
+    def set_policy(self, policy_bytes: bytes) -> None:
+        """:param policy_bytes: The cloudpickled policy template"""
+        self.policy = cloudpickle.loads(policy_bytes)
+
+    def evaluate(
+        self, params: np.ndarray, episode_seeds: np.ndarray, buffers: dict[str, np.ndarray], alive_bonus_offset: float
+    ) -> RolloutResult:
+        """
+        :param params: (p, dim) parameter vectors of this worker's slice
+        :param episode_seeds: (p, n_episodes) their episode seeds
+        :param buffers: The policy's buffers (observation statistics)
+        :param alive_bonus_offset: Added to the reward at every step
+        """
+        policy = self._policy_with(buffers)
+        if self.evaluator is None:
+            self.evaluator = InProcessEvaluator(cloudpickle.loads(self.env_fn_bytes))
+        return self.evaluator.evaluate(policy, params, episode_seeds, alive_bonus_offset)
+
+    def evaluate_population(
+        self,
+        populations: list[PopulationSpec],
+        dim: int,
+        start: int,
+        stop: int,
+        episode_seeds: np.ndarray,
+        buffers: dict[str, np.ndarray],
+        alive_bonus_offset: float,
+    ) -> RolloutResult:
+        """
+        Evaluate candidates ``start:stop`` of the concatenated populations, rebuilt from the noise table.
+
+        :param populations: (centre, noise indices, sigma) of each population
+        :param dim: Dimension of the parameter vector
+        :param start: First global candidate index
+        :param stop: One past the last global candidate index
+        :param episode_seeds: (stop - start, n_episodes) episode seeds of these candidates
+        :param buffers: The policy's buffers (observation statistics)
+        :param alive_bonus_offset: Added to the reward at every step
+        """
+        if self.noise is None:
+            self.noise = NoiseTable(self.noise_table_size, self.noise_seed)
+        params = population_rows(self.noise, populations, dim, start, stop)
+        return self.evaluate(params, episode_seeds, buffers, alive_bonus_offset)
+
+    def _policy_with(self, buffers: dict[str, np.ndarray]) -> BasePolicy:
+        if self.policy is None:
+            raise RuntimeError("The worker received no policy")
+        with th.no_grad():
+            for name, buffer in self.policy.named_buffers():
+                buffer.copy_(th.as_tensor(buffers[name]))
+        return self.policy
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
+            self.evaluator = None
