@@ -1,0 +1,294 @@
+"""
+BiERL and ES in the RL Baselines3 Zoo, tested as a user runs them: the zoo's own commands
+(``python -m rl_zoo3.train``, ``rl_zoo3.enjoy``, ``python -m sb3_bierl.zoo``) in fresh interpreters,
+which only know ``--algo bierl`` through the installed ``sb3_bierl_zoo.pth`` hook.
+
+rl_zoo3 is never imported in the test process itself: importing it replaces gymnasium's
+``TimeLimit`` for the whole process (``rl_zoo3.gym_patches``), which would leak into the other test
+modules. So the module is skipped with ``find_spec`` rather than ``pytest.importorskip("rl_zoo3")``.
+"""
+
+import importlib.metadata
+import importlib.util
+import os
+import site
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+
+if importlib.util.find_spec("rl_zoo3") is None:  # same as pytest.importorskip("rl_zoo3"), without importing it
+    pytest.skip('rl_zoo3 is not installed (pip install -e ".[zoo]")', allow_module_level=True)
+
+import gymnasium as gym
+import optuna
+
+import sb3_bierl_zoo_hook
+from sb3_bierl import ES, BiERL
+from sb3_bierl.zoo import (
+    convert_bierl_params,
+    convert_es_params,
+    hyperparams_path,
+    sample_bierl_params,
+    sample_es_params,
+)
+
+SUBPROCESS_TIMEOUT = 240
+TASKS = (
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Ant-v5",
+    "Swimmer-v5",
+    "Humanoid-v5",
+    "BipedalWalker-v3",
+    "LunarLanderContinuous-v3",
+    "Pendulum-v1",
+    "default",
+)
+
+
+@pytest.fixture(autouse=True)
+def _rl_zoo3_stays_out_of_this_process():
+    yield
+    assert "rl_zoo3" not in sys.modules, "a test imported rl_zoo3 (and its gymnasium patches) into the test process"
+
+
+def run_python(args: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """``python <args>`` in a fresh interpreter, one thread, output captured."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env}
+    process = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    if check:
+        assert process.returncode == 0, (
+            f"python {' '.join(args)} exited with {process.returncode}\n"
+            f"--- stdout\n{process.stdout[-4000:]}\n--- stderr\n{process.stderr[-4000:]}"
+        )
+    return process
+
+
+def load_config(run_dir: Path, env_id: str) -> dict:
+    with open(run_dir / env_id / "config.yml") as file:
+        return dict(yaml.load(file, Loader=yaml.UnsafeLoader))  # the zoo dumps an OrderedDict
+
+
+# ---------------------------------------------------------------------- installation
+def test_pth_is_installed_and_start_up_stays_cheap(tmp_path):
+    site_dirs = {*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    if site.ENABLE_USER_SITE:
+        site_dirs.add(site.getusersitepackages())
+    found = [Path(folder, "sb3_bierl_zoo.pth") for folder in site_dirs if Path(folder, "sb3_bierl_zoo.pth").is_file()]
+    assert found, f"sb3_bierl_zoo.pth is in none of {sorted(site_dirs)}: install the package (pip install -e .)"
+    assert "import sb3_bierl_zoo_hook" in found[0].read_text()
+    # pip recorded it, so that uninstalling removes it
+    records = [
+        distribution
+        for distribution in importlib.metadata.distributions(name="sb3-bierl")
+        if any(str(file) == "sb3_bierl_zoo.pth" for file in distribution.files or [])
+    ]
+    assert records, "no installed sb3-bierl lists sb3_bierl_zoo.pth in its RECORD"
+    # start-up imports the hook, and nothing heavy
+    process = run_python(
+        [
+            "-c",
+            (
+                "import sys; print('torch' in sys.modules, 'stable_baselines3' in sys.modules, "
+                "'sb3_bierl' in sys.modules, any(type(f).__name__ == 'ZooFinder' for f in sys.meta_path))"
+            ),
+        ],
+        tmp_path,
+    )
+    assert process.stdout.split() == ["False", "False", "False", "True"]
+    # and it costs little: generous bound for a busy machine (importing torch alone takes ~1 s)
+    timing = run_python(["-X", "importtime", "-c", "pass"], tmp_path).stderr
+    hook_lines = [line for line in timing.splitlines() if line.split("|")[-1].strip() == "sb3_bierl_zoo_hook"]
+    assert hook_lines, timing[-2000:]
+    cumulative_us = int(hook_lines[0].split("|")[1])
+    assert cumulative_us < 100_000, hook_lines[0]
+
+
+def test_importing_rl_zoo3_registers_and_leaves_the_zoo_alone(tmp_path):
+    script = """
+import argparse, sys
+import stable_baselines3
+import rl_zoo3
+from rl_zoo3.utils import ALGOS
+from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER, HYPERPARAMS_CONVERTER
+from rl_zoo3.exp_manager import ExperimentManager
+from sb3_bierl import BiERL, ES
+from sb3_bierl.zoo import hyperparams_path
+assert ALGOS["bierl"] is BiERL and ALGOS["es"] is ES
+assert ALGOS["ppo"] is stable_baselines3.PPO
+assert HYPERPARAMS_SAMPLER["bierl"].__module__ == "sb3_bierl.zoo.hyperparams_opt"
+assert HYPERPARAMS_CONVERTER["es"].__module__ == "sb3_bierl.zoo.hyperparams_opt"
+assert type(sys.modules["rl_zoo3.utils"].__loader__).__name__ == "SourceFileLoader"
+ppo = ExperimentManager(argparse.Namespace(), "ppo", "CartPole-v1", "logs")
+assert ppo.config.endswith("rl_zoo3/hyperparams/ppo.yml") and ppo.device == "auto", (ppo.config, ppo.device)
+bierl = ExperimentManager(argparse.Namespace(), "bierl", "Pendulum-v1", "logs")
+assert bierl.config == str(hyperparams_path("bierl")) and bierl.device == "cpu", (bierl.config, bierl.device)
+custom = ExperimentManager(argparse.Namespace(), "es", "Pendulum-v1", "logs", config="mine.yml", device="cuda")
+assert custom.config == "mine.yml" and custom.device == "cuda"
+print("ok")
+"""
+    assert run_python(["-c", script], tmp_path).stdout.strip().endswith("ok")
+
+
+def test_hook_answers_only_for_rl_zoo3_registries():
+    finder = sb3_bierl_zoo_hook.ZooFinder()
+    assert finder.find_spec("json") is None
+    assert finder.find_spec("rl_zoo3") is None
+    package = importlib.util.find_spec("rl_zoo3")  # found, not imported
+    spec = finder.find_spec("rl_zoo3.utils", package.submodule_search_locations)
+    assert type(spec.loader).__name__ == "_PatchingLoader"
+    assert spec.loader.get_filename("rl_zoo3.utils").endswith("utils.py")  # the real loader's methods
+
+
+# ---------------------------------------------------------------------- the zoo's commands
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """``rl_zoo3.train --algo bierl`` with evaluation, checkpoints, a seed and tensorboard."""
+    workdir = tmp_path_factory.mktemp("zoo")
+    process = run_python(
+        ["-m", "rl_zoo3.train", "--algo", "bierl", "--env", "Pendulum-v1", "-n", "2000", "--seed", "3",
+         "--eval-freq", "1000", "--eval-episodes", "2", "--save-freq", "1000", "--tensorboard-log", "tb",
+         "-f", "logs", "--num-threads", "1", "-params", "n_pairs:2", "learning_rate:0.02"],
+        workdir,
+    )
+    return workdir, process
+
+
+def test_train(trained):
+    workdir, process = trained
+    run_dir = workdir / "logs" / "bierl" / "Pendulum-v1_1"
+    assert f"Loading hyperparameters from: {hyperparams_path('bierl')}" in process.stdout
+    assert "Seed: 3" in process.stdout
+    for name in ("Pendulum-v1.zip", "best_model.zip", "evaluations.npz", "rl_model_1000_steps.zip", "rl_model_2000_steps.zip"):
+        assert (run_dir / name).is_file(), name
+    assert list((workdir / "tb" / "Pendulum-v1").glob("BiERL_1/events.out.tfevents.*"))
+    config = load_config(run_dir, "Pendulum-v1")
+    assert config["n_pairs"] == 2 and config["learning_rate"] == 0.02
+    model = BiERL.load(run_dir / "Pendulum-v1.zip")
+    assert model.n_pairs == 2 and model.seed == 3 and model.num_timesteps >= 2000
+    assert model.meta_controller is not None
+
+
+def test_enjoy(trained):
+    workdir, _ = trained
+    process = run_python(
+        ["-m", "rl_zoo3.enjoy", "--algo", "bierl", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", "1",
+         "--no-render", "-n", "50", "--num-threads", "1"],
+        workdir,
+    )
+    assert "Pendulum-v1_1/Pendulum-v1.zip" in process.stdout
+
+
+def test_continue_training(trained):
+    workdir, _ = trained
+    agent = workdir / "logs" / "bierl" / "Pendulum-v1_1" / "Pendulum-v1.zip"
+    process = run_python(
+        ["-m", "rl_zoo3.train", "--algo", "bierl", "--env", "Pendulum-v1", "-n", "1000", "-i", str(agent),
+         "--eval-freq", "-1", "-f", "logs", "--seed", "4", "--num-threads", "1"],
+        workdir,
+    )
+    assert "Loading pretrained agent" in process.stdout
+    continued = sorted((workdir / "logs" / "bierl").glob("Pendulum-v1_*/Pendulum-v1.zip"))
+    assert len(continued) >= 2
+    before, after = BiERL.load(agent), BiERL.load(continued[-1])
+    assert after.n_pairs == before.n_pairs == 2
+    assert not (after.get_parameters()["policy"]["action_net.0.weight"] == before.get_parameters()["policy"]["action_net.0.weight"]).all()
+
+
+def test_optimize_and_load_a_trial(tmp_path):
+    common = ["-m", "rl_zoo3.train", "--algo", "bierl", "--env", "Pendulum-v1", "-f", "logs", "-n", "1000",
+              "--storage", "study.log", "--study-name", "bierl-test", "--num-threads", "1"]
+    run_python(
+        [*common, "-optimize", "--n-trials", "2", "--n-jobs", "1", "--sampler", "random", "--pruner", "none",
+         "--eval-episodes", "1", "--no-optim-plots", "--seed", "0"],
+        tmp_path,
+    )
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")))
+    study = optuna.load_study(storage=storage, study_name="bierl-test")
+    assert len(study.trials) == 2
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
+    # load trial 1 back (the zoo ignores --trial-id 0: it tests `if trial_id`)
+    process = run_python([*common, "--trial-id", "1", "--eval-freq", "-1"], tmp_path)
+    assert "Loading from Optuna study" in process.stdout
+    expected = convert_bierl_params(study.trials[1].params)
+    run_dir = next(path for path in (tmp_path / "logs" / "bierl").glob("Pendulum-v1_*") if (path / "Pendulum-v1.zip").exists())
+    config = load_config(run_dir, "Pendulum-v1")
+    for name in ("n_pairs", "sigma", "learning_rate", "meta_interval", "meta_n_pairs", "meta_sigma",
+                 "meta_learning_rate", "meta_history_length", "meta_encoder", "hyperparameter_bounds"):
+        assert config[name] == expected[name], name
+    model = BiERL.load(run_dir / "Pendulum-v1.zip")
+    assert model.meta_encoder == expected["meta_encoder"] and model.meta_interval == expected["meta_interval"]
+
+
+def test_explicit_entry_point_without_the_hook(tmp_path):
+    process = run_python(
+        ["-m", "sb3_bierl.zoo", "train", "--algo", "es", "--env", "CartPole-v1", "-n", "2000", "--eval-freq", "1000",
+         "--eval-episodes", "2", "-f", "logs", "--seed", "1", "--num-threads", "1", "-params", "n_pairs:2"],
+        tmp_path,
+        SB3_BIERL_ZOO_HOOK="0",  # registration comes from the entry point alone
+    )
+    assert f"Loading hyperparameters from: {hyperparams_path('es')}" in process.stdout
+    model = ES.load(tmp_path / "logs" / "es" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert model.n_pairs == 2 and model.num_timesteps >= 2000
+    # and without the hook or the entry point, the zoo is the zoo
+    plain = run_python(["-m", "rl_zoo3.train", "--algo", "es", "--help"], tmp_path, check=False, SB3_BIERL_ZOO_HOOK="0")
+    assert plain.returncode != 0 and "invalid choice: 'es'" in plain.stderr
+
+
+# ---------------------------------------------------------------------- hyperparameters
+@pytest.mark.parametrize("algo", ["bierl", "es"])
+def test_hyperparameter_files(algo):
+    path = hyperparams_path(algo)
+    text = path.read_text()
+    entries = yaml.safe_load(text)
+    assert set(TASKS) <= set(entries)
+    allowed = {"n_envs", "n_timesteps", "policy", "policy_kwargs"} | ({"hyperparameter_bounds"} if algo == "bierl" else set())
+    algorithm = {"bierl": BiERL, "es": ES}[algo]
+    for env_id, entry in entries.items():
+        assert set(entry) <= allowed, (env_id, set(entry) - allowed)
+        assert entry["n_envs"] == 1 and entry["n_timesteps"] > 0
+        if env_id != "default":
+            gym.spec(env_id)  # a real id
+        kwargs = {key: value for key, value in entry.items() if key not in ("n_envs", "n_timesteps", "policy")}
+        kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"])  # as the zoo does
+        algorithm(entry["policy"], "Pendulum-v1", _init_setup_model=False, **kwargs)  # bounds hold the initial values
+    if algo == "bierl":
+        assert "not to need per-task tuning" in text.split("\n\n")[0]
+
+
+@pytest.mark.parametrize(
+    "algo, sampler, converter, algorithm",
+    [("bierl", sample_bierl_params, convert_bierl_params, BiERL), ("es", sample_es_params, convert_es_params, ES)],
+)
+def test_samplers_give_valid_models_and_convert_back(algo, sampler, converter, algorithm):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    for _ in range(25):
+        trial = study.ask()
+        hyperparams = sampler(trial, 1, 1, {})
+        assert converter(trial.params) == hyperparams  # how the zoo loads a trial back
+        model = algorithm("MlpPolicy", "Pendulum-v1", _init_setup_model=False, **hyperparams)
+        if algo == "bierl":
+            bounds = hyperparams["hyperparameter_bounds"]
+            assert bounds["sigma"][0] <= model.sigma <= bounds["sigma"][1]
+            assert bounds["learning_rate"][0] <= model.learning_rate <= bounds["learning_rate"][1]
+            assert model.meta_encoder in ("lstm", "mean")
+        study.tell(trial, 0.0)
+    names = set(study.trials[0].params)
+    if algo == "bierl":
+        assert {"meta_interval", "meta_n_pairs", "meta_sigma", "meta_learning_rate", "meta_history_length",
+                "meta_encoder", "n_pairs"} <= names
+    else:
+        assert names == {"sigma", "learning_rate", "n_pairs", "weight_decay"}
