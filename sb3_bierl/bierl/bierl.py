@@ -11,7 +11,9 @@ from sb3_bierl.meta import ENCODERS, HyperparameterSpace, MetaController
 
 SelfBiERL = TypeVar("SelfBiERL", bound="BiERL")
 
-DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"sigma": (0.002, 0.2), "learning_rate": (0.001, 0.1)}
+# A factor 4 on either side of OpenAI-ES's standard values: the one-step (truncated) meta objective is
+# greedy and, with wide bounds, drives the learning rate to its upper bound and sigma to its lower one
+DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"sigma": (0.005, 0.08), "learning_rate": (0.0025, 0.04)}
 
 
 class BiERL(ES):
@@ -63,8 +65,8 @@ class BiERL(ES):
         meta_hidden_size: int = 16,
         meta_interval: int = 5,
         meta_n_pairs: int = 2,
-        meta_sigma: float = 0.2,
-        meta_learning_rate: float = 0.1,
+        meta_sigma: float = 0.1,
+        meta_learning_rate: float = 0.03,
         meta_eval_episodes: int = 1,
         continue_from_best: bool = True,
         _init_setup_model: bool = True,
