@@ -75,6 +75,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sb3_bierl.benchmarks.compare import markdown_table
+
 PROG = "python -m sb3_bierl.benchmarks.throughput"
 DEFAULT_ENVS: tuple[str, ...] = ("HalfCheetah-v5", "Hopper-v5", "Ant-v5", "BipedalWalker-v3")
 BACKENDS: tuple[str, ...] = ("inprocess", "processes", "ray")
@@ -537,16 +539,6 @@ def table_row(row: dict[str, Any]) -> list[str]:
         fmt(row.get("peak_tree_mib"), ",.0f"),
         fmt(row.get("rss_self_mib"), ",.0f"),
     ]
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """
-    :param header: Column titles
-    :param rows: Cells
-    :return: The lines of a Markdown table
-    """
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def env_section(env_id: str, rows: list[dict[str, Any]]) -> list[str]:
