@@ -76,6 +76,8 @@ class ES(BaseAlgorithm):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "LinearPolicy": LinearPolicy}
     policy: ESPolicy
+    #: Hyperparameters a meta level may set each generation (keys of ``self.hyperparameters``)
+    adaptable_hyperparameters: ClassVar[tuple[str, ...]] = ("sigma", "learning_rate", "weight_decay")
 
     def __init__(
         self,
@@ -143,6 +145,7 @@ class ES(BaseAlgorithm):
         self.rng: np.random.Generator | None = None
         self.hyperparameters: dict[str, float] = {}
         self.last_rollout: RolloutResult | None = None
+        self.last_centre_rollout: RolloutResult | None = None
         self.generation_done = False
         # Runtime objects, rebuilt on load
         self.evaluator: PopulationEvaluator | None = None
@@ -205,7 +208,7 @@ class ES(BaseAlgorithm):
             )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout"]
+        return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout", "last_centre_rollout"]
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
@@ -240,7 +243,7 @@ class ES(BaseAlgorithm):
         n_pairs = populations[0].n_pairs
         seeds = np.tile(self.episode_seeds(n_pairs), (2, 1))
         results = self.evaluator.evaluate_population(
-            self.policy, self.strategy, self.noise, populations, centres, seeds, self.alive_bonus_offset
+            self.policy, self.strategy, self.noise, populations, centres, seeds, self.alive_bonus_offset, **self.rollout_options()
         )
         for result in results:
             self._record_rollout(result)
@@ -250,9 +253,14 @@ class ES(BaseAlgorithm):
         """Mean return of each parameter vector on the same episodes: :return: (len(centres),)"""
         assert self.evaluator is not None
         seeds = np.tile(self.episode_seeds(1, n_episodes), (len(centres), 1))
-        result = self.evaluator.evaluate(self.policy, centres, seeds, self.alive_bonus_offset)
+        result = self.evaluator.evaluate(self.policy, centres, seeds, self.alive_bonus_offset, **self.rollout_options())
         self._record_rollout(result)
+        self.last_centre_rollout = result
         return result.returns
+
+    def rollout_options(self) -> dict[str, Any]:
+        """Extra outputs asked of every rollout (``descriptor_fn``, ``record_transitions``): none for ES."""
+        return {}
 
     def _record_rollout(self, result: RolloutResult) -> None:
         """Merge observation statistics, log episodes and count steps (callbacks' ``on_step``)."""
@@ -286,6 +294,36 @@ class ES(BaseAlgorithm):
         strategy.weight_decay = hyperparameters["weight_decay"]
         strategy.tell(self.noise, population, clean, hyperparameters["learning_rate"])
         return True
+
+    # ------------------------------------------------------------------ the meta level's view
+    def trial_steps(self, proposals: list[dict[str, float]]) -> tuple[list[Any], list[RolloutResult]]:
+        """
+        One inner generation from the current state per proposal, with common noise and episodes,
+        all rolled out in one batch (the meta level's truncated fitness).
+
+        :param proposals: Full hyperparameter dicts, one per meta candidate
+        :return: the trial states (passed to :meth:`trial_fitness` and :meth:`adopt_trial`) and their rollouts
+        """
+        shared = self.strategy.ask(self.noise, self.rng, self.n_pairs, sigma=1.0)
+        populations = [Population(shared.noise_indices, h["sigma"]) for h in proposals]
+        results = self.evaluate_populations(populations, [self.strategy.theta] * len(proposals))
+        trials = []
+        for population, result, hyperparameters in zip(populations, results, proposals, strict=True):
+            trial = self.strategy.copy()
+            self.apply_update(trial, population, result.returns, hyperparameters)
+            trials.append(trial)
+        return trials, results
+
+    def trial_fitness(self, trials: list[Any], n_episodes: int) -> np.ndarray:
+        """:return: the mean return of each trial's new centre, on ``n_episodes`` common episodes"""
+        return self.evaluate_centres(np.stack([trial.theta for trial in trials]), n_episodes)
+
+    def adopt_trial(self, trial: Any, rollout: RolloutResult, hyperparameters: dict[str, float]) -> None:
+        """Make a trial this generation's inner step (the generation is then done)."""
+        self.strategy = trial
+        self.last_rollout = rollout
+        self.hyperparameters = hyperparameters
+        self.generation_done = True
 
     def _do_generation(self) -> None:
         callback = self._callback

@@ -11,8 +11,18 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.policies import BasePolicy
 
-from sb3_bierl.evaluation.base import PopulationEvaluator, RolloutResult, split_result
-from sb3_bierl.evaluation.workers import PopulationSpec, Request, check_batch, merge_results
+from sb3_bierl.evaluation.base import (
+    DescriptorFn,
+    PopulationEvaluator,
+    RolloutResult,
+    split_result,
+)
+from sb3_bierl.evaluation.workers import (
+    PopulationSpec,
+    Request,
+    check_batch,
+    merge_results,
+)
 from sb3_bierl.strategies import NoiseTable, OpenAIES, Population
 
 
@@ -54,7 +64,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
     #: Seconds between two checks that busy workers are alive
     poll_interval = 0.2
 
-    def __init__(self, env_fn: Callable[[], gym.Env], n_workers: int, noise_table_size: int, noise_seed: int):
+    def __init__(
+        self,
+        env_fn: Callable[[], gym.Env],
+        n_workers: int,
+        noise_table_size: int,
+        noise_seed: int,
+    ):
         if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
             raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
         self.n_workers = int(n_workers)
@@ -68,13 +84,21 @@ class WorkerPoolEvaluator(PopulationEvaluator):
 
     # ------------------------------------------------------------------ public API
     def evaluate(
-        self, policy: BasePolicy, params: np.ndarray, episode_seeds: np.ndarray, alive_bonus_offset: float = 0.0
+        self,
+        policy: BasePolicy,
+        params: np.ndarray,
+        episode_seeds: np.ndarray,
+        alive_bonus_offset: float = 0.0,
+        descriptor_fn: DescriptorFn | None = None,
+        record_transitions: bool = False,
     ) -> RolloutResult:
         """
         :param policy: Template policy (its observation statistics are used as they are)
         :param params: (P, dim) candidate parameter vectors
         :param episode_seeds: (P, n_episodes) reset seed of each episode of each candidate
         :param alive_bonus_offset: Added to the reward at every step (ARS convention)
+        :param descriptor_fn: Behaviour descriptor of each episode (sent with cloudpickle), or None
+        :param record_transitions: Return every step taken
         """
         params = np.asarray(params, dtype=np.float32)  # what InProcessEvaluator runs anyway
         episode_seeds = np.asarray(episode_seeds)
@@ -83,7 +107,14 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             {"params": params[start:stop], "episode_seeds": episode_seeds[start:stop]}
             for start, stop in self._slices(len(params))
         ]
-        return self._run("evaluate", policy, payloads, alive_bonus_offset)
+        return self._run(
+            "evaluate",
+            policy,
+            payloads,
+            alive_bonus_offset,
+            descriptor_fn,
+            record_transitions,
+        )
 
     def evaluate_population(
         self,
@@ -94,6 +125,8 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         theta: list[np.ndarray],
         episode_seeds: np.ndarray,
         alive_bonus_offset: float = 0.0,
+        descriptor_fn: DescriptorFn | None = None,
+        record_transitions: bool = False,
     ) -> list[RolloutResult]:
         """
         Evaluate several antithetic populations (one per centre ``theta[k]``) in one batch;
@@ -109,12 +142,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         :param theta: Centre of each population
         :param episode_seeds: (2n, n_episodes) seeds shared by every population (common random numbers)
         :param alive_bonus_offset: Added to the reward at every step (ARS convention)
+        :param descriptor_fn: Behaviour descriptor of each episode, or None
+        :param record_transitions: Return every step taken
         :return: one result per population
         """
+        options = (alive_bonus_offset, descriptor_fn, record_transitions)
         if not self._can_rebuild(strategy, noise):
-            return super().evaluate_population(
-                policy, strategy, noise, populations, theta, episode_seeds, alive_bonus_offset
-            )
+            return super().evaluate_population(policy, strategy, noise, populations, theta, episode_seeds, *options)
         if len(populations) != len(theta):
             raise ValueError(f"{len(populations)} populations but {len(theta)} centres")
         specs: list[PopulationSpec] = [
@@ -125,10 +159,16 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         seeds = np.concatenate([episode_seeds] * len(populations))
         check_batch(sum(sizes), seeds)
         payloads = [
-            {"populations": specs, "dim": strategy.dim, "start": start, "stop": stop, "episode_seeds": seeds[start:stop]}
+            {
+                "populations": specs,
+                "dim": strategy.dim,
+                "start": start,
+                "stop": stop,
+                "episode_seeds": seeds[start:stop],
+            }
             for start, stop in self._slices(sum(sizes))
         ]
-        result = self._run("evaluate_population", policy, payloads, alive_bonus_offset)
+        result = self._run("evaluate_population", policy, payloads, *options)
         return split_result(result, sizes)
 
     def __del__(self) -> None:
@@ -157,7 +197,10 @@ class WorkerPoolEvaluator(PopulationEvaluator):
 
     # ------------------------------------------------------------------ internals
     def _can_rebuild(self, strategy: OpenAIES, noise: NoiseTable) -> bool:
-        same_table = (noise.size, noise.seed) == (self.noise_table_size, self.noise_seed)
+        same_table = (noise.size, noise.seed) == (
+            self.noise_table_size,
+            self.noise_seed,
+        )
         return same_table and type(strategy).candidates is OpenAIES.candidates
 
     def _slices(self, n_candidates: int) -> list[tuple[int, int]]:
@@ -179,14 +222,21 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         workers: list[WorkerHandle],
         payloads: list[dict[str, Any]],
         alive_bonus_offset: float,
+        descriptor_fn: DescriptorFn | None,
+        record_transitions: bool,
     ) -> list[Request]:
         """One request per worker; the policy itself goes only to workers holding another one."""
         buffers = self._policy_message(policy)
+        options = {
+            "alive_bonus_offset": float(alive_bonus_offset),
+            "descriptor_fn": None if descriptor_fn is None else cloudpickle.dumps(descriptor_fn),
+            "record_transitions": bool(record_transitions),
+        }
         stale = any(worker.policy_version != self._policy_version for worker in workers)
         policy_bytes = cloudpickle.dumps(policy) if stale else None
         requests = []
         for worker, payload in zip(workers, payloads, strict=True):
-            message = {**payload, "buffers": buffers, "alive_bonus_offset": float(alive_bonus_offset)}
+            message = {**payload, "buffers": buffers, **options}
             if worker.policy_version != self._policy_version:
                 message["policy"] = policy_bytes
                 worker.policy_version = self._policy_version
@@ -194,13 +244,20 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         return requests
 
     def _run(
-        self, command: str, policy: BasePolicy, payloads: list[dict[str, Any]], alive_bonus_offset: float
+        self,
+        command: str,
+        policy: BasePolicy,
+        payloads: list[dict[str, Any]],
+        alive_bonus_offset: float,
+        descriptor_fn: DescriptorFn | None = None,
+        record_transitions: bool = False,
     ) -> RolloutResult:
         """Send one payload to each of the first workers, and merge their results in order."""
         self._start()
         workers = self._workers[: len(payloads)]
+        options = (alive_bonus_offset, descriptor_fn, record_transitions)
         try:
-            requests = self._requests(command, policy, workers, payloads, alive_bonus_offset)
+            requests = self._requests(command, policy, workers, payloads, *options)
             return merge_results(self._exchange(workers, requests))
         except BaseException:
             # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers

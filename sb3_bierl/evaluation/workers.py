@@ -10,7 +10,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.policies import BasePolicy
 
-from sb3_bierl.evaluation.base import RolloutResult
+from sb3_bierl.evaluation.base import DescriptorFn, RolloutResult, Transitions
 from sb3_bierl.evaluation.in_process import InProcessEvaluator
 from sb3_bierl.strategies import NoiseTable
 
@@ -45,17 +45,32 @@ def merge_results(results: list[RolloutResult]) -> RolloutResult:
     obs_rms = results[0].obs_rms
     for result in results[1:]:
         obs_rms.combine(result.obs_rms)
+    descriptors = None
+    if all(r.episode_descriptors is not None for r in results):
+        if len({r.episode_descriptors.shape[-1] for r in results}) > 1:
+            raise ValueError("The behaviour descriptor function returned different sizes in different workers")
+        descriptors = np.concatenate([r.episode_descriptors for r in results])
+    transitions = None
+    if all(r.transitions is not None for r in results):
+        offsets = np.cumsum([0] + [len(r.returns) for r in results[:-1]]).tolist()
+        transitions = Transitions.concatenate([r.transitions for r in results], offsets)
     return RolloutResult(
         returns=np.concatenate([r.returns for r in results]),
         lengths=np.concatenate([r.lengths for r in results]),
         episode_returns=np.concatenate([r.episode_returns for r in results]),
         episode_lengths=np.concatenate([r.episode_lengths for r in results]),
         obs_rms=obs_rms,
+        episode_descriptors=descriptors,
+        transitions=transitions,
     )
 
 
 def population_rows(
-    noise: NoiseTable, populations: list[PopulationSpec], dim: int, start: int, stop: int
+    noise: NoiseTable,
+    populations: list[PopulationSpec],
+    dim: int,
+    start: int,
+    stop: int,
 ) -> np.ndarray:
     """
     Rows ``start:stop`` of the concatenated candidates of several populations, built exactly
@@ -124,17 +139,32 @@ class RolloutWorker:
         try:
             return ("ok", self.handle(command, message))
         except Exception:
-            return ("error", f"{self.name} raised an exception:\n{traceback.format_exc()}")
+            return (
+                "error",
+                f"{self.name} raised an exception:\n{traceback.format_exc()}",
+            )
 
     def handle(self, command: str, message: dict[str, Any]) -> RolloutResult:
         """Run one request (see the class docstring); exceptions propagate."""
         if "policy" in message:
             self.set_policy(message["policy"])
-        common = (message["episode_seeds"], message["buffers"], message["alive_bonus_offset"])
+        descriptor_fn = message.get("descriptor_fn")
+        common = (
+            message["episode_seeds"],
+            message["buffers"],
+            message["alive_bonus_offset"],
+            None if descriptor_fn is None else cloudpickle.loads(descriptor_fn),
+            message.get("record_transitions", False),
+        )
         if command == "evaluate":
             return self.evaluate(message["params"], *common)
         if command == "evaluate_population":
-            rows = (message["populations"], message["dim"], message["start"], message["stop"])
+            rows = (
+                message["populations"],
+                message["dim"],
+                message["start"],
+                message["stop"],
+            )
             return self.evaluate_population(*rows, *common)
         raise ValueError(f"Unknown command {command!r}")
 
@@ -143,18 +173,27 @@ class RolloutWorker:
         self.policy = cloudpickle.loads(policy_bytes)
 
     def evaluate(
-        self, params: np.ndarray, episode_seeds: np.ndarray, buffers: dict[str, np.ndarray], alive_bonus_offset: float
+        self,
+        params: np.ndarray,
+        episode_seeds: np.ndarray,
+        buffers: dict[str, np.ndarray],
+        alive_bonus_offset: float,
+        descriptor_fn: DescriptorFn | None = None,
+        record_transitions: bool = False,
     ) -> RolloutResult:
         """
         :param params: (p, dim) parameter vectors of this worker's slice
         :param episode_seeds: (p, n_episodes) their episode seeds
         :param buffers: The policy's buffers (observation statistics)
         :param alive_bonus_offset: Added to the reward at every step
+        :param descriptor_fn: Behaviour descriptor of each episode, or None
+        :param record_transitions: Return every step taken
         """
         policy = self._policy_with(buffers)
         if self.evaluator is None:
             self.evaluator = InProcessEvaluator(cloudpickle.loads(self.env_fn_bytes))
-        return self.evaluator.evaluate(policy, params, episode_seeds, alive_bonus_offset)
+        options = (alive_bonus_offset, descriptor_fn, record_transitions)
+        return self.evaluator.evaluate(policy, params, episode_seeds, *options)
 
     def evaluate_population(
         self,
@@ -165,6 +204,8 @@ class RolloutWorker:
         episode_seeds: np.ndarray,
         buffers: dict[str, np.ndarray],
         alive_bonus_offset: float,
+        descriptor_fn: DescriptorFn | None = None,
+        record_transitions: bool = False,
     ) -> RolloutResult:
         """
         Evaluate candidates ``start:stop`` of the concatenated populations, rebuilt from the noise table.
@@ -176,11 +217,20 @@ class RolloutWorker:
         :param episode_seeds: (stop - start, n_episodes) episode seeds of these candidates
         :param buffers: The policy's buffers (observation statistics)
         :param alive_bonus_offset: Added to the reward at every step
+        :param descriptor_fn: Behaviour descriptor of each episode, or None
+        :param record_transitions: Return every step taken
         """
         if self.noise is None:
             self.noise = NoiseTable(self.noise_table_size, self.noise_seed)
         params = population_rows(self.noise, populations, dim, start, stop)
-        return self.evaluate(params, episode_seeds, buffers, alive_bonus_offset)
+        return self.evaluate(
+            params,
+            episode_seeds,
+            buffers,
+            alive_bonus_offset,
+            descriptor_fn,
+            record_transitions,
+        )
 
     def _policy_with(self, buffers: dict[str, np.ndarray]) -> BasePolicy:
         if self.policy is None:

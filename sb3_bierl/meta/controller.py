@@ -10,7 +10,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory
 from sb3_bierl.meta.network import MetaNetwork
 from sb3_bierl.meta.space import HyperparameterSpace
-from sb3_bierl.strategies import OpenAIES, Population, finite_or_worst
+from sb3_bierl.strategies import OpenAIES, finite_or_worst
 
 
 class MetaController(BaseCallback):
@@ -153,16 +153,8 @@ class MetaController(BaseCallback):
         phis = self.strategy.candidates(model.noise, meta_population)
         proposals = [{**model.hyperparameters, **self.propose(phi)} for phi in phis]
 
-        # one inner step per candidate, from the same theta, with common noise and episodes
-        shared = model.strategy.ask(model.noise, model.rng, model.n_pairs, sigma=1.0)
-        populations = [Population(shared.noise_indices, h["sigma"]) for h in proposals]
-        results = model.evaluate_populations(populations, [model.strategy.theta] * len(proposals))
-        trials = []
-        for population, result, h in zip(populations, results, proposals, strict=True):
-            trial = model.strategy.copy()
-            model.apply_update(trial, population, result.returns, h)
-            trials.append(trial)
-        fitness = model.evaluate_centres(np.stack([t.theta for t in trials]), self.eval_episodes)
+        trials, results = model.trial_steps(proposals)  # one inner step each, common noise and episodes
+        fitness = model.trial_fitness(trials, self.eval_episodes)
 
         clean = finite_or_worst(fitness)
         if clean is not None:
@@ -170,8 +162,5 @@ class MetaController(BaseCallback):
             self.last_fitness = float(np.mean(clean))
             if self.continue_from_best:  # the best trial is this generation's inner step
                 best = int(np.argmax(clean))
-                model.strategy = trials[best]
-                model.last_rollout = results[best]
-                model.hyperparameters = proposals[best]
-                model.generation_done = True
+                model.adopt_trial(trials[best], results[best], proposals[best])
         self.n_meta_updates += 1
