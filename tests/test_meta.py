@@ -78,7 +78,7 @@ def test_controller_proposals_are_deterministic_and_within_bounds():
     a, b = make(), make()
     for controller in (a, b):
         for k in range(4):
-            controller._record(np.random.default_rng(k).normal(size=8), {"sigma": 0.02, "learning_rate": 0.01})
+            controller.record(np.random.default_rng(k).normal(size=8), {"sigma": 0.02, "learning_rate": 0.01})
     assert a.propose() == b.propose()
     noise = np.random.default_rng(0).normal(size=(20, a.strategy.dim)) * 10
     for phi in a.strategy.theta + noise:

@@ -52,7 +52,18 @@ ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bierl": ("BiERL", "BiERL", {}),
     # ablation: the inner level does not adopt the best meta trial (design.md section 4, step 5)
     "bierl_no_continue": ("BiERL", "BiERL, continue_from_best=False", {"continue_from_best": False}),
+    # the other inner algorithms, plain and under the meta level (python -m sb3_bierl.benchmarks.family)
+    "nsr_es": ("NSRES", "NSR-ES", {}),
+    "bierl_nsr_es": ("BiERL", "BiERL(NSR-ES)", {"inner": "nsr_es"}),
+    "esac": ("ESAC", "ESAC", {}),
+    "bierl_esac": ("BiERL", "BiERL(ESAC)", {"inner": "esac"}),
+    # the meta-level variants
+    "bierl_mean": ("BiERL", "BiERL, mean-pool encoder", {"meta_encoder": "mean"}),
+    "bierl_optuna": ("BiERL", "BiERL, Optuna controller", {"meta_encoder": "optuna"}),
+    "bierl_warm": ("BiERL", "BiERL, warm start (shipped controller)", {"meta_warm_start": "pretrained"}),
 }
+#: Arguments of every benchmark run: runs go in parallel, one process each, so no worker processes
+RUN_KWARGS: dict[str, Any] = {"n_workers": 1}
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 EVAL_SEED_OFFSET = 10_000  # the evaluation env of seed s is seeded with EVAL_SEED_OFFSET + s
 TRACED_HYPERPARAMETERS: tuple[str, ...] = ("sigma", "learning_rate")
@@ -151,7 +162,7 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     algo_class = getattr(sb3_bierl, class_name)
     trace = make_trace_callback()
     start = time.perf_counter()
-    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, verbose=0, **algo_kwargs)
+    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, verbose=0, **RUN_KWARGS, **algo_kwargs)
     model.learn(spec.budget, callback=trace)
     wall_time = time.perf_counter() - start
     start = time.perf_counter()

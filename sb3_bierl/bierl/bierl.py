@@ -1,19 +1,32 @@
 """BiERL: OpenAI-ES whose hyperparameters are set by a meta network trained alongside it."""
 
-from typing import Any, TypeVar
+import pathlib
+from typing import Any, ClassVar, TypeVar
 
+import torch as th
 from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
-from sb3_bierl.es.es import ES, check_at_least_one, check_positive
+from sb3_bierl.es.es import ES, check_at_least_one, check_positive, check_saved_model, resolve_zip_path
 from sb3_bierl.es.policies import ESPolicy
-from sb3_bierl.meta import ENCODERS, HyperparameterSpace, MetaController
+from sb3_bierl.meta import (
+    META_LEVELS,
+    BaseMetaController,
+    HyperparameterSpace,
+    MetaController,
+    OptunaController,
+    read_controller_file,
+)
 
 SelfBiERL = TypeVar("SelfBiERL", bound="BiERL")
 
 # A factor 4 on either side of OpenAI-ES's standard values: the one-step (truncated) meta objective is
 # greedy and, with wide bounds, drives the learning rate to its upper bound and sigma to its lower one
 DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"sigma": (0.005, 0.08), "learning_rate": (0.0025, 0.04)}
+
+#: Inner algorithms the meta level can wrap (``inner=``)
+INNER_ALGORITHMS = ("es", "nsr_es", "nsra_es", "esac")
 
 
 class BiERL(ES):
@@ -36,9 +49,20 @@ class BiERL(ES):
     :param learning_rate: Initial Adam step size
     :param weight_decay: Initial L2 coefficient
     :param n_eval_episodes: Episodes per candidate
-    :param hyperparameter_bounds: ``{name: (low, high)}`` of the adapted hyperparameters, among
-        ``sigma``, ``learning_rate``, ``weight_decay``
-    :param meta_encoder: ``"lstm"`` (the paper's) or ``"mean"`` (mean-pool ablation)
+    :param hyperparameter_bounds: ``{name: (low, high)}`` of the adapted hyperparameters, among the inner
+        algorithm's ``adaptable_hyperparameters`` (``sigma``, ``learning_rate``, ``weight_decay``; NSR-ES adds
+        ``novelty_weight``); default: ``DEFAULT_BOUNDS`` (plus the inner algorithm's ``default_meta_bounds``)
+    :param inner: The inner algorithm: ``"es"`` (OpenAI-ES, this class), ``"nsr_es"``, ``"nsra_es"``
+        (:class:`~sb3_bierl.NSRES`, :class:`~sb3_bierl.NSRAES`) or ``"esac"`` (:class:`~sb3_bierl.ESAC`);
+        their own arguments go in ``kwargs``
+    :param meta_encoder: The meta level: ``"lstm"`` (the paper's LSTM encoder), ``"mean"`` (mean-pool
+        encoder ablation), ``"optuna"`` (non-parametric: an Optuna study proposes the hyperparameters
+        against the same truncated fitness, :class:`~sb3_bierl.meta.OptunaController`) or ``"none"``
+        (no meta level: the plain inner algorithm at its initial hyperparameters)
+    :param meta_warm_start: Start the meta network from a saved controller: a file written by
+        ``MetaController.save`` or ``python -m sb3_bierl.pretrain``, or ``"pretrained"`` for the one
+        shipped with the package (its encoder and sizes replace ``meta_encoder``, ``meta_history_length``
+        and ``meta_hidden_size``)
     :param meta_history_length: Generations the encoder reads
     :param meta_hidden_size: Encoder size
     :param meta_interval: Inner generations between two meta updates
@@ -60,7 +84,9 @@ class BiERL(ES):
         weight_decay: float = 0.005,
         n_eval_episodes: int = 1,
         hyperparameter_bounds: dict[str, tuple[float, float]] | None = None,
+        inner: str = "es",
         meta_encoder: str = "lstm",
+        meta_warm_start: str | pathlib.Path | None = None,
         meta_history_length: int = 10,
         meta_hidden_size: int = 16,
         meta_interval: int = 5,
@@ -74,8 +100,14 @@ class BiERL(ES):
     ):
         if callable(learning_rate):
             raise ValueError("BiERL adapts the learning rate itself: pass its initial value as a float, not a schedule")
-        if meta_encoder not in ENCODERS:
-            raise ValueError(f"meta_encoder must be one of {ENCODERS}, got {meta_encoder!r}")
+        if meta_encoder not in META_LEVELS:
+            raise ValueError(f"meta_encoder must be one of {META_LEVELS}, got {meta_encoder!r}")
+        if inner != type(self).inner:
+            raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
+        if meta_warm_start is not None:
+            if meta_encoder in ("optuna", "none"):
+                raise ValueError(f"meta_warm_start loads a meta network: it needs meta_encoder 'lstm' or 'mean', not {meta_encoder!r}")
+            read_controller_file(meta_warm_start)  # fail now if it is not a controller file
         check_at_least_one(
             meta_history_length=meta_history_length,
             meta_hidden_size=meta_hidden_size,
@@ -84,10 +116,11 @@ class BiERL(ES):
             meta_eval_episodes=meta_eval_episodes,
         )
         check_positive(sigma=sigma, learning_rate=learning_rate, meta_sigma=meta_sigma, meta_learning_rate=meta_learning_rate)
-        self.hyperparameter_bounds = dict(DEFAULT_BOUNDS if hyperparameter_bounds is None else hyperparameter_bounds)
-        # validate now, so that bad bounds fail at construction
-        HyperparameterSpace(self.hyperparameter_bounds, {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay})
+        default_bounds = {**DEFAULT_BOUNDS, **self.default_meta_bounds}
+        self.hyperparameter_bounds = dict(default_bounds if hyperparameter_bounds is None else hyperparameter_bounds)
+        self.inner = inner  # saved with the model: BiERL.load picks the class from it
         self.meta_encoder = meta_encoder
+        self.meta_warm_start = None if meta_warm_start is None else str(meta_warm_start)
         self.meta_history_length = meta_history_length
         self.meta_hidden_size = meta_hidden_size
         self.meta_interval = meta_interval
@@ -96,7 +129,7 @@ class BiERL(ES):
         self.meta_learning_rate = meta_learning_rate
         self.meta_eval_episodes = meta_eval_episodes
         self.continue_from_best = continue_from_best
-        self.meta_controller: MetaController | None = None
+        self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
             env,
@@ -111,24 +144,71 @@ class BiERL(ES):
         if _init_setup_model:
             self._setup_model()
 
+    def __new__(cls, *args: Any, inner: str = "es", **kwargs: Any) -> "BiERL":
+        if cls is BiERL and inner != "es":
+            from sb3_bierl.bierl.variants import bierl_class
+
+            cls = bierl_class(inner)
+        return super().__new__(cls)
+
+    #: The inner algorithm of this class (see ``INNER_ALGORITHMS``)
+    inner: ClassVar[str] = "es"
+    #: Bounds added to ``DEFAULT_BOUNDS`` for this inner algorithm
+    default_meta_bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    @classmethod
+    def _saved_algorithm_name(cls) -> str:
+        return "BiERL"  # whatever the inner algorithm: BiERL.load picks the class from the saved ``inner``
+
     def _setup_model(self) -> None:
         super()._setup_model()
         if self.meta_controller is None:  # a new model, not one being loaded
-            space = HyperparameterSpace(self.hyperparameter_bounds, self.scheduled_hyperparameters())
-            self.meta_controller = MetaController(
-                space,
-                encoder=self.meta_encoder,
-                history_length=self.meta_history_length,
-                hidden_size=self.meta_hidden_size,
-                interval=self.meta_interval,
-                n_pairs=self.meta_n_pairs,
-                sigma=self.meta_sigma,
-                learning_rate=self.meta_learning_rate,
-                eval_episodes=self.meta_eval_episodes,
-                continue_from_best=self.continue_from_best,
-                seed=None if self.seed is None else self.seed + 1,
-                verbose=self.verbose,
+            self.meta_controller = self._make_meta_controller()
+
+    def _make_meta_controller(self) -> BaseMetaController | None:
+        if self.meta_encoder == "none":
+            return None
+        space = HyperparameterSpace(
+            self.hyperparameter_bounds, self.scheduled_hyperparameters(), self.adaptable_hyperparameters
+        )
+        common: dict[str, Any] = dict(
+            interval=self.meta_interval,
+            eval_episodes=self.meta_eval_episodes,
+            continue_from_best=self.continue_from_best,
+            seed=None if self.seed is None else self.seed + 1,
+            verbose=self.verbose,
+        )
+        if self.meta_encoder == "optuna":
+            return OptunaController(
+                space, n_trials=2 * self.meta_n_pairs, history_length=self.meta_history_length, **common
             )
+        common.update(n_pairs=self.meta_n_pairs, sigma=self.meta_sigma, learning_rate=self.meta_learning_rate)
+        if self.meta_warm_start is not None:
+            return MetaController.load(self.meta_warm_start, space, **common)
+        return MetaController(
+            space,
+            encoder=self.meta_encoder,
+            history_length=self.meta_history_length,
+            hidden_size=self.meta_hidden_size,
+            **common,
+        )
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path | Any, env: GymEnv | str | None = None, device: th.device | str = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
+        """
+        Load a model saved with ``save``, whatever its inner algorithm. ``env`` may be an environment id.
+
+        :raises ValueError: if ``path`` is not a saved BiERL model
+        """
+        if cls is BiERL and isinstance(path, (str, pathlib.Path)):
+            check_saved_model(path, "BiERL")
+            data, _, _ = load_from_zip_file(resolve_zip_path(path), load_data=True, device="cpu")
+            inner = data.get("inner", "es")
+            if inner != "es":
+                from sb3_bierl.bierl.variants import bierl_class
+
+                return bierl_class(inner).load(path, env=env, device=device, **kwargs)
+        return super().load(path, env=env, device=device, **kwargs)
 
     def learn(
         self: SelfBiERL,
@@ -152,9 +232,10 @@ class BiERL(ES):
         :return: the trained model
         """
         user_callbacks = callback if isinstance(callback, list) else ([] if callback is None else [callback])
+        meta = [] if self.meta_controller is None else [self.meta_controller]
         return super().learn(
             total_timesteps,
-            CallbackList([self.meta_controller, *user_callbacks]),
+            CallbackList([*meta, *user_callbacks]),
             log_interval,
             tb_log_name,
             reset_num_timesteps,

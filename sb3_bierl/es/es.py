@@ -138,7 +138,7 @@ class ES(BaseAlgorithm):
         self.n_workers = n_workers
         self.backend = backend
         self.ray_address = ray_address
-        self.algorithm_name = type(self).__name__
+        self.algorithm_name = self._saved_algorithm_name()
         # Training state, saved with the model
         self.strategy: OpenAIES | None = None
         self.obs_rms: RunningMeanStd | None = None
@@ -153,6 +153,11 @@ class ES(BaseAlgorithm):
         self._stop_training = False
         if _init_setup_model:
             self._setup_model()
+
+    @classmethod
+    def _saved_algorithm_name(cls) -> str:
+        """The name saved with the model, which ``load`` checks."""
+        return cls.__name__
 
     # ------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
@@ -409,7 +414,7 @@ class ES(BaseAlgorithm):
 
         :raises ValueError: if ``path`` is not a model saved by this class
         """
-        check_saved_model(path, cls.__name__)
+        check_saved_model(path, cls._saved_algorithm_name())
         if isinstance(env, str):
             env = maybe_make_env(env, verbose=0)
         return super().load(path, env=env, device=device, **kwargs)
@@ -440,9 +445,7 @@ def check_saved_model(path: str | pathlib.Path | Any, algorithm_name: str) -> No
     """Raise a clear error unless ``path`` is a zip file written by ``<algorithm_name>.save``."""
     if not isinstance(path, (str, pathlib.Path)):
         return  # file-like objects: let SB3 read them
-    path = pathlib.Path(path)
-    if not path.exists() and path.with_suffix(".zip").exists():
-        path = path.with_suffix(".zip")
+    path = resolve_zip_path(path)
     if not path.exists():
         raise FileNotFoundError(f"No saved model at {os.fspath(path)!r}")
     if not zipfile.is_zipfile(path):
@@ -456,3 +459,11 @@ def check_saved_model(path: str | pathlib.Path | Any, algorithm_name: str) -> No
         raise ValueError(f"{os.fspath(path)!r} was not saved by sb3-bierl (no algorithm name): load it with the class that saved it")
     if saved != algorithm_name:
         raise ValueError(f"{os.fspath(path)!r} holds a {saved} model: load it with {saved}.load()")
+
+
+def resolve_zip_path(path: str | pathlib.Path) -> pathlib.Path:
+    """``path``, or ``path.zip`` if only that exists (as SB3's ``load`` does)."""
+    path = pathlib.Path(path)
+    if not path.exists() and path.with_suffix(".zip").exists():
+        return path.with_suffix(".zip")
+    return path

@@ -1,15 +1,27 @@
-from sb3_bierl.meta.controller import MetaController
+from sb3_bierl.meta.controller import BaseMetaController, MetaController
 from sb3_bierl.meta.history import FitnessHistory, generation_features
 from sb3_bierl.meta.network import ENCODERS, MetaNetwork
+from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import ADAPTABLE, Hyperparameter, HyperparameterSpace
+from sb3_bierl.meta.warm_start import PRETRAINED_PATH, load_controller, read_controller_file, save_controller
+
+#: The meta levels BiERL offers (``meta_encoder``): the paper's LSTM, the mean-pool ablation, Optuna, none
+META_LEVELS = ("lstm", "mean", "optuna", "none")
 
 __all__ = [
     "ADAPTABLE",
     "ENCODERS",
+    "META_LEVELS",
+    "PRETRAINED_PATH",
+    "BaseMetaController",
     "FitnessHistory",
     "Hyperparameter",
     "HyperparameterSpace",
     "MetaController",
     "MetaNetwork",
+    "OptunaController",
     "generation_features",
+    "load_controller",
+    "read_controller_file",
+    "save_controller",
 ]

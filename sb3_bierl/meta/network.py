@@ -37,6 +37,8 @@ class MetaNetwork(nn.Module):
         if encoder not in ENCODERS:
             raise ValueError(f"Unknown meta encoder {encoder!r}: choose one of {ENCODERS}")
         self.encoder_type = encoder
+        self.hidden_size = hidden_size
+        self.generator_size = generator_size
         if encoder == "lstm":
             self.encoder: nn.Module = nn.LSTM(n_features, hidden_size, batch_first=True)
         else:

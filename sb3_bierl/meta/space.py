@@ -10,7 +10,7 @@ ADAPTABLE = ("sigma", "learning_rate", "weight_decay")
 @dataclass(frozen=True)
 class Hyperparameter:
     """
-    :param name: Name of the inner hyperparameter (one of ``ADAPTABLE``)
+    :param name: Name of the inner hyperparameter
     :param low: Lower bound (> 0)
     :param high: Upper bound (> low)
     :param initial: Value proposed before the meta network has learned anything
@@ -29,15 +29,21 @@ class HyperparameterSpace:
 
     :param bounds: ``{name: (low, high)}``
     :param initial: ``{name: value}``, the starting value of each (must lie inside its bounds)
+    :param adaptable: The names the inner algorithm lets a meta level set
     """
 
-    def __init__(self, bounds: dict[str, tuple[float, float]], initial: dict[str, float]):
+    def __init__(
+        self,
+        bounds: dict[str, tuple[float, float]],
+        initial: dict[str, float],
+        adaptable: tuple[str, ...] = ADAPTABLE,
+    ):
         if not bounds:
-            raise ValueError("hyperparameter_bounds is empty: give at least one of " + ", ".join(ADAPTABLE))
+            raise ValueError("hyperparameter_bounds is empty: give at least one of " + ", ".join(adaptable))
         self.parameters: list[Hyperparameter] = []
         for name, value in bounds.items():
-            if name not in ADAPTABLE:
-                raise ValueError(f"Cannot adapt {name!r}: hyperparameter_bounds keys must be among {ADAPTABLE}")
+            if name not in adaptable:
+                raise ValueError(f"Cannot adapt {name!r}: hyperparameter_bounds keys must be among {adaptable}")
             try:
                 low, high = (float(v) for v in value)
             except (TypeError, ValueError):

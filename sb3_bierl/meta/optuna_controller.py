@@ -1,0 +1,86 @@
+"""The non-parametric meta level: Optuna proposes the hyperparameters (ask/tell)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import optuna
+
+from sb3_bierl.meta.controller import BaseMetaController
+from sb3_bierl.meta.space import HyperparameterSpace
+from sb3_bierl.strategies import centered_ranks
+
+
+class OptunaController(BaseMetaController):
+    """
+    Bayesian optimisation of the hyperparameters instead of a meta network: every ``interval``
+    generations, ``n_trials`` proposals are asked from an Optuna study (TPE by default, log-scale
+    ranges from ``space``), scored with the same truncated fitness as :class:`MetaController`
+    (one inner step each, common noise and episodes), and told back. The incumbent (the
+    hyperparameters in use) is always one of the trials.
+
+    The truncated fitness drifts as the policy improves, so what the study is told is the
+    trial's centred rank within its meta update (in [-0.5, 0.5]): comparable across updates. Between
+    meta updates, the generation uses the best trial of the last update.
+
+    :param space: Hyperparameters to adapt and their bounds
+    :param interval: Inner generations between two meta updates
+    :param n_trials: Proposals per meta update (``MetaController`` uses ``2 * n_pairs``)
+    :param eval_episodes: Episodes that measure each trial's truncated fitness
+    :param continue_from_best: Continue the inner level from the best trial
+    :param history_length: Generations kept in the fitness history
+    :param sampler: An Optuna sampler (default: ``TPESampler(seed=seed)``)
+    :param seed: Seed of the sampler
+    :param verbose: Verbosity level
+    """
+
+    def __init__(
+        self,
+        space: HyperparameterSpace,
+        interval: int = 5,
+        n_trials: int = 4,
+        eval_episodes: int = 1,
+        continue_from_best: bool = True,
+        history_length: int = 10,
+        sampler: optuna.samplers.BaseSampler | None = None,
+        seed: int | None = None,
+        verbose: int = 0,
+    ):
+        super().__init__(space, interval, n_trials, eval_episodes, continue_from_best, history_length, seed, verbose)
+        if sampler is None:
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=2 * n_trials)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.incumbent = {p.name: p.initial for p in space.parameters}
+
+    def propose(self) -> dict[str, float]:
+        return dict(self.incumbent)
+
+    def _distributions(self) -> dict[str, optuna.distributions.FloatDistribution]:
+        return {p.name: optuna.distributions.FloatDistribution(p.low, p.high, log=True) for p in self.space.parameters}
+
+    def meta_update(self) -> None:
+        """Ask ``n_trials`` proposals (the incumbent first), score them, tell their ranks."""
+        with quiet_optuna():
+            distributions = self._distributions()
+            self.study.enqueue_trial(self.incumbent, skip_if_exists=False)
+            trials = [self.study.ask(distributions) for _ in range(self.n_trials)]
+            proposals = [{name: float(trial.params[name]) for name in self.space.names} for trial in trials]
+            fitness = self.evaluate_proposals(proposals)
+            if fitness is None:
+                for trial in trials:
+                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return
+            for trial, value in zip(trials, centered_ranks(fitness), strict=True):
+                self.study.tell(trial, float(value))
+            self.incumbent = proposals[int(np.argmax(fitness))]
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's per-trial INFO lines (one meta update tells several trials), then restore."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -1,0 +1,118 @@
+"""The meta-level variants (LSTM, mean-pool, Optuna, none) and warm start."""
+
+import numpy as np
+import pytest
+import torch as th
+from conftest import CountingEnv
+
+from sb3_bierl import BiERL
+from sb3_bierl.meta import PRETRAINED_PATH, MetaController, OptunaController, read_controller_file
+
+SMALL = dict(n_pairs=3, policy_kwargs=dict(net_arch=[8]), meta_interval=2, meta_n_pairs=1, meta_history_length=4)
+
+
+def make(seed=0, **kwargs):
+    return BiERL("MlpPolicy", "Counting-v0", seed=seed, **{**SMALL, **kwargs})
+
+
+def test_optuna_controller_counts_steps_and_is_deterministic(tmp_path):
+    a, b = make(seed=3, meta_encoder="optuna"), make(seed=3, meta_encoder="optuna")
+    assert isinstance(a.meta_controller, OptunaController)
+    a.learn(2000)
+    assert a.num_timesteps == CountingEnv.total_steps
+    assert a.meta_controller.n_meta_updates >= 2
+    assert len(a.meta_controller.study.trials) == 2 * a.meta_controller.n_meta_updates
+    b.learn(2000)
+    np.testing.assert_array_equal(a.strategy.theta, b.strategy.theta)
+    assert a.meta_controller.incumbent == b.meta_controller.incumbent
+    # the study's proposals stay inside the bounds
+    for trial in a.meta_controller.study.trials:
+        for name, (low, high) in a.hyperparameter_bounds.items():
+            assert low <= trial.params[name] <= high
+    # saves and loads with its study, and trains on
+    a.save(tmp_path / "optuna")
+    loaded = BiERL.load(tmp_path / "optuna", env="Counting-v0")
+    assert len(loaded.meta_controller.study.trials) == len(a.meta_controller.study.trials)
+    loaded.learn(1000, reset_num_timesteps=False)
+
+
+def test_no_meta_level_is_the_plain_algorithm():
+    from sb3_bierl import ES
+
+    plain = make(seed=4, meta_encoder="none")
+    assert plain.meta_controller is None
+    plain.learn(1500)
+    es = ES("MlpPolicy", "Counting-v0", seed=4, n_pairs=3, policy_kwargs=dict(net_arch=[8]))
+    es.learn(1500)
+    np.testing.assert_array_equal(plain.strategy.theta, es.strategy.theta)
+    assert plain.hyperparameters == es.hyperparameters
+
+
+def test_controller_saves_alone_and_warm_starts_another_model(tmp_path):
+    source = make(seed=1)
+    source.learn(2000)
+    assert source.meta_controller.n_meta_updates >= 1
+    path = tmp_path / "controller.pt"
+    source.meta_controller.save(path)
+    warm = make(seed=2, meta_warm_start=path)
+    np.testing.assert_array_equal(warm.meta_controller.strategy.theta, source.meta_controller.strategy.theta)
+    # same history -> same proposal
+    for controller in (warm.meta_controller, source.meta_controller):
+        controller.history.rows.clear()
+        controller.history.previous_returns = None
+        for k in range(3):
+            controller.record(np.arange(6.0) + k, {"sigma": 0.02, "learning_rate": 0.01})
+    assert warm.meta_controller.propose() == source.meta_controller.propose()
+    warm.learn(1000)
+    # the warm-start file is recorded and the model saves and loads
+    warm.save(tmp_path / "warm")
+    assert BiERL.load(tmp_path / "warm").meta_warm_start == str(path)
+
+
+def test_warm_start_keeps_the_file_network_sizes(tmp_path):
+    source = make(seed=1, meta_encoder="mean", meta_hidden_size=5)
+    source.meta_controller.save(tmp_path / "c.pt")
+    warm = make(meta_warm_start=tmp_path / "c.pt")  # asks for lstm/16 by default: the file wins
+    assert warm.meta_controller.network.encoder_type == "mean"
+    assert warm.meta_controller.network.hidden_size == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(hyperparameter_bounds={"sigma": (0.005, 0.08)}), ValueError, "sets \\['sigma', 'learning_rate'\\]"),
+        (dict(meta_encoder="optuna"), ValueError, "meta_encoder 'lstm' or 'mean'"),
+    ],
+)
+def test_warm_start_errors(tmp_path, kwargs, error, match):
+    make(seed=1).meta_controller.save(tmp_path / "c.pt")
+    with pytest.raises(error, match=match):
+        make(meta_warm_start=tmp_path / "c.pt", **kwargs)
+
+
+def test_warm_start_file_that_is_not_a_controller(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No meta controller"):
+        make(meta_warm_start=tmp_path / "missing.pt")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not a saved meta controller"):
+        make(meta_warm_start=tmp_path / "notes.txt")
+    th.save({"weights": th.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a saved meta controller"):
+        make(meta_warm_start=tmp_path / "other.pt")
+
+
+def test_unknown_meta_level_and_inner():
+    with pytest.raises(ValueError, match="meta_encoder must be one of"):
+        make(meta_encoder="gru")
+    with pytest.raises(ValueError, match="inner must be one of"):
+        make(inner="cma_es")
+
+
+@pytest.mark.skipif(not PRETRAINED_PATH.exists(), reason="no pre-trained controller shipped yet")
+def test_shipped_pretrained_controller():
+    data = read_controller_file("pretrained")
+    assert data["hyperparameters"] == ["sigma", "learning_rate"]
+    assert data["metadata"]["pretrained_on"]
+    model = make(meta_warm_start="pretrained")
+    assert isinstance(model.meta_controller, MetaController)
+    model.learn(1000)
