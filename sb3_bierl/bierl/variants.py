@@ -17,7 +17,7 @@ class BiERLNSRES(BiERL, NSRES):
     """BiERL whose inner level is NSR-ES (:class:`~sb3_bierl.NSRES`); the meta level also sets the novelty weight."""
 
     inner: ClassVar[str] = "nsr_es"
-    default_meta_bounds: ClassVar[dict[str, tuple[float, float]]] = {"novelty_weight": (0.1, 1.0)}
+    default_meta_bounds: ClassVar[dict[str, tuple[float, float]]] = {"novelty_weight": (0.05, 0.95)}
 
 
 class BiERLNSRAES(BiERL, NSRAES):

@@ -57,29 +57,38 @@ class OpenAIES:
         eps = noise.get_batch(population.noise_indices, self.dim) * population.sigma
         return np.concatenate([theta + eps, theta - eps]).astype(np.float32)
 
-    def gradient(self, noise: NoiseTable, population: Population, returns: np.ndarray) -> np.ndarray:
+    def gradient(
+        self, noise: NoiseTable, population: Population, returns: np.ndarray, shaped: bool = False
+    ) -> np.ndarray:
         """
         ``g = 1 / (2 n sigma) * sum_i (u_i+ - u_i-) eps_i - weight_decay * theta``,
         where ``u`` are the centred ranks of all 2n returns.
 
         :param returns: Returns of the candidates in the order of :meth:`candidates`
+        :param shaped: ``returns`` are already shaped utilities (e.g. NSR-ES's mix of reward and
+            novelty ranks): use them as ``u`` as they are, without ranking them again
         """
         returns = np.asarray(returns, dtype=np.float64)
         if returns.shape != (population.size,):
             raise ValueError(f"Expected {population.size} returns, got shape {returns.shape}")
         if not np.all(np.isfinite(returns)):
             raise ValueError("Non-finite returns must be handled before the ES update")
-        ranks = centered_ranks(returns)
+        ranks = returns if shaped else centered_ranks(returns)
         weights = ranks[: population.n_pairs] - ranks[population.n_pairs :]
         eps = noise.get_batch(population.noise_indices, self.dim).astype(np.float64)
         grad = weights @ eps / (population.size * population.sigma)
         return grad - self.weight_decay * self.theta
 
     def tell(
-        self, noise: NoiseTable, population: Population, returns: np.ndarray, learning_rate: float
+        self,
+        noise: NoiseTable,
+        population: Population,
+        returns: np.ndarray,
+        learning_rate: float,
+        shaped: bool = False,
     ) -> np.ndarray:
-        """Take one Adam ascent step on the ES gradient; :return: the gradient estimate"""
-        grad = self.gradient(noise, population, returns)
+        """Take one Adam ascent step on the ES gradient (``shaped``: see :meth:`gradient`); :return: the gradient estimate"""
+        grad = self.gradient(noise, population, returns, shaped)
         self.theta = self.theta + self.optimizer.step(grad, learning_rate)
         return grad
 

@@ -92,3 +92,23 @@ def convert_bierl_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         if name in hyperparams:
             hyperparams[name] = int(hyperparams[name])
     return hyperparams
+
+
+def sample_nsres_params(trial: "optuna.Trial", n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """Sampler for NSR-ES and NSRA-ES: ES's, plus the meta-population and the novelty search."""
+    params = sample_es_params(trial, n_actions, n_envs, additional_args)
+    params.update(
+        n_members=trial.suggest_int("n_members", 2, 10),
+        k_nearest=trial.suggest_int("k_nearest", 3, 20),
+        novelty_weight=trial.suggest_float("novelty_weight", 0.0, 1.0),
+    )
+    return convert_nsres_params(params)
+
+
+def convert_nsres_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """Raw trial values to NSR-ES keyword arguments."""
+    hyperparams = convert_es_params(sampled_params)
+    for name in ("n_members", "k_nearest"):
+        if name in hyperparams:
+            hyperparams[name] = int(hyperparams[name])
+    return hyperparams
