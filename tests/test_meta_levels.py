@@ -116,3 +116,29 @@ def test_shipped_pretrained_controller():
     model = make(meta_warm_start="pretrained")
     assert isinstance(model.meta_controller, MetaController)
     model.learn(1000)
+
+
+def test_bierl_wraps_nsr_es_and_adapts_the_novelty_weight(tmp_path):
+    from sb3_bierl import NSRES
+    from sb3_bierl.bierl.variants import BiERLNSRES
+
+    model = make(seed=2, inner="nsr_es", n_members=2, k_nearest=2)
+    assert isinstance(model, BiERLNSRES) and isinstance(model, BiERL) and isinstance(model, NSRES)
+    assert model.meta_controller.space.names == ["sigma", "learning_rate", "novelty_weight"]
+    model.learn(3000)
+    assert model.num_timesteps == CountingEnv.total_steps
+    assert model.meta_controller.n_meta_updates >= 1
+    low, high = model.hyperparameter_bounds["novelty_weight"]
+    assert low <= model.hyperparameters["novelty_weight"] <= high
+    model.save(tmp_path / "bierl_nsr")
+    loaded = BiERL.load(tmp_path / "bierl_nsr", env="Counting-v0")  # finds the class from the saved inner
+    assert type(loaded) is BiERLNSRES
+    obs = np.zeros((4, 3), np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    loaded.learn(1000, reset_num_timesteps=False)
+
+
+def test_warm_start_file_must_match_the_inner_hyperparameters(tmp_path):
+    make(seed=1).meta_controller.save(tmp_path / "es_controller.pt")  # sets sigma and learning_rate
+    with pytest.raises(ValueError, match="novelty_weight"):
+        make(inner="nsr_es", n_members=2, k_nearest=2, meta_warm_start=tmp_path / "es_controller.pt")

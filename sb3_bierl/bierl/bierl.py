@@ -52,7 +52,7 @@ class BiERL(ES):
     :param hyperparameter_bounds: ``{name: (low, high)}`` of the adapted hyperparameters, among the inner
         algorithm's ``adaptable_hyperparameters`` (``sigma``, ``learning_rate``, ``weight_decay``; NSR-ES adds
         ``novelty_weight``); default: ``DEFAULT_BOUNDS`` (plus the inner algorithm's ``default_meta_bounds``)
-    :param inner: The inner algorithm: ``"es"`` (OpenAI-ES, this class), ``"nsr_es"``, ``"nsra_es"``
+    :param inner: The inner algorithm: ``"es"`` (OpenAI-ES, the default), ``"nsr_es"``, ``"nsra_es"``
         (:class:`~sb3_bierl.NSRES`, :class:`~sb3_bierl.NSRAES`) or ``"esac"`` (:class:`~sb3_bierl.ESAC`);
         their own arguments go in ``kwargs``
     :param meta_encoder: The meta level: ``"lstm"`` (the paper's LSTM encoder), ``"mean"`` (mean-pool
@@ -84,7 +84,7 @@ class BiERL(ES):
         weight_decay: float = 0.005,
         n_eval_episodes: int = 1,
         hyperparameter_bounds: dict[str, tuple[float, float]] | None = None,
-        inner: str = "es",
+        inner: str | None = None,
         meta_encoder: str = "lstm",
         meta_warm_start: str | pathlib.Path | None = None,
         meta_history_length: int = 10,
@@ -102,6 +102,7 @@ class BiERL(ES):
             raise ValueError("BiERL adapts the learning rate itself: pass its initial value as a float, not a schedule")
         if meta_encoder not in META_LEVELS:
             raise ValueError(f"meta_encoder must be one of {META_LEVELS}, got {meta_encoder!r}")
+        inner = type(self).inner if inner is None else inner
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
         if meta_warm_start is not None:
@@ -144,8 +145,8 @@ class BiERL(ES):
         if _init_setup_model:
             self._setup_model()
 
-    def __new__(cls, *args: Any, inner: str = "es", **kwargs: Any) -> "BiERL":
-        if cls is BiERL and inner != "es":
+    def __new__(cls, *args: Any, inner: str | None = None, **kwargs: Any) -> "BiERL":
+        if cls is BiERL and inner not in (None, "es"):
             from sb3_bierl.bierl.variants import bierl_class
 
             cls = bierl_class(inner)
