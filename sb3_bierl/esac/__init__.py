@@ -1,0 +1,3 @@
+from sb3_bierl.esac.esac import ESAC
+
+__all__ = ["ESAC"]
