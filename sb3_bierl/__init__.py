@@ -2,6 +2,8 @@
 
 from sb3_bierl.bierl import BiERL
 from sb3_bierl.es import ES
+from sb3_bierl.esac import ESAC
+from sb3_bierl.nsr_es import NSRAES, NSRES
 from sb3_bierl.version import __version__
 
-__all__ = ["ES", "BiERL", "__version__"]
+__all__ = ["ES", "ESAC", "NSRAES", "NSRES", "BiERL", "__version__"]

@@ -29,11 +29,11 @@ import optuna
 import sb3_bierl_zoo_hook
 from sb3_bierl import ES, BiERL
 from sb3_bierl.zoo import (
+    CONVERTERS,
+    SAMPLERS,
+    ZOO_ALGOS,
     convert_bierl_params,
-    convert_es_params,
     hyperparams_path,
-    sample_bierl_params,
-    sample_es_params,
 )
 
 SUBPROCESS_TIMEOUT = 240
@@ -128,6 +128,8 @@ from rl_zoo3.exp_manager import ExperimentManager
 from sb3_bierl import BiERL, ES
 from sb3_bierl.zoo import hyperparams_path
 assert ALGOS["bierl"] is BiERL and ALGOS["es"] is ES
+from sb3_bierl import ESAC, NSRAES, NSRES
+assert ALGOS["nsres"] is NSRES and ALGOS["nsraes"] is NSRAES and ALGOS["esac"] is ESAC
 assert ALGOS["ppo"] is stable_baselines3.PPO
 assert HYPERPARAMS_SAMPLER["bierl"].__module__ == "sb3_bierl.zoo.hyperparams_opt"
 assert HYPERPARAMS_CONVERTER["es"].__module__ == "sb3_bierl.zoo.hyperparams_opt"
@@ -248,32 +250,52 @@ def test_explicit_entry_point_without_the_hook(tmp_path):
     assert plain.returncode != 0 and "invalid choice: 'es'" in plain.stderr
 
 
+@pytest.mark.parametrize(
+    "algo, env_id, params",
+    [
+        ("nsres", "CartPole-v1", ["n_pairs:2", "n_members:2", "k_nearest:2"]),
+        ("esac", "Pendulum-v1", ["n_pairs:2", "learning_starts:200", "policy_kwargs:dict(net_arch=[16])"]),
+        ("bierl", "Pendulum-v1", ["n_pairs:2", "inner:'nsr_es'", "n_members:2", "meta_interval:1", "meta_n_pairs:1"]),
+    ],
+)
+def test_train_the_other_inner_algorithms(tmp_path, algo, env_id, params):
+    process = run_python(
+        ["-m", "rl_zoo3.train", "--algo", algo, "--env", env_id, "-n", "3000", "--eval-freq", "1500",
+         "--eval-episodes", "2", "-f", "logs", "--seed", "1", "--num-threads", "1", "-params", "n_workers:1", *params],
+        tmp_path,
+    )
+    assert f"Loading hyperparameters from: {hyperparams_path(algo)}" in process.stdout
+    model = ZOO_ALGOS[algo].load(tmp_path / "logs" / algo / f"{env_id}_1" / f"{env_id}.zip")
+    assert model.num_timesteps >= 3000 and model.n_pairs == 2
+    if algo == "bierl":
+        assert model.inner == "nsr_es" and type(model).__name__ == "BiERLNSRES"
+
+
 # ---------------------------------------------------------------------- hyperparameters
-@pytest.mark.parametrize("algo", ["bierl", "es"])
+@pytest.mark.parametrize("algo", ["bierl", "es", "nsres", "nsraes", "esac"])
 def test_hyperparameter_files(algo):
     path = hyperparams_path(algo)
     text = path.read_text()
     entries = yaml.safe_load(text)
     assert set(TASKS) <= set(entries)
     allowed = {"n_envs", "n_timesteps", "policy", "policy_kwargs"} | ({"hyperparameter_bounds"} if algo == "bierl" else set())
-    algorithm = {"bierl": BiERL, "es": ES}[algo]
+    algorithm = ZOO_ALGOS[algo]
     for env_id, entry in entries.items():
         assert set(entry) <= allowed, (env_id, set(entry) - allowed)
         assert entry["n_envs"] == 1 and entry["n_timesteps"] > 0
         if env_id != "default":
             gym.spec(env_id)  # a real id
         kwargs = {key: value for key, value in entry.items() if key not in ("n_envs", "n_timesteps", "policy")}
-        kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"])  # as the zoo does
+        if "policy_kwargs" in kwargs:
+            kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"])  # as the zoo does
         algorithm(entry["policy"], "Pendulum-v1", _init_setup_model=False, **kwargs)  # bounds hold the initial values
     if algo == "bierl":
         assert "not to need per-task tuning" in text.split("\n\n")[0]
 
 
-@pytest.mark.parametrize(
-    "algo, sampler, converter, algorithm",
-    [("bierl", sample_bierl_params, convert_bierl_params, BiERL), ("es", sample_es_params, convert_es_params, ES)],
-)
-def test_samplers_give_valid_models_and_convert_back(algo, sampler, converter, algorithm):
+@pytest.mark.parametrize("algo", ["bierl", "es", "nsres", "nsraes", "esac"])
+def test_samplers_give_valid_models_and_convert_back(algo):
+    sampler, converter, algorithm = SAMPLERS[algo], CONVERTERS[algo], ZOO_ALGOS[algo]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
     for _ in range(25):
         trial = study.ask()
@@ -291,4 +313,4 @@ def test_samplers_give_valid_models_and_convert_back(algo, sampler, converter, a
         assert {"meta_interval", "meta_n_pairs", "meta_sigma", "meta_learning_rate", "meta_history_length",
                 "meta_encoder", "n_pairs"} <= names
     else:
-        assert names == {"sigma", "learning_rate", "n_pairs", "weight_decay"}
+        assert {"sigma", "learning_rate", "n_pairs", "weight_decay"} <= names

@@ -1,11 +1,11 @@
 """
-BiERL and ES in the RL Baselines3 Zoo (``pip install "sb3-bierl[zoo]"``).
+BiERL, ES, NSR-ES, NSRA-ES and ESAC in the RL Baselines3 Zoo (``pip install "sb3-bierl[zoo]"``).
 
 rl_zoo3 has no plugin mechanism: its algorithms are a dict, ``rl_zoo3.utils.ALGOS``, read when a
 script builds its command line. sb3-bierl installs ``sb3_bierl_zoo.pth``, whose hook
 (``sb3_bierl_zoo_hook``, standard library only) calls :func:`patch_module` right after
 ``rl_zoo3.utils``, ``rl_zoo3.hyperparams_opt`` or ``rl_zoo3.exp_manager`` is first imported. So the
-zoo's own commands know ``--algo bierl`` and ``--algo es``::
+zoo's own commands know ``--algo bierl``, ``es``, ``nsres``, ``nsraes`` and ``esac``::
 
     python -m rl_zoo3.train --algo bierl --env Pendulum-v1 --eval-freq 20000 --save-freq 100000
     python -m rl_zoo3.enjoy --algo bierl --env Pendulum-v1 -f logs/
@@ -16,12 +16,13 @@ runs the zoo's script: it works without the hook too (``python -S``, ``SB3_BIERL
 
 What registration adds, and nothing else:
 
-- ``rl_zoo3.utils.ALGOS["bierl"] = BiERL`` and ``ALGOS["es"] = ES`` (the dict that ``train.py``,
+- ``rl_zoo3.utils.ALGOS["bierl"] = BiERL``, ``ALGOS["es"] = ES``, ``["nsres"] = NSRES``,
+  ``["nsraes"] = NSRAES`` and ``["esac"] = ESAC`` (the dict that ``train.py``,
   ``enjoy.py``, ``exp_manager.py`` and ``record_video.py`` imported; names the zoo already has are
   not replaced);
 - the Optuna samplers and converters of :mod:`sb3_bierl.zoo.hyperparams_opt` in
   ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``;
-- for these two algorithms only, in ``ExperimentManager`` (:mod:`sb3_bierl.zoo.exp_manager`):
+- for these algorithms only, in ``ExperimentManager`` (:mod:`sb3_bierl.zoo.exp_manager`):
   the default hyperparameter file is ``sb3_bierl/hyperparams/{algo}.yml`` (``-conf`` still wins),
   ``--device auto`` means the CPU, BiERL's ``learning_rate`` stays a number (the zoo turns numbers
   into schedules; BiERL adapts it itself) and ``n_envs`` is 1.
@@ -35,18 +36,36 @@ from typing import Any
 
 from sb3_bierl.bierl import BiERL
 from sb3_bierl.es import ES
+from sb3_bierl.esac import ESAC
+from sb3_bierl.nsr_es import NSRAES, NSRES
 from sb3_bierl.zoo.hyperparams_opt import (
     convert_bierl_params,
     convert_es_params,
+    convert_esac_params,
+    convert_nsres_params,
     sample_bierl_params,
     sample_es_params,
+    sample_esac_params,
+    sample_nsres_params,
 )
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
 
-ZOO_ALGOS: dict[str, type[ES]] = {"bierl": BiERL, "es": ES}
-SAMPLERS = {"bierl": sample_bierl_params, "es": sample_es_params}
-CONVERTERS = {"bierl": convert_bierl_params, "es": convert_es_params}
+ZOO_ALGOS: dict[str, type[ES]] = {"bierl": BiERL, "es": ES, "nsres": NSRES, "nsraes": NSRAES, "esac": ESAC}
+SAMPLERS = {
+    "bierl": sample_bierl_params,
+    "es": sample_es_params,
+    "nsres": sample_nsres_params,
+    "nsraes": sample_nsres_params,
+    "esac": sample_esac_params,
+}
+CONVERTERS = {
+    "bierl": convert_bierl_params,
+    "es": convert_es_params,
+    "nsres": convert_nsres_params,
+    "nsraes": convert_nsres_params,
+    "esac": convert_esac_params,
+}
 PATCHED_MODULES = ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager")
 
 __all__ = [
@@ -63,7 +82,7 @@ __all__ = [
 
 
 def hyperparams_path(algo: str) -> Path:
-    """The hyperparameter file shipped for ``algo`` (``"bierl"`` or ``"es"``), in rl_zoo3's format."""
+    """The hyperparameter file shipped for ``algo`` (a key of ``ZOO_ALGOS``), in rl_zoo3's format."""
     return HYPERPARAMS_DIR / f"{algo}.yml"
 
 

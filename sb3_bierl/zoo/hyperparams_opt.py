@@ -112,3 +112,25 @@ def convert_nsres_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         if name in hyperparams:
             hyperparams[name] = int(hyperparams[name])
     return hyperparams
+
+
+def sample_esac_params(trial: "optuna.Trial", n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """Sampler for ESAC: the ES part, SAC's share of the work and its learning rate, elites."""
+    params = sample_es_params(trial, n_actions, n_envs, additional_args)
+    params.update(
+        n_elites=trial.suggest_int("n_elites", 0, 4),
+        gradient_steps_ratio=trial.suggest_float("gradient_steps_ratio", 0.02, 1.0, log=True),
+        sac_learning_rate=trial.suggest_float("sac_learning_rate", 1e-4, 3e-3, log=True),
+    )
+    return convert_esac_params(params)
+
+
+def convert_esac_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """Raw trial values to ESAC keyword arguments (``sac_learning_rate`` goes into ``sac_kwargs``)."""
+    hyperparams = convert_es_params(sampled_params)
+    if "n_elites" in hyperparams:
+        hyperparams["n_elites"] = int(hyperparams["n_elites"])
+    sac_learning_rate = hyperparams.pop("sac_learning_rate", None)
+    if sac_learning_rate is not None:
+        hyperparams["sac_kwargs"] = {**hyperparams.get("sac_kwargs", {}), "learning_rate": float(sac_learning_rate)}
+    return hyperparams
