@@ -142,3 +142,22 @@ def test_warm_start_file_must_match_the_inner_hyperparameters(tmp_path):
     make(seed=1).meta_controller.save(tmp_path / "es_controller.pt")  # sets sigma and learning_rate
     with pytest.raises(ValueError, match="novelty_weight"):
         make(inner="nsr_es", n_members=2, k_nearest=2, meta_warm_start=tmp_path / "es_controller.pt")
+
+
+def test_bierl_wraps_esac(tmp_path):
+    from sb3_bierl import ESAC
+    from sb3_bierl.bierl.variants import BiERLESAC
+
+    model = make(seed=3, inner="esac", learning_starts=100, batch_size=16, buffer_size=10_000)
+    assert isinstance(model, BiERLESAC) and isinstance(model, ESAC)
+    assert not model.adapt_sigma_automatically  # the meta level sets sigma
+    model.learn(3000)
+    assert model.num_timesteps == CountingEnv.total_steps == model.sac.replay_buffer.size()
+    assert model.meta_controller.n_meta_updates >= 1
+    model.save(tmp_path / "bierl_esac")
+    loaded = BiERL.load(tmp_path / "bierl_esac", env="Counting-v0")
+    assert type(loaded) is BiERLESAC
+    obs = np.zeros((4, 3), np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    only_lr = make(seed=3, inner="esac", hyperparameter_bounds={"learning_rate": (0.0025, 0.04)})
+    assert only_lr.adapt_sigma_automatically  # ESAC keeps tuning sigma itself

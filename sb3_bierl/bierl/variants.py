@@ -27,9 +27,14 @@ class BiERLNSRAES(BiERL, NSRAES):
 
 
 class BiERLESAC(BiERL, ESAC):
-    """BiERL whose inner level is ESAC (:class:`~sb3_bierl.ESAC`)."""
+    """BiERL whose inner level is ESAC (:class:`~sb3_bierl.ESAC`). When the meta level adapts ``sigma``,
+    ESAC's automatic mutation tuning is off; otherwise it keeps tuning ``sigma`` itself."""
 
     inner: ClassVar[str] = "esac"
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.adapt_sigma_automatically = self.meta_controller is None or "sigma" not in self.meta_controller.space.names
 
 
 VARIANTS: dict[str, type[BiERL]] = {"es": BiERL, "nsr_es": BiERLNSRES, "nsra_es": BiERLNSRAES, "esac": BiERLESAC}
