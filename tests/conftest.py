@@ -1,7 +1,11 @@
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+
+from sb3_bierl.es import es as es_module
 
 
 class CountingEnv(gym.Env):
@@ -34,6 +38,16 @@ class CountingEnv(gym.Env):
 
 
 gym.register("Counting-v0", entry_point=CountingEnv)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _auto_backend_in_test_process():
+    """backend="auto" (the default) never starts worker processes here: CountingEnv counts steps in
+    this process, and results do not depend on where the slices run. Tests of the worker backends
+    ask for them explicitly (test_process_backend.py, test_ray_backend.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(es_module, "AUTO_LOCAL_SECONDS", math.inf)
+        yield
 
 
 @pytest.fixture(autouse=True)

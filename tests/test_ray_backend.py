@@ -31,10 +31,17 @@ def model():
     return ES("MlpPolicy", "Counting-v0", n_pairs=3, seed=0, policy_kwargs=dict(net_arch=[8]), **NOISE)
 
 
-def assert_dead(actors):
+def assert_dead(actors, timeout=30.0):
+    """Every actor is dead, or dies within ``timeout`` (``ray.kill`` is asynchronous)."""
+    deadline = time.monotonic() + timeout
     for actor in actors:
-        with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(actor.ready.remote(), timeout=30)
+        while True:
+            try:
+                ray.get(actor.ready.remote(), timeout=timeout)
+            except ray.exceptions.RayActorError:
+                break
+            assert time.monotonic() < deadline, "a killed actor still answers"
+            time.sleep(0.1)
 
 
 @pytest.mark.timeout(120)
@@ -69,22 +76,27 @@ def test_evaluate_population_matches_in_process(model):
 
 def test_es_with_ray_matches_in_process():
     kwargs = dict(n_pairs=3, seed=4, policy_kwargs=dict(net_arch=[8]))
-    single = ES("MlpPolicy", "Counting-v0", **kwargs)
+    single = ES("MlpPolicy", "Counting-v0", n_workers=1, **kwargs)
     single.learn(600)
+    single.learn(300, reset_num_timesteps=False)
     multi = ES("MlpPolicy", "Counting-v0", backend="ray", n_workers=2, **kwargs)
     assert isinstance(multi.evaluator, RayEvaluator)
     try:
         multi.learn(600)
+        actors = [w.actor for w in multi.evaluator._workers]
+        multi.learn(300, reset_num_timesteps=False)
+        assert [w.actor for w in multi.evaluator._workers] == actors  # the actors outlive learn()
     finally:
-        multi.evaluator.close()
+        multi.close()
+    assert_dead(actors)
     assert multi.num_timesteps == single.num_timesteps
-    np.testing.assert_allclose(multi.strategy.theta, single.strategy.theta, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(multi.strategy.theta, single.strategy.theta)  # same result as in-process
 
 
 def run_faulty(model, mode):
     """Actor 0 fails at its first step while actor 1 is busy for ~50 s."""
     evaluator = RayEvaluator(functools.partial(FaultyEnv, mode=mode), n_workers=2, **NOISE)
-    evaluator._start()
+    evaluator.start()
     actors = [w.actor for w in evaluator._workers]
     params = np.tile(model.strategy.theta, (2, 1))
     seeds = np.array([[FAULT_SEED], [1]])

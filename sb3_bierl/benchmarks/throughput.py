@@ -16,11 +16,13 @@ in its environment so that worker processes inherit it), one measurement after a
     ``learn`` (it closes them).
 (c) ``ES`` and ``BiERL`` (``n_pairs=--n-pairs``, ``"MlpPolicy"`` with ``net_arch=[64, 64]``,
     ``n_workers=--workers``) for each backend of ``--backends``, trained for ``--timesteps`` steps.
-    Timed: the whole ``learn()`` call, because the workers start on the first rollout of
-    ``learn`` and are closed when it returns; their start-up cost amortises with ``--timesteps``
-    (the column "steps/s after 1st generation" leaves it out). Model construction is timed
-    apart ("setup"). ``inprocess`` ignores ``n_workers``: it steps the whole population in the
-    measuring process (compare it with (a) for one process, i.e. about half of (a) with 2). The Ray rows are skipped, with a note, if Ray or the Ray backend
+    Timed: the whole first ``learn()`` call, because the workers start on its first rollout
+    (they then stay up for later ``learn`` calls, until the model is closed or collected); their
+    start-up cost amortises with ``--timesteps`` (the column "steps/s after 1st generation" leaves
+    it out). Model construction is timed apart ("setup"). ``inprocess`` ignores ``n_workers``: it
+    steps the whole population in the measuring process (compare it with (a) for one process,
+    i.e. about half of (a) with 2). ``auto`` is the default backend: the first second of rollouts
+    runs in the measuring process while the worker processes start in the background. The Ray rows are skipped, with a note, if Ray or the Ray backend
     (``sb3_bierl.evaluation.ray_backend``) cannot be imported.
 
 Rates of (b) and (c) are ``(num_timesteps at the end - at the start) / wall time``; ARS rounds its
@@ -44,7 +46,7 @@ Columns of the table (also written to ``--out`` as Markdown and, next to it, as 
 Reproduce (the defaults; give the machine nothing else to do)::
 
     python -m sb3_bierl.benchmarks.throughput --envs HalfCheetah-v5 Hopper-v5 Ant-v5 BipedalWalker-v3 \\
-        --workers 2 --seconds 20 --timesteps 200000 --n-pairs 16 --backends processes ray \\
+        --workers 2 --seconds 20 --timesteps 200000 --n-pairs 16 --backends processes ray auto \\
         --out bench_results/throughput.md
 
 Try it quickly with, e.g.,
@@ -79,8 +81,8 @@ from sb3_bierl.benchmarks.compare import markdown_table
 
 PROG = "python -m sb3_bierl.benchmarks.throughput"
 DEFAULT_ENVS: tuple[str, ...] = ("HalfCheetah-v5", "Hopper-v5", "Ant-v5", "BipedalWalker-v3")
-BACKENDS: tuple[str, ...] = ("inprocess", "processes", "ray")
-DEFAULT_BACKENDS: tuple[str, ...] = ("processes", "ray")
+BACKENDS: tuple[str, ...] = ("inprocess", "processes", "ray", "auto")
+DEFAULT_BACKENDS: tuple[str, ...] = ("processes", "ray", "auto")
 NET_ARCH: list[int] = [64, 64]
 RAW_WARMUP_STEPS = 100
 MEMORY_POLL_S = 0.25
@@ -609,7 +611,7 @@ def make_report(info: dict[str, Any], results: dict[str, list[dict[str, Any]]]) 
         "",
         "(a) is raw `gym.make` stepping with a fixed action in as many processes; (b) is sb3-contrib's ARS with "
         "`AsyncEval` (timed from building `AsyncEval` to the end of `learn`); (c) is the whole `learn()` of ES / BiERL, "
-        "workers' start-up and shutdown included. *outside env stepping* = `max(0, 1 - (steps / rate_a) / wall)`. "
+        "workers' start-up included (they stay up after `learn`). *outside env stepping* = `max(0, 1 - (steps / rate_a) / wall)`. "
         "*steps/s after 1st generation* leaves out the start-up and the first generation. *peak RSS, all processes*: "
         "sampled sum over the measuring process and its descendants (an upper bound: shared pages count once per "
         "process). Setup (model construction) is not in the rate. Every measurement ran in a fresh process with one torch "

@@ -34,6 +34,15 @@ from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_wor
 SelfES = TypeVar("SelfES", bound="ES")
 
 BACKENDS = ("auto", "inprocess", "processes", "ray")
+#: With ``backend="auto"``, seconds of rollouts run in this process before worker processes start
+AUTO_LOCAL_SECONDS = 1.0
+
+
+def usable_cpus() -> int:
+    """:return: the number of cores this process may run on"""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 @lru_cache(maxsize=4)
@@ -60,10 +69,14 @@ class ES(BaseAlgorithm):
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
     :param noise_seed: Seed of the shared noise table
-    :param n_workers: Workers that run the rollouts, each stepping a slice of the population
-        (same results for the same seed and worker count, on every backend)
-    :param backend: ``"auto"`` (in this process if ``n_workers == 1``, else worker processes),
-        ``"inprocess"``, ``"processes"`` or ``"ray"`` (Ray actors; ``pip install "sb3-bierl[ray]"``)
+    :param n_workers: Workers that run the rollouts, each stepping a slice of the population;
+        ``None``: the number of usable cores (``os.sched_getaffinity``). Workers start on the
+        first rollout and stay up until :meth:`close`, an error in ``learn``, or garbage
+        collection (same results for the same seed and worker count, on every backend)
+    :param backend: ``"auto"`` (in this process if ``n_workers == 1``, else worker processes,
+        started only once the rollouts have taken ``AUTO_LOCAL_SECONDS`` in this process, so that
+        short runs do not pay for them), ``"inprocess"``, ``"processes"`` or ``"ray"`` (Ray actors;
+        ``pip install "sb3-bierl[ray]"``)
     :param ray_address: Address of the Ray cluster to join (default: ``RAY_ADDRESS``, else a local Ray)
     :param policy_kwargs: Keyword arguments for the policy
     :param stats_window_size: Episodes averaged for ``rollout/ep_rew_mean``
@@ -92,7 +105,7 @@ class ES(BaseAlgorithm):
         zero_policy: bool = False,
         noise_table_size: int = 2**24,
         noise_seed: int = 123,
-        n_workers: int = 1,
+        n_workers: int | None = None,
         backend: str = "auto",
         ray_address: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -103,7 +116,9 @@ class ES(BaseAlgorithm):
         device: th.device | str = "cpu",
         _init_setup_model: bool = True,
     ):
-        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes, n_workers=n_workers)
+        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes)
+        if n_workers is not None:
+            check_at_least_one(n_workers=n_workers)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         check_positive(sigma=sigma, noise_table_size=noise_table_size)
@@ -198,19 +213,26 @@ class ES(BaseAlgorithm):
             self.evaluator = None
             return
         env_fn = make_env_factory(self.env)
+        n_workers = usable_cpus() if self.n_workers is None else self.n_workers
         backend = self.backend
         if backend == "auto":
-            backend = "processes" if self.n_workers > 1 else "inprocess"
+            backend = "processes" if n_workers > 1 else "inprocess"
         if backend == "inprocess":
             self.evaluator = InProcessEvaluator(env_fn)
         elif backend == "processes":
-            self.evaluator = ProcessEvaluator(env_fn, self.n_workers, self.noise_table_size, self.noise_seed)
+            local_until_s = AUTO_LOCAL_SECONDS if self.backend == "auto" else None
+            self.evaluator = ProcessEvaluator(
+                env_fn, n_workers, self.noise_table_size, self.noise_seed, local_until_s=local_until_s
+            )
         else:
             from sb3_bierl.evaluation.ray_backend import RayEvaluator  # optional dependency
 
-            self.evaluator = RayEvaluator(
-                env_fn, self.n_workers, self.noise_table_size, self.noise_seed, address=self.ray_address
-            )
+            self.evaluator = RayEvaluator(env_fn, n_workers, self.noise_table_size, self.noise_seed, address=self.ray_address)
+
+    def close(self) -> None:
+        """Stop the rollout workers now (they restart on the next ``learn``); also done at garbage collection."""
+        if self.evaluator is not None:
+            self.evaluator.close()
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout", "last_centre_rollout"]
@@ -380,11 +402,12 @@ class ES(BaseAlgorithm):
                 self._do_generation()
                 if log_interval is not None and self._n_updates % log_interval == 0:
                     self.dump_logs()
+        except BaseException:
+            self.close()  # a failed or interrupted learn() leaves no workers behind (the next one restarts them)
+            raise
         finally:
             self.sync_policy()
             self._callback = None
-            if self.evaluator is not None:
-                self.evaluator.close()  # stops worker processes; environments are re-made on the next call
         callback.on_training_end()
         return self
 

@@ -80,55 +80,62 @@ class InProcessEvaluator(PopulationEvaluator):
         self._ensure_envs(n_candidates)
         runner = self._policy_runner(policy)
         envs = self.envs[:n_candidates]
+        steps = [env.step for env in envs]
         all_params = th.as_tensor(np.asarray(params, dtype=np.float32))
+        seeds = episode_seeds.tolist()
 
         episode_returns = np.zeros((n_candidates, n_episodes))
         episode_lengths = np.zeros((n_candidates, n_episodes), dtype=np.int64)
-        episode = np.zeros(n_candidates, dtype=np.int64)
-        current_return = np.zeros(n_candidates)
-        current_length = np.zeros(n_candidates, dtype=np.int64)
-        obs = np.stack([env.reset(seed=int(episode_seeds[i, 0]))[0] for i, env in enumerate(envs)])
-        obs_rms = RunningMeanStd(epsilon=0.0, shape=obs.shape[1:])
+        # Python scalars: cheaper than numpy element access in the per-step loop
+        episode = [0] * n_candidates
+        current_return = [0.0] * n_candidates
+        current_length = [0] * n_candidates
+        obs = np.stack([env.reset(seed=seeds[i][0])[0] for i, env in enumerate(envs)])
+        moments = ObsMoments(obs)
         descriptors = DescriptorRecorder(descriptor_fn, n_candidates, n_episodes) if descriptor_fn else None
         recorder = TransitionRecorder() if record_transitions else None
 
-        active = np.arange(n_candidates)
+        active = list(range(n_candidates))
+        active_index: np.ndarray | slice = slice(None)  # all candidates: slices avoid fancy-indexing copies
         active_params = all_params
-        while len(active) > 0:
-            active_obs = obs[active]
-            obs_rms.update(active_obs)
+        while active:
+            active_obs = obs[active_index]
+            moments.add(active_index, active_obs)
             actions = runner(active_params, active_obs)
             if recorder is not None:
-                recorder.start_step(active, active_obs, actions)
+                recorder.start_step(np.asarray(active), active_obs, actions)
             finished = False
             for k, i in enumerate(active):
-                next_obs, reward, terminated, truncated, _ = envs[i].step(actions[k])
+                next_obs, reward, terminated, truncated, _ = steps[i](actions[k])
                 current_return[i] += float(reward) + alive_bonus_offset
                 current_length[i] += 1
                 if recorder is not None:
                     recorder.record(k, reward, next_obs, terminated, truncated)
                 if terminated or truncated:
+                    e = episode[i]
                     if descriptors is not None:
-                        descriptors.record(i, episode[i], envs[i], next_obs)
-                    episode_returns[i, episode[i]] = current_return[i]
-                    episode_lengths[i, episode[i]] = current_length[i]
+                        descriptors.record(i, e, envs[i], next_obs)
+                    episode_returns[i, e] = current_return[i]
+                    episode_lengths[i, e] = current_length[i]
                     current_return[i], current_length[i] = 0.0, 0
-                    episode[i] += 1
-                    if episode[i] == n_episodes:
+                    episode[i] = e = e + 1
+                    if e == n_episodes:
                         finished = True
                         continue
-                    next_obs, _ = envs[i].reset(seed=int(episode_seeds[i, episode[i]]))
+                    next_obs, _ = envs[i].reset(seed=seeds[i][e])
                 obs[i] = next_obs
             if finished:
-                active = active[episode[active] < n_episodes]
-                active_params = all_params[active]
+                active = [i for i in active if episode[i] < n_episodes]
+                active_index = np.array(active, dtype=np.int64)
+                active_params = all_params[active_index]
 
+        lengths = episode_lengths.sum(axis=1)
         return RolloutResult(
             returns=episode_returns.mean(axis=1),
-            lengths=episode_lengths.sum(axis=1),
+            lengths=lengths,
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
-            obs_rms=obs_rms,
+            obs_rms=CandidateObsStats.from_moments(moments, lengths),
             episode_descriptors=None if descriptors is None else descriptors.values,
             transitions=None if recorder is None else recorder.result(),
         )
@@ -138,6 +145,58 @@ class InProcessEvaluator(PopulationEvaluator):
             env.close()
         self.envs = []
         self._batched = None
+
+
+class ObsMoments:
+    """
+    Per-candidate sums of the observations seen, shifted by each candidate's first observation
+    (the shifted-data algorithm: accurate even when the mean is far from zero).
+
+    :param first_obs: (P, *obs_shape) first observation of each candidate
+    """
+
+    def __init__(self, first_obs: np.ndarray):
+        self.shift = first_obs.reshape(len(first_obs), -1).astype(np.float64)
+        self.sum = np.zeros_like(self.shift)
+        self.sum_sq = np.zeros_like(self.shift)
+
+    def add(self, index: np.ndarray | slice, obs: np.ndarray) -> None:
+        """:param index: The candidates that saw ``obs`` (distinct), as an index array or a slice"""
+        delta = obs.reshape(len(obs), -1) - self.shift[index]
+        self.sum[index] += delta
+        self.sum_sq[index] += delta * delta
+
+
+class CandidateObsStats(RunningMeanStd):
+    """
+    Observation statistics of a rollout (a ``RunningMeanStd``), which also keep those of each
+    candidate. Merging is always done candidate by candidate, in candidate order: the result
+    does not depend on how the population was split among workers.
+
+    :param counts: (P,) observations seen by each candidate
+    :param means: (P, D) their mean
+    :param m2: (P, D) their sum of squared deviations from the mean
+    """
+
+    def __init__(self, counts: np.ndarray, means: np.ndarray, m2: np.ndarray):
+        super().__init__(epsilon=0.0, shape=means.shape[1:])
+        self.counts, self.means, self.m2 = counts, means, m2
+        for count, mean, m2_i in zip(counts, means, m2, strict=True):
+            if count > 0:
+                self.update_from_moments(mean, m2_i / count, int(count))
+
+    @classmethod
+    def from_moments(cls, moments: ObsMoments, counts: np.ndarray) -> "CandidateObsStats":
+        """:param counts: (P,) number of observations added for each candidate"""
+        n = np.maximum(counts, 1)[:, None].astype(np.float64)
+        means = moments.shift + moments.sum / n
+        m2 = np.maximum(moments.sum_sq - moments.sum * moments.sum / n, 0.0)
+        return cls(np.asarray(counts), means, m2)
+
+    @classmethod
+    def concatenate(cls, parts: list["CandidateObsStats"]) -> "CandidateObsStats":
+        """Statistics of consecutive batches of candidates, merged in candidate order."""
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("counts", "means", "m2")))
 
 
 class DescriptorRecorder:

@@ -1,6 +1,8 @@
 """Parent side of the multi-worker backends, independent of the transport: split the population,
 send requests, merge the answers."""
 
+import threading
+import time
 import weakref
 from abc import abstractmethod
 from collections.abc import Callable
@@ -18,8 +20,13 @@ from sb3_bierl.evaluation.base import (
     split_result,
 )
 from sb3_bierl.evaluation.workers import (
+    InlineNoise,
+    NoiseSource,
     PopulationSpec,
     Request,
+    RolloutWorker,
+    SeededNoise,
+    check_answer,
     check_batch,
     merge_results,
 )
@@ -37,6 +44,7 @@ class WorkerHandle:
     def __init__(self, rank: int):
         self.rank = rank
         self.policy_version = 0  # version of the policy this worker holds (0: none)
+        self.has_noise = False  # whether it was sent the noise table
 
 
 class WorkerPoolEvaluator(PopulationEvaluator):
@@ -46,19 +54,30 @@ class WorkerPoolEvaluator(PopulationEvaluator):
     order. A candidate's rollout depends only on its parameters and its episode seeds, so
     the returns equal those of ``InProcessEvaluator`` for the same inputs.
 
-    For :meth:`evaluate_population`, workers rebuild their candidates from their own copy of
-    the noise table: only the centres, noise indices and sigmas travel, never noise vectors.
+    For :meth:`evaluate_population`, workers rebuild their candidates from the noise table
+    (sent once, as a :class:`~sb3_bierl.evaluation.workers.NoiseSource`: shared memory for
+    processes, the object store for Ray): only the centres, noise indices and sigmas travel,
+    never noise vectors.
+
+    Workers start on first use and stay up between calls (and between ``learn`` calls) until
+    :meth:`close`, a failed call, or garbage collection. With ``local_until_s``, the slices
+    first run one after another in this process, with the same worker code: short jobs never
+    pay for starting workers, and results do not depend on where the slices ran.
 
     The policy object is sent once (again only when another policy is passed); then each call
     sends only its buffers (observation statistics): the parameters come with the candidates.
 
-    Subclasses provide the transport: :meth:`_start` (fill ``self._workers``),
-    :meth:`_exchange`, :meth:`_stop_all` and :meth:`close`.
+    Subclasses provide the transport: :meth:`_launch`, :meth:`_exchange`, :meth:`_stop_all`
+    and :meth:`_share_noise`.
 
     :param env_fn: Function returning a new environment (sent to the workers with cloudpickle)
     :param n_workers: Number of workers
     :param noise_table_size: Size of the noise table (must match the algorithm's)
     :param noise_seed: Seed of the noise table (must match the algorithm's)
+    :param local_until_s: ``None``: start the workers at the first call. A number: run the
+        slices in this process until they have taken that many seconds in all, then start the
+        workers in the background, and keep running the slices here until the workers are up
+        (the environments then run in this process too, as with ``InProcessEvaluator``)
     """
 
     #: Seconds between two checks that busy workers are alive
@@ -70,6 +89,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         n_workers: int,
         noise_table_size: int,
         noise_seed: int,
+        local_until_s: float | None = None,
     ):
         if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
             raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
@@ -81,6 +101,14 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         # The policy the workers hold copies of, and its version number
         self._policy_ref: weakref.ref | None = None
         self._policy_version = 0
+        self._noise_source: NoiseSource | None = None
+        # Running the slices in this process before (or instead of) the workers
+        self.local_until_s = local_until_s
+        self._local: RolloutWorker | None = None
+        self._local_handle = WorkerHandle(rank=-1)
+        self._local_seconds = 0.0
+        self._launcher: threading.Thread | None = None
+        self._launched: list[WorkerHandle] | BaseException | None = None
 
     # ------------------------------------------------------------------ public API
     def evaluate(
@@ -168,8 +196,39 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             }
             for start, stop in self._slices(sum(sizes))
         ]
-        result = self._run("evaluate_population", policy, payloads, *options)
+        result = self._run("evaluate_population", policy, payloads, *options, noise=noise)
         return split_result(result, sizes)
+
+    def close(self) -> None:
+        """Stop the workers (idempotent); the next call starts new ones."""
+        if not hasattr(self, "_local"):  # __init__ failed
+            return
+        launched = self._join_launcher()
+        if isinstance(launched, list):  # started in the background, never used
+            self._workers = launched
+        self._shutdown()
+        self._noise_source = None
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        self._local_handle = WorkerHandle(rank=-1)
+
+    def _shutdown(self) -> None:
+        """Stop the workers at :meth:`close` (default: :meth:`_stop_all`)."""
+        self._stop_all()
+
+    def start(self) -> None:
+        """Start the workers now, unless they run already, and wait until they are up."""
+        if self._workers:
+            return
+        launched = self._join_launcher()
+        check_launched(launched, type(self).__name__)
+        self._workers = launched or self._launch()
+
+    @property
+    def workers_running(self) -> bool:
+        """Whether the workers are up (False while the slices run in this process)."""
+        return bool(self._workers)
 
     def __del__(self) -> None:
         try:
@@ -179,8 +238,16 @@ class WorkerPoolEvaluator(PopulationEvaluator):
 
     # ------------------------------------------------------------------ transport (subclasses)
     @abstractmethod
-    def _start(self) -> None:
-        """Start the ``n_workers`` workers into ``self._workers``, unless they run already."""
+    def _launch(self) -> list[WorkerHandle]:
+        """
+        Start ``n_workers`` workers (this may run in a background thread: touch no other state).
+
+        :return: their handles, in rank order; stop any started ones before raising
+        """
+
+    def _share_noise(self, noise: NoiseTable) -> NoiseSource:
+        """:return: how the workers get ``noise`` (default: each generates its own copy from the seed)"""
+        return SeededNoise(noise.size, noise.seed)
 
     @abstractmethod
     def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
@@ -193,7 +260,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
 
     @abstractmethod
     def _stop_all(self) -> None:
-        """Stop all workers now, busy or not (the next call starts new ones)."""
+        """Stop all workers in ``self._workers`` now, busy or not, and empty it (the next call starts new ones)."""
 
     # ------------------------------------------------------------------ internals
     def _can_rebuild(self, strategy: OpenAIES, noise: NoiseTable) -> bool:
@@ -224,8 +291,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         alive_bonus_offset: float,
         descriptor_fn: DescriptorFn | None,
         record_transitions: bool,
+        noise: NoiseSource | None = None,
     ) -> list[Request]:
-        """One request per worker; the policy itself goes only to workers holding another one."""
+        """One request per worker; the policy (and the noise table) go only to workers that lack them."""
         buffers = self._policy_message(policy)
         options = {
             "alive_bonus_offset": float(alive_bonus_offset),
@@ -240,6 +308,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             if worker.policy_version != self._policy_version:
                 message["policy"] = policy_bytes
                 worker.policy_version = self._policy_version
+            if noise is not None and not worker.has_noise:
+                message["noise"] = noise
+                worker.has_noise = True
             requests.append((command, message))
         return requests
 
@@ -251,15 +322,90 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         alive_bonus_offset: float,
         descriptor_fn: DescriptorFn | None = None,
         record_transitions: bool = False,
+        noise: NoiseTable | None = None,
     ) -> RolloutResult:
-        """Send one payload to each of the first workers, and merge their results in order."""
-        self._start()
-        workers = self._workers[: len(payloads)]
+        """Send one payload to each of the first workers (or run them here), and merge their results in order."""
         options = (alive_bonus_offset, descriptor_fn, record_transitions)
+        if not self._workers_ready():
+            return self._run_locally(command, policy, payloads, *options, noise)
+        workers = self._workers[: len(payloads)]
         try:
-            requests = self._requests(command, policy, workers, payloads, *options)
+            source = None
+            if noise is not None:
+                if self._noise_source is None:
+                    self._noise_source = self._share_noise(noise)
+                source = self._noise_source
+            requests = self._requests(command, policy, workers, payloads, *options, source)
             return merge_results(self._exchange(workers, requests))
         except BaseException:
             # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
             self._stop_all()
             raise
+
+    def _workers_ready(self) -> bool:
+        """:return: whether to use the workers (starting them, or checking on their start, as needed)"""
+        if self._workers:
+            return True
+        if self.local_until_s is None:
+            self._workers = self._launch()
+            return True
+        if self._launcher is None:
+            if self._local_seconds >= self.local_until_s:
+                self._launched = None
+                self._launcher = threading.Thread(
+                    target=self._launch_in_background, daemon=True, name="sb3-bierl-launcher"
+                )
+                self._launcher.start()
+            return False
+        if self._launcher.is_alive():
+            return False
+        launched = self._join_launcher()
+        check_launched(launched, type(self).__name__)
+        self._workers = launched or []
+        if self._workers and self._local is not None:  # the workers take over: free this process's environments
+            self._local.close()
+            self._local = None
+        return bool(self._workers)
+
+    def _launch_in_background(self) -> None:
+        try:
+            self._launched = self._launch()
+        except BaseException as error:  # noqa: BLE001 (reported by the next call, in the main thread)
+            self._launched = error
+
+    def _join_launcher(self) -> list[WorkerHandle] | BaseException | None:
+        """Wait for a background start, if any. :return: what it started (or its error)"""
+        launcher, self._launcher = self._launcher, None
+        if launcher is None:
+            return None
+        launcher.join()
+        launched, self._launched = self._launched, None
+        return launched
+
+    def _run_locally(
+        self,
+        command: str,
+        policy: BasePolicy,
+        payloads: list[dict[str, Any]],
+        alive_bonus_offset: float,
+        descriptor_fn: DescriptorFn | None,
+        record_transitions: bool,
+        noise: NoiseTable | None,
+    ) -> RolloutResult:
+        """Run the slices one after another in this process, with the worker code (same results)."""
+        start = time.perf_counter()
+        if self._local is None:
+            self._local = RolloutWorker(f"{type(self).__name__} (in this process)", self._env_fn_bytes)
+        handles = [self._local_handle] * len(payloads)  # one worker: the policy and the noise go once
+        source = None if noise is None else InlineNoise(noise)
+        options = (alive_bonus_offset, descriptor_fn, record_transitions)
+        requests = self._requests(command, policy, handles, payloads, *options, source)
+        results = [check_answer(self._local.answer(*request)) for request in requests]
+        self._local_seconds += time.perf_counter() - start
+        return merge_results(results)
+
+
+def check_launched(launched: list[WorkerHandle] | BaseException | None, name: str) -> None:
+    """Raise ``RuntimeError`` if a background start of the workers failed."""
+    if isinstance(launched, BaseException):
+        raise RuntimeError(f"{name}: the workers failed to start: {launched}") from launched  # noqa: TRY004

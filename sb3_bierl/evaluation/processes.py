@@ -1,6 +1,9 @@
 """
 Worker-process backend: the population is split into contiguous slices, one per process.
 
+Workers fork from a ``forkserver`` that has imported torch, gymnasium and this package once (a
+worker is up in a fraction of a second), and map the noise table from one shared memory block.
+
 The per-worker logic (:class:`~sb3_bierl.evaluation.workers.RolloutWorker`) and the parent-side
 splitting and merging (:class:`~sb3_bierl.evaluation.pool.WorkerPoolEvaluator`) do not depend on the
 transport: the Ray backend (:mod:`sb3_bierl.evaluation.ray_backend`) reuses both, with actors instead
@@ -10,14 +13,28 @@ of processes.
 import multiprocessing as mp
 import signal
 import sys
+import weakref
 from collections.abc import Callable
+from multiprocessing import shared_memory
 from multiprocessing.connection import Connection, wait
 
 import gymnasium as gym
 
 from sb3_bierl.evaluation.base import RolloutResult
 from sb3_bierl.evaluation.pool import WorkerHandle, WorkerPoolEvaluator
-from sb3_bierl.evaluation.workers import Answer, Request, RolloutWorker, check_answer, prepare_worker_process
+from sb3_bierl.evaluation.workers import (
+    Answer,
+    NoiseSource,
+    Request,
+    RolloutWorker,
+    SharedMemoryNoise,
+    check_answer,
+    prepare_worker_process,
+)
+from sb3_bierl.strategies import NoiseTable
+
+#: Modules the forkserver imports once, before it forks any worker
+FORKSERVER_PRELOAD = ["__main__", "sb3_bierl.evaluation.workers"]
 
 
 # ---------------------------------------------------------------------- processes
@@ -27,10 +44,11 @@ class ProcessEvaluator(WorkerPoolEvaluator):
     each steps its slice of the population with an
     :class:`~sb3_bierl.evaluation.in_process.InProcessEvaluator`.
 
-    Workers start on first use. A worker that raises, or dies, makes the call raise a
-    ``RuntimeError`` (with the worker's traceback) and closes all workers; the next call
-    starts new ones. Workers ignore SIGINT: Ctrl-C interrupts the parent, which then
-    terminates them.
+    Workers start on first use and serve every later call until :meth:`close` (or garbage
+    collection). A worker that raises, or dies, makes the call raise a ``RuntimeError`` (with
+    the worker's traceback) and closes all workers; the next call starts new ones. Workers
+    ignore SIGINT: Ctrl-C interrupts the parent, which then terminates them. The noise table
+    is written once into shared memory, which every worker maps.
 
     As with SB3's ``SubprocVecEnv``, a script that uses it must guard its entry point with
     ``if __name__ == "__main__":`` (forkserver and spawn re-import the main module).
@@ -40,7 +58,10 @@ class ProcessEvaluator(WorkerPoolEvaluator):
     :param noise_table_size: Size of the noise table (must match the algorithm's)
     :param noise_seed: Seed of the noise table (must match the algorithm's)
     :param start_method: ``multiprocessing`` start method; default ``"forkserver"`` where
-        available, else ``"spawn"`` (``"fork"`` is unsafe once torch has started its threads)
+        available, else ``"spawn"`` (``"fork"`` is unsafe once torch has started its threads).
+        With ``"forkserver"``, the forkserver preloads :data:`FORKSERVER_PRELOAD` (if this is
+        the process's first use of it)
+    :param local_until_s: See :class:`WorkerPoolEvaluator` (default: start the workers at once)
     """
 
     #: Seconds a worker has to exit after the close command before it is terminated
@@ -53,27 +74,50 @@ class ProcessEvaluator(WorkerPoolEvaluator):
         noise_table_size: int,
         noise_seed: int,
         start_method: str | None = None,
+        local_until_s: float | None = None,
     ):
-        super().__init__(env_fn, n_workers, noise_table_size, noise_seed)
+        super().__init__(env_fn, n_workers, noise_table_size, noise_seed, local_until_s)
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self.start_method = start_method
         self._workers: list[_ProcessHandle] = []
+        self._noise_block: shared_memory.SharedMemory | None = None
+        self._release_noise = weakref.finalize(self, lambda: None)
 
     def close(self) -> None:
+        """Stop the workers (see :meth:`_shutdown`) and free the shared noise (idempotent)."""
+        super().close()
+        self._release_noise()
+        self._noise_block = None
+
+    def _shutdown(self) -> None:
         """Ask the workers to exit, and terminate those that do not within ``close_timeout``."""
-        workers, self._workers = getattr(self, "_workers", []), []
+        workers, self._workers = self._workers, []
         for worker in workers:
             worker.request_close()
         for worker in workers:
             worker.stop(self.close_timeout)
 
-    def _start(self) -> None:
-        if self._workers:
-            return
+    def _launch(self) -> list[WorkerHandle]:
         ctx = mp.get_context(self.start_method)
-        args = (self._env_fn_bytes, self.noise_table_size, self.noise_seed, list(sys.path))
-        self._workers = [_ProcessHandle.start(ctx, rank, args) for rank in range(self.n_workers)]
+        if self.start_method == "forkserver":
+            ctx.set_forkserver_preload(FORKSERVER_PRELOAD)  # no effect once the forkserver runs
+        args = (self._env_fn_bytes, list(sys.path))
+        workers: list[_ProcessHandle] = []
+        try:
+            for rank in range(self.n_workers):
+                workers.append(_ProcessHandle.start(ctx, rank, args))
+        except BaseException:
+            for worker in workers:
+                worker.stop(timeout=0.0)
+            raise
+        return workers
+
+    def _share_noise(self, noise: NoiseTable) -> NoiseSource:
+        source, self._noise_block = SharedMemoryNoise.create(noise)
+        self._noise_block.close()  # this process does not read it; the name stays until unlinked
+        self._release_noise = weakref.finalize(self, _unlink, self._noise_block)
+        return source
 
     def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
         for worker, request in zip(workers, requests, strict=True):
@@ -175,13 +219,19 @@ class _ProcessHandle(WorkerHandle):
         self.conn.close()
 
 
-def _worker_main(
-    conn: Connection, rank: int, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int, sys_path: list[str]
-) -> None:
+def _unlink(block: shared_memory.SharedMemory) -> None:
+    """Remove a shared memory block (workers that still map it keep their mapping)."""
+    try:
+        block.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _worker_main(conn: Connection, rank: int, env_fn_bytes: bytes, sys_path: list[str]) -> None:
     """Serve requests until told to close or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent
     prepare_worker_process(sys_path)
-    worker = RolloutWorker(f"ProcessEvaluator worker {rank}", env_fn_bytes, noise_table_size, noise_seed)
+    worker = RolloutWorker(f"ProcessEvaluator worker {rank}", env_fn_bytes)
     try:
         while True:
             try:

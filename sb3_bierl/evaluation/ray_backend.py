@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -17,7 +18,16 @@ except ImportError:  # optional dependency: RayEvaluator raises when it is built
 
 from sb3_bierl.evaluation.base import RolloutResult
 from sb3_bierl.evaluation.pool import WorkerHandle, WorkerPoolEvaluator
-from sb3_bierl.evaluation.workers import Answer, Request, RolloutWorker, check_answer, prepare_worker_process
+from sb3_bierl.evaluation.workers import (
+    Answer,
+    NoiseSource,
+    Request,
+    RolloutWorker,
+    check_answer,
+    prepare_worker_process,
+    wrap_noise,
+)
+from sb3_bierl.strategies import NoiseTable
 
 RAY_MISSING = 'backend="ray" needs Ray: pip install "sb3-bierl[ray]"'
 
@@ -52,6 +62,23 @@ def init_ray(address: str | None, n_workers: int) -> None:
     )
 
 
+@dataclass
+class RayNoise:
+    """
+    The noise table in Ray's object store, put there once by the driver: actors on the same
+    node read it without a copy (a read-only array in shared memory), other nodes fetch it once.
+
+    :param ref: ``[ObjectRef]`` of the float32 array (in a list, so that Ray passes the reference, not the value)
+    :param seed: Seed the table was generated from
+    """
+
+    ref: list[Any]
+    seed: int
+
+    def open(self) -> NoiseTable:
+        return wrap_noise(ray.get(self.ref[0]), self.seed)
+
+
 class RayRolloutActor:
     """
     A :class:`~sb3_bierl.evaluation.processes.RolloutWorker` in a Ray actor (wrapped with
@@ -59,14 +86,12 @@ class RayRolloutActor:
 
     :param rank: Position of the worker (its slice of the population)
     :param env_fn_bytes: The cloudpickled environment function
-    :param noise_table_size: Size of the noise table
-    :param noise_seed: Seed of the noise table
     :param sys_path: The driver's ``sys.path`` (to import environment classes defined next to the script)
     """
 
-    def __init__(self, rank: int, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int, sys_path: list[str]):
+    def __init__(self, rank: int, env_fn_bytes: bytes, sys_path: list[str]):
         prepare_worker_process(sys_path)
-        self.worker = RolloutWorker(f"RayEvaluator worker {rank}", env_fn_bytes, noise_table_size, noise_seed)
+        self.worker = RolloutWorker(f"RayEvaluator worker {rank}", env_fn_bytes)
 
     def ready(self) -> Answer:
         return ("ok", True)
@@ -103,8 +128,9 @@ class RayEvaluator(WorkerPoolEvaluator):
     :class:`~sb3_bierl.evaluation.processes.WorkerPoolEvaluator`), so the returns equal those
     of ``InProcessEvaluator`` for the same inputs.
 
-    Ray starts (or is joined) and the actors start on first use. An actor that raises, or
-    dies, makes the call raise a ``RuntimeError`` (with the actor's traceback, or Ray's
+    Ray starts (or is joined) and the actors start on first use; they serve every later call
+    until :meth:`close` (or garbage collection). The noise table goes once into Ray's object
+    store (:class:`RayNoise`). An actor that raises, or dies, makes the call raise a ``RuntimeError`` (with the actor's traceback, or Ray's
     error) and kills all actors; the next call starts new ones. :meth:`close` kills the
     actors; it never shuts Ray down (call ``ray.shutdown()`` yourself if needed).
 
@@ -133,20 +159,24 @@ class RayEvaluator(WorkerPoolEvaluator):
         super().__init__(env_fn, n_workers, noise_table_size, noise_seed)
         self.address = address
         self._workers: list[_ActorHandle] = []
+        self._noise_ref: Any = None
 
     def close(self) -> None:
         """Kill the actors (idempotent). Ray itself keeps running."""
-        self._stop_all()
+        super().close()
+        self._noise_ref = None
 
-    def _start(self) -> None:
-        if self._workers:
-            return
+    def _share_noise(self, noise: NoiseTable) -> NoiseSource:
+        self._noise_ref = ray.put(noise.noise)  # kept alive by this reference
+        return RayNoise([self._noise_ref], noise.seed)
+
+    def _launch(self) -> list[WorkerHandle]:
         init_ray(self.address, self.n_workers)
         cls = actor_class()
-        args = (self._env_fn_bytes, self.noise_table_size, self.noise_seed, list(sys.path))
-        self._workers = [_ActorHandle(rank, cls.remote(rank, *args)) for rank in range(self.n_workers)]
+        args = (self._env_fn_bytes, list(sys.path))
+        workers = [_ActorHandle(rank, cls.remote(rank, *args)) for rank in range(self.n_workers)]
         try:
-            refs = {w.actor.ready.remote(): w for w in self._workers}
+            refs = {w.actor.ready.remote(): w for w in workers}
             pending = self._wait(list(refs), time.monotonic() + self.start_timeout)
             if pending:
                 raise RuntimeError(
@@ -156,8 +186,9 @@ class RayEvaluator(WorkerPoolEvaluator):
             for ref, worker in refs.items():
                 check_answer(self._get(ref, worker, "failed to start"))
         except BaseException:
-            self._stop_all()
+            _kill(workers)
             raise
+        return workers
 
     def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
         refs = {w.actor.answer.remote(*request): w for w, request in zip(workers, requests, strict=True)}
@@ -188,10 +219,15 @@ class RayEvaluator(WorkerPoolEvaluator):
     def _stop_all(self) -> None:
         """Kill all actors now (they may be busy)."""
         workers, self._workers = getattr(self, "_workers", []), []
-        if not workers or ray is None or not ray.is_initialized():
-            return  # nothing started, or Ray is gone and the actors with it
-        for worker in workers:
-            try:
-                ray.kill(worker.actor, no_restart=True)
-            except Exception:  # already dead
-                pass
+        _kill(workers)
+
+
+def _kill(workers: list[_ActorHandle]) -> None:
+    """Kill the actors, unless Ray is gone (and the actors with it)."""
+    if not workers or ray is None or not ray.is_initialized():
+        return
+    for worker in workers:
+        try:
+            ray.kill(worker.actor, no_restart=True)
+        except Exception:  # already dead
+            pass

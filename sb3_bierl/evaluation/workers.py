@@ -3,7 +3,9 @@ requests, and the helpers both sides share."""
 
 import sys
 import traceback
-from typing import Any
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Any, Protocol
 
 import cloudpickle
 import numpy as np
@@ -11,7 +13,7 @@ import torch as th
 from stable_baselines3.common.policies import BasePolicy
 
 from sb3_bierl.evaluation.base import DescriptorFn, RolloutResult, Transitions
-from sb3_bierl.evaluation.in_process import InProcessEvaluator
+from sb3_bierl.evaluation.in_process import CandidateObsStats, InProcessEvaluator
 from sb3_bierl.strategies import NoiseTable
 
 # One centre, its noise indices and its sigma: what a worker needs to rebuild a population
@@ -42,9 +44,12 @@ def check_answer(answer: Answer | None) -> Any:
 
 def merge_results(results: list[RolloutResult]) -> RolloutResult:
     """Concatenate the workers' results; their observation statistics are combined in order."""
-    obs_rms = results[0].obs_rms
-    for result in results[1:]:
-        obs_rms.combine(result.obs_rms)
+    if all(isinstance(r.obs_rms, CandidateObsStats) for r in results):
+        obs_rms = CandidateObsStats.concatenate([r.obs_rms for r in results])  # independent of the split
+    else:
+        obs_rms = results[0].obs_rms
+        for result in results[1:]:
+            obs_rms.combine(result.obs_rms)
     descriptors = None
     if all(r.episode_descriptors is not None for r in results):
         if len({r.episode_descriptors.shape[-1] for r in results}) > 1:
@@ -95,6 +100,74 @@ def population_rows(
     return np.concatenate(rows)
 
 
+# ---------------------------------------------------------------------- the noise table, shared
+class NoiseSource(Protocol):
+    """How a worker gets the noise table: sent once with its first ``evaluate_population`` request."""
+
+    def open(self) -> NoiseTable:
+        """:return: the noise table (called once per worker)"""
+
+
+def wrap_noise(array: np.ndarray, seed: int) -> NoiseTable:
+    """:return: a :class:`NoiseTable` around an existing block of noise (not regenerated from ``seed``)"""
+    table = NoiseTable.__new__(NoiseTable)
+    table.size, table.seed, table.noise = len(array), int(seed), array
+    return table
+
+
+@dataclass
+class SeededNoise:
+    """The worker generates its own copy of the table from its seed (any transport, ~1 s and 64 MiB each)."""
+
+    size: int
+    seed: int
+
+    def open(self) -> NoiseTable:
+        return NoiseTable(self.size, self.seed)
+
+
+@dataclass
+class InlineNoise:
+    """The table itself: for a worker in the same process."""
+
+    table: NoiseTable
+
+    def open(self) -> NoiseTable:
+        return self.table
+
+
+@dataclass
+class SharedMemoryNoise:
+    """
+    The table in a ``multiprocessing.shared_memory`` block written once by the parent: worker
+    processes on the same machine map it instead of generating and holding their own copy.
+
+    :param name: Name of the shared memory block
+    :param size: Number of float32 values
+    :param seed: Seed the table was generated from
+    """
+
+    name: str
+    size: int
+    seed: int
+
+    @classmethod
+    def create(cls, table: NoiseTable) -> tuple["SharedMemoryNoise", shared_memory.SharedMemory]:
+        """:return: the source, and the block (the caller unlinks it when the workers are gone)"""
+        block = shared_memory.SharedMemory(create=True, size=table.noise.nbytes)
+        np.ndarray(table.noise.shape, table.noise.dtype, buffer=block.buf)[:] = table.noise
+        return cls(block.name, table.size, table.seed), block
+
+    def open(self) -> NoiseTable:
+        # The mapping lives as long as the array that views it (the worker never closes it)
+        block = shared_memory.SharedMemory(name=self.name)
+        array = np.ndarray((self.size,), np.float32, buffer=block.buf)
+        array.flags.writeable = False
+        table = wrap_noise(array, self.seed)
+        table._block = block  # keep the mapping open
+        return table
+
+
 # ---------------------------------------------------------------------- worker side (any transport)
 def prepare_worker_process(sys_path: list[str]) -> None:
     """
@@ -114,22 +187,19 @@ class RolloutWorker:
     of the transport: worker processes and Ray actors both call :meth:`answer`.
 
     A request's message holds ``episode_seeds``, ``buffers`` (the policy's buffers),
-    ``alive_bonus_offset``, optionally ``policy`` (a new cloudpickled policy), and either
+    ``alive_bonus_offset``, optionally ``policy`` (a new cloudpickled policy) and ``noise``
+    (a :class:`NoiseSource`, with the first population request), and either
     ``params`` (command ``"evaluate"``) or ``populations``, ``dim``, ``start`` and ``stop``
     (command ``"evaluate_population"``).
 
     :param name: Name used in error messages (e.g. ``"ProcessEvaluator worker 0"``)
     :param env_fn_bytes: The cloudpickled environment function (unpickled on first use, so
         that import errors reach the parent as an error answer)
-    :param noise_table_size: Size of the noise table
-    :param noise_seed: Seed of the noise table
     """
 
-    def __init__(self, name: str, env_fn_bytes: bytes, noise_table_size: int, noise_seed: int):
+    def __init__(self, name: str, env_fn_bytes: bytes):
         self.name = name
         self.env_fn_bytes = env_fn_bytes
-        self.noise_table_size = noise_table_size
-        self.noise_seed = noise_seed
         self.evaluator: InProcessEvaluator | None = None
         self.noise: NoiseTable | None = None
         self.policy: BasePolicy | None = None
@@ -148,6 +218,8 @@ class RolloutWorker:
         """Run one request (see the class docstring); exceptions propagate."""
         if "policy" in message:
             self.set_policy(message["policy"])
+        if "noise" in message:
+            self.noise = message["noise"].open()
         descriptor_fn = message.get("descriptor_fn")
         common = (
             message["episode_seeds"],
@@ -221,7 +293,7 @@ class RolloutWorker:
         :param record_transitions: Return every step taken
         """
         if self.noise is None:
-            self.noise = NoiseTable(self.noise_table_size, self.noise_seed)
+            raise RuntimeError(f"{self.name} received no noise table")
         params = population_rows(self.noise, populations, dim, start, stop)
         return self.evaluate(
             params,
