@@ -254,3 +254,45 @@ def test_default_worker_count_and_backend(monkeypatch):
     assert isinstance(ES("MlpPolicy", "Counting-v0", n_pairs=2, **NOISE).evaluator, InProcessEvaluator)
     explicit = ES("MlpPolicy", "Counting-v0", n_pairs=2, n_workers=2, backend="processes", **NOISE)
     assert explicit.evaluator.local_until_s is None  # an explicit backend runs every rollout in the workers
+
+
+UNGUARDED_SCRIPT = """
+import gymnasium as gym
+import numpy as np
+from sb3_bierl import ES
+
+
+class ScriptEnv(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), -float(action[0] ** 2), False, self.t >= 50, {}
+
+
+print("script body runs")  # once: workers must not re-run the script
+gym.register("ScriptEnv-v0", entry_point="__main__:ScriptEnv")
+model = ES("MlpPolicy", "ScriptEnv-v0", n_pairs=4, seed=0, backend="processes", n_workers=2)
+model.learn(3000)
+print("trained", model.num_timesteps)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_unguarded_script_with_an_env_defined_in_it(tmp_path):
+    """No ``if __name__ == "__main__":`` needed: workers neither re-run the script nor need to import it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    process = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stdout.count("script body runs") == 1
+    assert "trained 3" in process.stdout

@@ -5,6 +5,7 @@ import dataclasses
 from collections.abc import Callable
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 
@@ -37,4 +38,7 @@ def make_env_factory(env: gym.Env | VecEnv | str) -> Callable[[], gym.Env]:
         )
     # re-make the registered env (kwargs, time limit), without the wrappers added around it
     spec = dataclasses.replace(spec, additional_wrappers=())
+    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("__main__:"):
+        # defined in the user's script: send the class itself (workers do not import the script)
+        spec = dataclasses.replace(spec, entry_point=load_env_creator(spec.entry_point))
     return lambda: gym.make(spec)

@@ -14,7 +14,8 @@ import multiprocessing as mp
 import signal
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection, wait
 
@@ -33,8 +34,31 @@ from sb3_bierl.evaluation.workers import (
 )
 from sb3_bierl.strategies import NoiseTable
 
-#: Modules the forkserver imports once, before it forks any worker
-FORKSERVER_PRELOAD = ["__main__", "sb3_bierl.evaluation.workers"]
+#: Modules the forkserver imports once, before it forks any worker (not the user's main script: see
+#: :func:`main_script_hidden`)
+FORKSERVER_PRELOAD = ["sb3_bierl.evaluation.workers"]
+
+
+@contextmanager
+def main_script_hidden() -> Iterator[None]:
+    """
+    Start processes without them running the user's main script: ``multiprocessing`` (spawn and
+    forkserver) re-imports ``__main__`` in every child, from ``__main__.__spec__`` or ``__file__``,
+    which runs an unguarded script's training again in each worker. Both are hidden while the
+    workers start, then restored. Workers do not need the script: the environment function and the
+    policy come cloudpickled, with what the script defines inside them.
+    """
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if main is not None:
+            main.__spec__ = None
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 # ---------------------------------------------------------------------- processes
@@ -50,8 +74,9 @@ class ProcessEvaluator(WorkerPoolEvaluator):
     ignore SIGINT: Ctrl-C interrupts the parent, which then terminates them. The noise table
     is written once into shared memory, which every worker maps.
 
-    As with SB3's ``SubprocVecEnv``, a script that uses it must guard its entry point with
-    ``if __name__ == "__main__":`` (forkserver and spawn re-import the main module).
+    Unlike SB3's ``SubprocVecEnv``, a script needs no ``if __name__ == "__main__":`` guard: workers
+    are started without re-importing the main script (:func:`main_script_hidden`); what they need
+    travels with cloudpickle, which sends functions and classes defined in the script by value.
 
     :param env_fn: Function returning a new environment (sent to the workers with cloudpickle)
     :param n_workers: Number of worker processes
@@ -105,8 +130,9 @@ class ProcessEvaluator(WorkerPoolEvaluator):
         args = (self._env_fn_bytes, list(sys.path))
         workers: list[_ProcessHandle] = []
         try:
-            for rank in range(self.n_workers):
-                workers.append(_ProcessHandle.start(ctx, rank, args))
+            with main_script_hidden():
+                for rank in range(self.n_workers):
+                    workers.append(_ProcessHandle.start(ctx, rank, args))
         except BaseException:
             for worker in workers:
                 worker.stop(timeout=0.0)

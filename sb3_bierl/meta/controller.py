@@ -204,9 +204,15 @@ class MetaController(BaseMetaController):
     def propose(self, phi: np.ndarray | None = None) -> dict[str, float]:
         """Hyperparameters proposed from the current history by ``phi`` (default: the centre)."""
         phi = self.strategy.theta if phi is None else phi
-        vector_to_parameters(th.as_tensor(phi, dtype=th.float32), self.network.parameters())
-        history = th.as_tensor(self.history.as_array()).unsqueeze(0)
-        return self.space.from_unit(self.network(history).squeeze(0).numpy())
+        threads = th.get_num_threads()
+        th.set_num_threads(1)  # a tiny network: extra threads cost ~50x (4 ms instead of 0.09 ms a call)
+        try:
+            vector_to_parameters(th.as_tensor(phi, dtype=th.float32), self.network.parameters())
+            history = th.as_tensor(self.history.as_array()).unsqueeze(0)
+            unit = self.network(history).squeeze(0).numpy()
+        finally:
+            th.set_num_threads(threads)
+        return self.space.from_unit(unit)
 
     def meta_update(self) -> None:
         """One ES step on the meta network with the truncated one-step fitness."""
