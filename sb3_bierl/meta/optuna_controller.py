@@ -49,7 +49,8 @@ class OptunaController(BaseMetaController):
         super().__init__(space, interval, n_trials, eval_episodes, continue_from_best, history_length, seed, verbose)
         if sampler is None:
             sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=2 * n_trials)
-        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        with quiet_optuna():
+            self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.incumbent = {p.name: p.initial for p in space.parameters}
 
     def propose(self) -> dict[str, float]:
