@@ -28,7 +28,7 @@ def test_report_compares_plain_and_wrapped_at_the_same_budget():
     records += [record("bierl", "Pendulum-v1", 9, 1000.0, budget=5)]  # another budget: left out
     text = report([experiment], records)
     assert "-101.0 ± 1.0 (3)" in text and "-200.0 ± 0.0 (3)" in text
-    assert "- Pendulum-v1: BiERL < ES" in text
+    assert "- Pendulum-v1: BiERL minus ES = -99.0 (beyond one standard deviation across seeds)" in text
 
 
 def test_report_only_without_runs(tmp_path, capsys):

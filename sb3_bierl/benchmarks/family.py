@@ -80,7 +80,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "warm_start",
         "Warm start (controller pre-trained on Pendulum-v1 and Swimmer-v5) vs from scratch, on a harder task",
         {"Hopper-v5": 1_000_000},
-        ("bierl", "bierl_warm"),
+        ("es", "bierl", "bierl_warm"),  # ES for context
         (("bierl", "bierl_warm"),),
     ),
 )
@@ -125,8 +125,13 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
                 a = [r for r in groups.get((env_id, plain), []) if r["budget"] == budget]
                 b = [r for r in groups.get((env_id, wrapped), []) if r["budget"] == budget]
                 if a and b:
-                    better = seed_statistics(b)[0] >= seed_statistics(a)[0]
-                    verdicts.append(f"- {env_id}: {label(wrapped)} {'>=' if better else '<'} {label(plain)}")
+                    (mean_a, std_a, _), (mean_b, std_b, _) = seed_statistics(a), seed_statistics(b)
+                    diff = mean_b - mean_a
+                    within = "within" if abs(diff) <= max(std_a, std_b) else "beyond"
+                    verdicts.append(
+                        f"- {env_id}: {label(wrapped)} minus {label(plain)} = {diff:+.1f} "
+                        f"({within} one standard deviation across seeds)"
+                    )
         lines += [f"## {experiment.title}", ""]
         lines += markdown_table(["Environment", "Budget", *map(label, experiment.algos)], rows)
         lines += ["", *verdicts, ""] if verdicts else [""]
