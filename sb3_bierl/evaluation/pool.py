@@ -350,12 +350,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             self._workers = self._launch()
             return True
         if self._launcher is None:
-            if self._local_seconds >= self.local_until_s:
-                self._launched = None
-                self._launcher = threading.Thread(
-                    target=self._launch_in_background, daemon=True, name="sb3-bierl-launcher"
-                )
-                self._launcher.start()
+            self._maybe_start_launcher()
             return False
         if self._launcher.is_alive():
             return False
@@ -366,6 +361,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             self._local.close()
             self._local = None
         return bool(self._workers)
+
+    def _maybe_start_launcher(self) -> None:
+        """Start the workers in the background once the rollouts here have taken ``local_until_s``."""
+        if self._launcher is None and self._local_seconds >= self.local_until_s:
+            self._launched = None
+            self._launcher = threading.Thread(target=self._launch_in_background, daemon=True, name="sb3-bierl-launcher")
+            self._launcher.start()
 
     def _launch_in_background(self) -> None:
         try:
@@ -400,8 +402,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         source = None if noise is None else InlineNoise(noise)
         options = (alive_bonus_offset, descriptor_fn, record_transitions)
         requests = self._requests(command, policy, handles, payloads, *options, source)
-        results = [check_answer(self._local.answer(*request)) for request in requests]
-        self._local_seconds += time.perf_counter() - start
+        results = []
+        for request in requests:
+            results.append(check_answer(self._local.answer(*request)))
+            # a slow environment's generation can be long: start the workers between two slices
+            self._local_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            self._maybe_start_launcher()
         return merge_results(results)
 
 
