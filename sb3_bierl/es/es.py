@@ -337,7 +337,7 @@ class ES(BaseAlgorithm):
         trials = []
         for population, result, hyperparameters in zip(populations, results, proposals, strict=True):
             trial = self.strategy.copy()
-            self.apply_update(trial, population, result.returns, hyperparameters)
+            self.update_step(trial, population, result, hyperparameters)
             trials.append(trial)
         return trials, results
 
@@ -352,8 +352,24 @@ class ES(BaseAlgorithm):
         self.hyperparameters = hyperparameters
         self.generation_done = True
 
+    # ------------------------------------------------------------------ steps of a generation (subclass hooks)
+    def start_generation(self) -> None:
+        """Before the hyperparameters are set (NSR-ES picks its member here); may stop training."""
+
+    def update_step(
+        self, strategy: OpenAIES, population: Population, rollout: RolloutResult, hyperparameters: dict[str, float]
+    ) -> None:
+        """The ES step of ``strategy`` on a rolled-out population (a generation's, or a meta trial's)."""
+        self.apply_update(strategy, population, rollout.returns, hyperparameters)
+
+    def finish_step(self) -> None:
+        """After this generation's own step, not after an adopted meta trial (NSR-ES archives the new centre)."""
+
     def _do_generation(self) -> None:
         callback = self._callback
+        self.start_generation()
+        if self._stop_training:
+            return
         self.hyperparameters = self.scheduled_hyperparameters()
         self.generation_done = False
         # A callback may set self.hyperparameters here, or take the generation itself: then it sets
@@ -364,8 +380,9 @@ class ES(BaseAlgorithm):
         if not self.generation_done:
             population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
             (result,) = self.evaluate_populations([population], [self.strategy.theta])
-            self.apply_update(self.strategy, population, result.returns, self.hyperparameters)
+            self.update_step(self.strategy, population, result, self.hyperparameters)
             self.last_rollout = result
+            self.finish_step()
         self.sync_policy()
         self._n_updates += 1
         callback.on_rollout_end()

@@ -211,8 +211,8 @@ class NSRES(ES):
         if self.novelty_weight_schedule is not None:
             self.novelty_weight_schedule.update(centre_return)
 
-    def _do_generation(self) -> None:
-        callback = self._callback
+    def start_generation(self) -> None:
+        """Seed the archive (first generation), then draw the member to update and make it the strategy."""
         if self.member_descriptors is None:
             self.seed_archive()
             if self._stop_training:
@@ -220,42 +220,19 @@ class NSRES(ES):
         self._trial_centres = None
         self.current_member = self.select_member()
         self.strategy = self.members[self.current_member]
-        self.hyperparameters = self.scheduled_hyperparameters()
-        self.generation_done = False
-        # A callback may set self.hyperparameters here, or take the generation with adopt_trial
-        callback.on_rollout_start()
-        if self._stop_training:
-            return
-        if not self.generation_done:
-            population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
-            (result,) = self.evaluate_populations([population], [self.strategy.theta])
-            self.novelty_update(self.strategy, population, result, self.hyperparameters)
-            self.last_rollout = result
-            self.evaluate_centres(self.strategy.theta[None], CENTRE_EPISODES)
-            self.record_member(self.last_centre_rollout, 0)
-        self.sync_policy()
-        self._n_updates += 1
-        callback.on_rollout_end()
+
+    def update_step(
+        self, strategy: OpenAIES, population: Population, rollout: RolloutResult, hyperparameters: dict[str, float]
+    ) -> None:
+        """The step on the mix of reward and novelty (a generation's, or a meta trial's, common noise and episodes)."""
+        self.novelty_update(strategy, population, rollout, hyperparameters)
+
+    def finish_step(self) -> None:
+        """Roll out the member's new centre: its descriptor joins the archive, its return is kept."""
+        self.evaluate_centres(self.strategy.theta[None], CENTRE_EPISODES)
+        self.record_member(self.last_centre_rollout, 0)
 
     # ------------------------------------------------------------------ the meta level's view
-    def trial_steps(self, proposals: list[dict[str, float]]) -> tuple[list[Any], list[RolloutResult]]:
-        """
-        One NSR-ES step of the current member per proposal (its ``novelty_weight`` included), with
-        common noise and episodes, all rolled out in one batch.
-
-        :param proposals: Full hyperparameter dicts, one per meta candidate
-        :return: the trial states and their rollouts
-        """
-        shared = self.strategy.ask(self.noise, self.rng, self.n_pairs, sigma=1.0)
-        populations = [Population(shared.noise_indices, h["sigma"]) for h in proposals]
-        results = self.evaluate_populations(populations, [self.strategy.theta] * len(proposals))
-        trials = []
-        for population, result, hyperparameters in zip(populations, results, proposals, strict=True):
-            trial = self.strategy.copy()
-            self.novelty_update(trial, population, result, hyperparameters)
-            trials.append(trial)
-        return trials, results
-
     def trial_fitness(self, trials: list[Any], n_episodes: int) -> np.ndarray:
         """:return: the mean return of each trial's new centre (the truncated fitness is the reward's only)"""
         fitness = super().trial_fitness(trials, n_episodes)
