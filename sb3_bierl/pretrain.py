@@ -32,6 +32,7 @@ def pretrain(
     init: str | None = None,
     bierl_kwargs: dict[str, Any] | None = None,
     verbose: int = 1,
+    command: str | None = None,
 ) -> pathlib.Path:
     """
     Train one meta controller on ``env_ids`` in turn and save it to ``output``.
@@ -45,6 +46,7 @@ def pretrain(
     :param init: A controller file to start from (default: a new network)
     :param bierl_kwargs: Other BiERL arguments (the same ones must be used when warm-starting)
     :param verbose: 1 prints a line per run
+    :param command: The command line that asked for it, recorded in the file
     :return: the path of the written file
     """
     output = pathlib.Path(output)
@@ -69,7 +71,7 @@ def pretrain(
                         f"final population mean return {final:9.1f}  ({time.time() - start:.0f} s)",
                         flush=True,
                     )
-        metadata = {"pretrained_on": history, "command": " ".join(["python -m sb3_bierl.pretrain", *sys.argv[1:]])}
+        metadata = {"pretrained_on": history, "command": command or ""}
         save_controller(model.meta_controller, output, metadata)
     return output
 
@@ -83,11 +85,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--meta-interval", type=int, default=1, help="Inner generations between meta updates")
     parser.add_argument("--init", default=None, help="Controller file to start from")
     parser.add_argument("--output", required=True, help="Controller file to write (.pt)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.timesteps < 1 or args.rounds < 1:
         parser.error("--timesteps and --rounds must be at least 1")
     th.set_num_threads(1)
-    path = pretrain(args.env, args.timesteps, args.output, args.rounds, args.seed, args.meta_interval, args.init)
+    command = " ".join(["python -m sb3_bierl.pretrain", *argv])
+    path = pretrain(
+        args.env, args.timesteps, args.output, args.rounds, args.seed, args.meta_interval, args.init, command=command
+    )
     print(f"Saved the meta controller to {path}: use BiERL(..., meta_warm_start={str(path)!r})")
 
 
