@@ -5,10 +5,9 @@ from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
-from sb3_bierl.es.es import ES, check_at_least_one, check_positive, check_saved_model, resolve_zip_path
+from sb3_bierl.es.es import ES, check_at_least_one, check_positive, check_saved_model
 from sb3_bierl.es.policies import ESPolicy
 from sb3_bierl.meta import (
     META_LEVELS,
@@ -202,8 +201,7 @@ class BiERL(ES):
         :raises ValueError: if ``path`` is not a saved BiERL model
         """
         if cls is BiERL and isinstance(path, (str, pathlib.Path)):
-            check_saved_model(path, "BiERL")
-            data, _, _ = load_from_zip_file(resolve_zip_path(path), load_data=True, device="cpu")
+            data = check_saved_model(path, "BiERL")
             inner = data.get("inner", "es")
             if inner != "es":
                 from sb3_bierl.bierl.variants import bierl_class

@@ -481,10 +481,14 @@ def check_observation_space(space: spaces.Space) -> None:
         )
 
 
-def check_saved_model(path: str | pathlib.Path | Any, algorithm_name: str) -> None:
-    """Raise a clear error unless ``path`` is a zip file written by ``<algorithm_name>.save``."""
+def check_saved_model(path: str | pathlib.Path | Any, algorithm_name: str) -> dict[str, Any] | None:
+    """
+    Raise a clear error unless ``path`` is a zip file written by ``<algorithm_name>.save``.
+
+    :return: the saved data (None for a file-like object, left for SB3 to read)
+    """
     if not isinstance(path, (str, pathlib.Path)):
-        return  # file-like objects: let SB3 read them
+        return None  # file-like objects: let SB3 read them
     path = resolve_zip_path(path)
     if not path.exists():
         raise FileNotFoundError(f"No saved model at {os.fspath(path)!r}")
@@ -499,6 +503,7 @@ def check_saved_model(path: str | pathlib.Path | Any, algorithm_name: str) -> No
         raise ValueError(f"{os.fspath(path)!r} was not saved by sb3-bierl (no algorithm name): load it with the class that saved it")
     if saved != algorithm_name:
         raise ValueError(f"{os.fspath(path)!r} holds a {saved} model: load it with {saved}.load()")
+    return data
 
 
 def resolve_zip_path(path: str | pathlib.Path) -> pathlib.Path:
