@@ -18,7 +18,7 @@ from typing import Any
 
 import torch as th
 
-from sb3_bierl.bierl.bierl import DEFAULT_BOUNDS, BiERL
+from sb3_bierl.bierl.bierl import BiERL
 from sb3_bierl.meta.warm_start import save_controller
 
 
@@ -50,7 +50,7 @@ def pretrain(
     :return: the path of the written file
     """
     output = pathlib.Path(output)
-    kwargs = {"hyperparameter_bounds": dict(DEFAULT_BOUNDS), **(bierl_kwargs or {})}
+    kwargs = dict(bierl_kwargs or {})
     history = []
     with tempfile.TemporaryDirectory() as tmp:
         current = init

@@ -3,6 +3,7 @@ import pytest
 import torch as th
 
 from sb3_bierl.meta import FitnessHistory, HyperparameterSpace, MetaController, MetaNetwork, generation_features
+from sb3_bierl.meta.history import N_FITNESS_FEATURES, GenerationSummary
 
 BOUNDS = {"sigma": (0.002, 0.2), "learning_rate": (0.001, 0.1)}
 INITIAL = {"sigma": 0.02, "learning_rate": 0.01, "weight_decay": 0.005}
@@ -50,22 +51,38 @@ def test_unknown_encoder():
         MetaNetwork(3, 1, encoder="transformer")
 
 
+def summary(returns, centre=None, agreement=None, scale=1.0):
+    return GenerationSummary(scale * np.asarray(returns), None if centre is None else scale * centre, agreement)
+
+
 def test_generation_features_are_scale_free_and_bounded():
     rng = np.random.default_rng(0)
     previous, current = rng.normal(size=16), rng.normal(size=16) + 0.5
-    features = generation_features(current, previous)
-    np.testing.assert_allclose(features, generation_features(1000 * current, 1000 * previous), atol=1e-9)
+    features = generation_features(summary(current, 0.7, 0.3), summary(previous, 0.1))
+    assert features.shape == (N_FITNESS_FEATURES,) and np.all(features[5:] != 0)
+    scaled = generation_features(summary(current, 0.7, 0.3, scale=1000), summary(previous, 0.1, scale=1000))
+    np.testing.assert_allclose(features, scaled, atol=1e-9)
     for scale in [1e-6, 1.0, 1e6]:
-        f = generation_features(scale * rng.normal(size=16), scale * rng.normal(size=16))
+        f = generation_features(summary(rng.normal(size=16), 3.0, -2.0, scale), summary(rng.normal(size=16), -3.0, scale=scale))
         assert np.all(np.abs(f) <= 1)
-    assert np.all(np.isfinite(generation_features(np.array([1.0, np.nan, 2.0, 3.0]), None)))
+    assert np.all(np.isfinite(generation_features(summary([1.0, np.nan, 2.0, 3.0], np.nan), None)))
+    # nothing measured, nothing made up: no centre, no previous generation, no step -> those features are 0
+    np.testing.assert_array_equal(generation_features(summary(current), None)[[0, 3, 5, 6, 8, 9]], 0)
+
+
+def test_centre_rank_feature():
+    """The centre's rank among its perturbations: 1 when it beats them all, -1 when all beat it."""
+    returns = np.arange(8.0)
+    assert generation_features(summary(returns, 100.0), None)[5] == 1
+    assert generation_features(summary(returns, -100.0), None)[5] == -1
+    assert generation_features(summary(returns, 3.5), None)[5] == 0
 
 
 def test_history_window():
-    history = FitnessHistory(length=3, n_features=7)
-    assert history.as_array().shape == (3, 7) and not history.as_array().any()
+    history = FitnessHistory(length=3, n_features=N_FITNESS_FEATURES + 2)
+    assert history.as_array().shape == (3, N_FITNESS_FEATURES + 2) and not history.as_array().any()
     for k in range(5):
-        history.append(np.arange(4.0) + k, np.array([0.1 * k, -0.1 * k]))
+        history.append(summary(np.arange(4.0) + k), np.array([0.1 * k, -0.1 * k]))
     window = history.as_array()
     assert len(history) == 3
     np.testing.assert_allclose(window[:, -2], [0.2, 0.3, 0.4], rtol=1e-6)
@@ -78,9 +95,29 @@ def test_controller_proposals_are_deterministic_and_within_bounds():
     a, b = make(), make()
     for controller in (a, b):
         for k in range(4):
-            controller.record(np.random.default_rng(k).normal(size=8), {"sigma": 0.02, "learning_rate": 0.01})
+            controller.history.append(summary(np.random.default_rng(k).normal(size=8), 0.5), np.array([0.1, -0.2]))
     assert a.propose() == b.propose()
     noise = np.random.default_rng(0).normal(size=(20, a.strategy.dim)) * 10
     for phi in a.strategy.theta + noise:
         proposal = a.propose(phi)
         assert 0.002 <= proposal["sigma"] <= 0.2 and 0.001 <= proposal["learning_rate"] <= 0.1
+
+
+def test_meta_es_trains_only_the_last_layer_by_default():
+    space = HyperparameterSpace(BOUNDS, INITIAL)
+    controller = MetaController(space, seed=0, generator_size=32)
+    assert controller.strategy.dim == 2 * (32 + 1)  # the generator's last layer: weights and biases
+    full = MetaController(space, seed=0, trainable="all")
+    assert full.strategy.dim == full.phi.size > 1000
+    np.testing.assert_array_equal(controller.phi, full.phi)  # the same network, seen whole
+    with pytest.raises(ValueError, match="trainable"):
+        MetaController(space, trainable="encoder")
+
+
+def test_trust_region_bounds_each_move():
+    space = HyperparameterSpace(BOUNDS, INITIAL)
+    controller = MetaController(space, seed=0, max_change=1.25)
+    moved = controller.within_trust_region({"sigma": 0.2, "learning_rate": 0.001})
+    assert moved == pytest.approx({"sigma": 0.025, "learning_rate": 0.008})
+    with pytest.raises(ValueError, match="max_change"):
+        MetaController(space, max_change=1.0)

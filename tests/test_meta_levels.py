@@ -7,6 +7,7 @@ from conftest import CountingEnv
 
 from sb3_bierl import BiERL
 from sb3_bierl.meta import PRETRAINED_PATH, MetaController, OptunaController, read_controller_file
+from sb3_bierl.meta.history import GenerationSummary
 
 SMALL = dict(n_pairs=3, policy_kwargs=dict(net_arch=[8]), meta_interval=2, meta_n_pairs=1, meta_history_length=4)
 
@@ -55,13 +56,14 @@ def test_controller_saves_alone_and_warm_starts_another_model(tmp_path):
     path = tmp_path / "controller.pt"
     source.meta_controller.save(path)
     warm = make(seed=2, meta_warm_start=path)
-    np.testing.assert_array_equal(warm.meta_controller.strategy.theta, source.meta_controller.strategy.theta)
+    np.testing.assert_array_equal(warm.meta_controller.phi, source.meta_controller.phi)
     # same history -> same proposal
     for controller in (warm.meta_controller, source.meta_controller):
         controller.history.rows.clear()
-        controller.history.previous_returns = None
+        controller.history.previous = None
         for k in range(3):
-            controller.record(np.arange(6.0) + k, {"sigma": 0.02, "learning_rate": 0.01})
+            summary = GenerationSummary(np.arange(6.0) + k, centre_return=2.5 + k, step_agreement=0.5)
+            controller.history.append(summary, controller.space.to_unit({"sigma": 0.02, "learning_rate": 0.01}))
     assert warm.meta_controller.propose() == source.meta_controller.propose()
     warm.learn(1000)
     # the warm-start file is recorded and the model saves and loads
@@ -99,6 +101,16 @@ def test_warm_start_file_that_is_not_a_controller(tmp_path):
     th.save({"weights": th.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a saved meta controller"):
         make(meta_warm_start=tmp_path / "other.pt")
+
+
+def test_warm_start_file_of_an_older_release(tmp_path):
+    """A version-1 file (five features per generation) gives an error that says to pre-train again."""
+    make(seed=1).meta_controller.save(tmp_path / "c.pt")
+    data = th.load(tmp_path / "c.pt", weights_only=True)
+    data["version"] = 1
+    th.save(data, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="format version 1.*python -m sb3_bierl.pretrain"):
+        make(meta_warm_start=tmp_path / "old.pt")
 
 
 def test_unknown_meta_level_and_inner():
@@ -174,6 +186,6 @@ def test_pretrain_carries_one_controller_across_tasks(tmp_path):
     assert all(run["meta_updates"] >= 1 for run in runs)
     assert "python -m sb3_bierl.pretrain --env Counting-v0" in data["metadata"]["command"]
     warm = make(meta_warm_start=output)
-    np.testing.assert_array_equal(warm.meta_controller.strategy.theta, data["phi"].numpy())
+    np.testing.assert_array_equal(warm.meta_controller.phi, data["phi"].numpy())
     with pytest.raises(SystemExit):
         main(["--env", "Counting-v0", "--timesteps", "0", "--output", str(output)])

@@ -228,12 +228,12 @@ def test_a_callback_sets_the_novelty_weight():
     np.testing.assert_array_equal(fixed.strategy.theta, adapted.strategy.theta)
 
 
-class AdoptBestTrial(BaseCallback):
-    """What a meta level does: trials with different novelty weights, then the best one is adopted."""
+class SharedGeneration(BaseCallback):
+    """What a meta level does: a generation shared between two novelty weights (model.meta_generation)."""
 
     def __init__(self):
         super().__init__()
-        self.n_adopted = 0
+        self.n_shared = 0
 
     def _on_step(self) -> bool:
         return True
@@ -242,24 +242,24 @@ class AdoptBestTrial(BaseCallback):
         model = self.model
         member = model.current_member
         archive_size = len(model.archive)
+        before = model.num_timesteps
+        theta = model.members[member].theta.copy()
         proposals = [{**model.hyperparameters, "novelty_weight": w} for w in (0.0, 1.0)]
-        trials, results = model.trial_steps(proposals)
-        assert not np.array_equal(trials[0].theta, trials[1].theta)
-        assert len(model.archive) == archive_size  # trials do not touch the archive
-        fitness = model.trial_fitness(trials, 1)
-        best = int(np.argmax(fitness))
-        model.adopt_trial(trials[best], results[best], proposals[best])
-        assert model.members[member] is trials[best] and model.generation_done
-        assert len(model.archive) == archive_size + 1
-        assert model.member_returns[member] == fitness[best]  # the trial's centre episode, not a new one
-        self.n_adopted += 1
+        fitness = model.meta_generation(model.hyperparameters, proposals)
+        assert fitness.shape == (2,) and np.all(np.isfinite(fitness))
+        assert model.generation_done and model.last_rollout.returns.size == 2 * model.n_pairs
+        assert not np.array_equal(model.members[member].theta, theta)  # the member took the step
+        assert len(model.archive) == archive_size + 1  # its new centre joined the archive (finish_step)
+        # one generation and the new centre's episode: no trial generation on top
+        assert model.num_timesteps - before == model.last_rollout.n_steps + model.last_centre_rollout.n_steps
+        self.n_shared += 1
 
 
-def test_meta_trial_protocol():
+def test_meta_generation_protocol():
     model = make()
-    callback = AdoptBestTrial()
+    callback = SharedGeneration()
     model.learn(1000, callback=callback)
-    assert callback.n_adopted == model._n_updates >= 2
+    assert callback.n_shared == model._n_updates >= 2
     assert model.num_timesteps == CountingEnv.total_steps
     assert len(model.archive) == model.n_members + model._n_updates
     assert model.strategy is model.members[model.best_member]

@@ -3,6 +3,7 @@
 import pathlib
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
@@ -17,12 +18,16 @@ from sb3_bierl.meta import (
     OptunaController,
     read_controller_file,
 )
+from sb3_bierl.meta.controller import TRAINABLE
 
 SelfBiERL = TypeVar("SelfBiERL", bound="BiERL")
 
-# A factor 4 on either side of OpenAI-ES's standard values: the one-step (truncated) meta objective is
-# greedy and, with wide bounds, drives the learning rate to its upper bound and sigma to its lower one
-DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {"sigma": (0.005, 0.08), "learning_rate": (0.0025, 0.04)}
+#: The hyperparameters adapted by default (the authors' code adapts sigma only; the learning rate is
+#: adapted too, on the last inner step, see ``ES.meta_generation``)
+DEFAULT_ADAPTED: tuple[str, ...] = ("sigma", "learning_rate")
+#: Default bounds: this factor on either side of each adapted hyperparameter's initial value, so that a
+#: start 4 times too large or too small can still reach the right value
+DEFAULT_BOUND_FACTOR = 8.0
 
 #: Inner algorithms the meta level can wrap (``inner=``)
 INNER_ALGORITHMS = ("es", "nsr_es", "nsra_es", "esac")
@@ -34,9 +39,14 @@ class BiERL(ES):
     (see :class:`~sb3_bierl.ES`); the meta level, a :class:`~sb3_bierl.meta.MetaController`
     callback attached by ``learn``, reads the history of the population's fitness with an LSTM
     and proposes the inner hyperparameters every generation, inside ``hyperparameter_bounds``
-    on a log scale. It trains its own weights by ES, every ``meta_interval`` generations, on
-    the return reached after one inner step with the hyperparameters it proposed. All steps,
-    the meta level's included, count in ``num_timesteps``.
+    on a log scale and within a factor ``meta_max_change`` of the last generation's values.
+
+    It trains its own weights by ES every ``meta_interval`` generations, from the first one, at no
+    extra step: that generation's population is shared among ``2 * meta_n_pairs`` meta candidates, each
+    scored by the return reached after its inner step and a step of its sigma (the truncated fitness,
+    ``ES.meta_generation``), and every rollout still moves the inner level. The only extra steps are
+    ``meta_centre_episodes`` rollouts of the centre per generation, which feed the meta features (about 3%
+    of the steps at the defaults; logged as ``meta/step_overhead``). All steps count in ``num_timesteps``.
 
     ``sigma``, ``learning_rate`` and ``weight_decay`` are the starting values of the adapted
     hyperparameters (and the fixed values of those not adapted).
@@ -50,7 +60,8 @@ class BiERL(ES):
     :param n_eval_episodes: Episodes per candidate
     :param hyperparameter_bounds: ``{name: (low, high)}`` of the adapted hyperparameters, among the inner
         algorithm's ``adaptable_hyperparameters`` (``sigma``, ``learning_rate``, ``weight_decay``; NSR-ES adds
-        ``novelty_weight``); default: ``DEFAULT_BOUNDS`` (plus the inner algorithm's ``default_meta_bounds``)
+        ``novelty_weight``); default: ``sigma`` and ``learning_rate`` within a factor ``DEFAULT_BOUND_FACTOR``
+        (8) of their initial values, plus the inner algorithm's ``default_meta_bounds``
     :param inner: The inner algorithm: ``"es"`` (OpenAI-ES, the default), ``"nsr_es"``, ``"nsra_es"``
         (:class:`~sb3_bierl.NSRES`, :class:`~sb3_bierl.NSRAES`) or ``"esac"`` (:class:`~sb3_bierl.ESAC`);
         their own arguments go in ``kwargs``
@@ -64,12 +75,16 @@ class BiERL(ES):
         and ``meta_hidden_size``)
     :param meta_history_length: Generations the encoder reads
     :param meta_hidden_size: Encoder size
-    :param meta_interval: Inner generations between two meta updates
-    :param meta_n_pairs: Antithetic pairs of meta candidates per meta update
-    :param meta_sigma: Noise std on the meta network's weights
+    :param meta_interval: Inner generations between two meta updates (1: every generation)
+    :param meta_n_pairs: Antithetic pairs of meta candidates per meta update (each candidate gets
+        ``n_pairs // (2 * meta_n_pairs)`` of the generation's pairs)
+    :param meta_sigma: Noise std on the meta network's trained weights
     :param meta_learning_rate: Adam step size of the meta ES
-    :param meta_eval_episodes: Episodes measuring a meta candidate's truncated fitness
-    :param continue_from_best: Continue the inner level from the best meta trial's parameters
+    :param meta_centre_episodes: Episodes of the unperturbed centre per generation, for the meta features
+        (its return and rank among its perturbations); 0 saves those steps and leaves the features at 0
+    :param meta_max_change: Trust region: the factor by which an adapted hyperparameter may move per generation
+    :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer, the
+        default: few enough weights to learn within one run) or ``"all"``
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
     """
 
@@ -88,12 +103,13 @@ class BiERL(ES):
         meta_warm_start: str | pathlib.Path | None = None,
         meta_history_length: int = 10,
         meta_hidden_size: int = 16,
-        meta_interval: int = 5,
-        meta_n_pairs: int = 2,
+        meta_interval: int = 1,
+        meta_n_pairs: int = 1,
         meta_sigma: float = 0.1,
         meta_learning_rate: float = 0.03,
-        meta_eval_episodes: int = 1,
-        continue_from_best: bool = True,
+        meta_centre_episodes: int = 1,
+        meta_max_change: float = 1.25,
+        meta_trainable: str = "last_layer",
         _init_setup_model: bool = True,
         **kwargs: Any,
     ):
@@ -113,11 +129,21 @@ class BiERL(ES):
             meta_hidden_size=meta_hidden_size,
             meta_interval=meta_interval,
             meta_n_pairs=meta_n_pairs,
-            meta_eval_episodes=meta_eval_episodes,
         )
+        if not isinstance(meta_centre_episodes, (int, np.integer)) or meta_centre_episodes < 0:
+            raise ValueError(f"meta_centre_episodes must be an integer >= 0, got {meta_centre_episodes!r}")
         check_positive(sigma=sigma, learning_rate=learning_rate, meta_sigma=meta_sigma, meta_learning_rate=meta_learning_rate)
-        default_bounds = {**DEFAULT_BOUNDS, **self.default_meta_bounds}
-        self.hyperparameter_bounds = dict(default_bounds if hyperparameter_bounds is None else hyperparameter_bounds)
+        if not np.isfinite(meta_max_change) or meta_max_change <= 1.0:
+            raise ValueError(f"meta_max_change must be a factor > 1, got {meta_max_change!r}")
+        if meta_trainable not in TRAINABLE:
+            raise ValueError(f"meta_trainable must be one of {TRAINABLE}, got {meta_trainable!r}")
+        if hyperparameter_bounds is None:
+            initial = {"sigma": sigma, "learning_rate": learning_rate}
+            hyperparameter_bounds = {
+                **{name: (initial[name] / DEFAULT_BOUND_FACTOR, initial[name] * DEFAULT_BOUND_FACTOR) for name in DEFAULT_ADAPTED},
+                **self.default_meta_bounds,
+            }
+        self.hyperparameter_bounds = dict(hyperparameter_bounds)
         self.inner = inner  # saved with the model: BiERL.load picks the class from it
         self.meta_encoder = meta_encoder
         self.meta_warm_start = None if meta_warm_start is None else str(meta_warm_start)
@@ -127,8 +153,9 @@ class BiERL(ES):
         self.meta_n_pairs = meta_n_pairs
         self.meta_sigma = meta_sigma
         self.meta_learning_rate = meta_learning_rate
-        self.meta_eval_episodes = meta_eval_episodes
-        self.continue_from_best = continue_from_best
+        self.meta_centre_episodes = meta_centre_episodes
+        self.meta_max_change = meta_max_change
+        self.meta_trainable = meta_trainable
         self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
@@ -173,8 +200,8 @@ class BiERL(ES):
         )
         common: dict[str, Any] = dict(
             interval=self.meta_interval,
-            eval_episodes=self.meta_eval_episodes,
-            continue_from_best=self.continue_from_best,
+            centre_episodes=self.meta_centre_episodes,
+            max_change=self.meta_max_change,
             seed=None if self.seed is None else self.seed + 1,
             verbose=self.verbose,
         )
@@ -182,7 +209,12 @@ class BiERL(ES):
             return OptunaController(
                 space, n_trials=2 * self.meta_n_pairs, history_length=self.meta_history_length, **common
             )
-        common.update(n_pairs=self.meta_n_pairs, sigma=self.meta_sigma, learning_rate=self.meta_learning_rate)
+        common.update(
+            n_pairs=self.meta_n_pairs,
+            sigma=self.meta_sigma,
+            learning_rate=self.meta_learning_rate,
+            trainable=self.meta_trainable,
+        )
         if self.meta_warm_start is not None:
             return MetaController.load(self.meta_warm_start, space, **common)
         return MetaController(

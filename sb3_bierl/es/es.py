@@ -28,8 +28,9 @@ from sb3_bierl.evaluation import (
     ProcessEvaluator,
     RolloutResult,
     make_env_factory,
+    merge_antithetic,
 )
-from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_worst
+from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_worst, merge_populations
 
 SelfES = TypeVar("SelfES", bound="ES")
 
@@ -247,6 +248,7 @@ class ES(BaseAlgorithm):
         weights = self._policy_vector()
         if not np.array_equal(weights, self.strategy.theta.astype(np.float32)):
             self.strategy.theta = weights
+            self.strategy.last_step = None  # a meta level must not rescale a step these weights did not take
 
     # ------------------------------------------------------------------ one generation
     def scheduled_hyperparameters(self) -> dict[str, float]:
@@ -323,34 +325,54 @@ class ES(BaseAlgorithm):
         return True
 
     # ------------------------------------------------------------------ the meta level's view
-    def trial_steps(self, proposals: list[dict[str, float]]) -> tuple[list[Any], list[RolloutResult]]:
+    def meta_generation(self, hyperparameters: dict[str, float], candidates: list[dict[str, float]]) -> np.ndarray:
         """
-        One inner generation from the current state per proposal, with common noise and episodes,
-        all rolled out in one batch (the meta level's truncated fitness).
+        One inner generation whose population is shared among meta candidates, so that their truncated
+        fitness costs no extra step (the meta level's view of the inner algorithm, design.md section 4):
 
-        :param proposals: Full hyperparameter dicts, one per meta candidate
-        :return: the trial states (passed to :meth:`trial_fitness` and :meth:`adopt_trial`) and their rollouts
+        1. the last inner step is redone with ``hyperparameters["learning_rate"]`` (the meta level's
+           own choice): the centre is ``theta``;
+        2. candidate ``j`` rolls out ``n_pairs // len(candidates)`` antithetic pairs at its own sigma,
+           around the centre its learning rate gives the last step; candidates ``2k`` and ``2k + 1`` (an
+           antithetic meta pair) share their noise, and every candidate shares the episode seeds (common
+           random numbers); pairs left over go to ``hyperparameters`` at the centre;
+        3. the truncated fitness of candidate ``j`` is the mean over its pairs of the better return of the
+           pair: the return reached after its inner step and a step of its sigma along the better of
+           ``+eps`` and ``-eps`` (:func:`best_of_pairs`);
+        4. every pair then makes this generation's inner step (each pair's gradient estimate uses its own
+           sigma), with ``hyperparameters``.
+
+        :param hyperparameters: The generation's full hyperparameters (the meta level's own proposal)
+        :param candidates: Full hyperparameters of each meta candidate; at most ``n_pairs`` of them
+        :return: the truncated fitness of each candidate, (len(candidates),) (NaN where no return of the
+            candidate was finite)
+        :raises ValueError: if there are more candidates than pairs
         """
-        shared = self.strategy.ask(self.noise, self.rng, self.n_pairs, sigma=1.0)
-        populations = [Population(shared.noise_indices, h["sigma"]) for h in proposals]
-        results = self.evaluate_populations(populations, [self.strategy.theta] * len(proposals))
-        trials = []
-        for population, result, hyperparameters in zip(populations, results, proposals, strict=True):
-            trial = self.strategy.copy()
-            self.update_step(trial, population, result, hyperparameters)
-            trials.append(trial)
-        return trials, results
-
-    def trial_fitness(self, trials: list[Any], n_episodes: int) -> np.ndarray:
-        """:return: the mean return of each trial's new centre, on ``n_episodes`` common episodes"""
-        return self.evaluate_centres(np.stack([trial.theta for trial in trials]), n_episodes)
-
-    def adopt_trial(self, trial: Any, rollout: RolloutResult, hyperparameters: dict[str, float]) -> None:
-        """Make a trial this generation's inner step (the generation is then done)."""
-        self.strategy = trial
-        self.last_rollout = rollout
-        self.hyperparameters = hyperparameters
+        n_candidates = len(candidates)
+        if not 1 <= n_candidates <= self.n_pairs:
+            raise ValueError(f"{n_candidates} meta candidates for {self.n_pairs} pairs: give at most n_pairs candidates")
+        strategy = self.strategy
+        strategy.rescale_last_step(hyperparameters["learning_rate"])
+        per_candidate = self.n_pairs // n_candidates
+        populations, centres = [], []
+        for first in range(0, n_candidates, 2):
+            shared = strategy.ask(self.noise, self.rng, per_candidate, sigma=1.0)
+            for h in candidates[first : first + 2]:
+                populations.append(Population(shared.noise_indices, h["sigma"]))
+                centres.append(strategy.stepped_centre(h["learning_rate"]))
+        results = self.evaluate_populations(populations, centres)
+        leftover = self.n_pairs - per_candidate * n_candidates
+        if leftover:
+            populations.append(strategy.ask(self.noise, self.rng, leftover, hyperparameters["sigma"]))
+            results += self.evaluate_populations(populations[-1:], [strategy.theta])
+        fitness = np.array([best_of_pairs(result.returns) for result in results[:n_candidates]])
+        merged = merge_antithetic(results)
+        self.hyperparameters = dict(hyperparameters)
+        self.update_step(strategy, merge_populations(populations), merged, self.hyperparameters)
+        self.last_rollout = merged
         self.generation_done = True
+        self.finish_step()
+        return fitness
 
     # ------------------------------------------------------------------ steps of a generation (subclass hooks)
     def start_generation(self) -> None:
@@ -461,6 +483,19 @@ class ES(BaseAlgorithm):
 
 
 # ---------------------------------------------------------------------- input checks
+def best_of_pairs(returns: np.ndarray) -> float:
+    """
+    :param returns: (2r,) returns of an antithetic population, "+" half first
+    :return: the mean over its pairs of the better of the two returns (non-finite returns ignored; NaN if none is finite)
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    half = returns.size // 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pairs: NaN, by design
+        best = np.fmax(np.where(np.isfinite(returns[:half]), returns[:half], np.nan), np.where(np.isfinite(returns[half:]), returns[half:], np.nan))
+        return float(np.nanmean(best)) if np.isfinite(best).any() else float("nan")
+
+
 def check_at_least_one(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, (int, np.integer)) or value < 1:

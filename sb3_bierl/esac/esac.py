@@ -378,6 +378,7 @@ class ESAC(ES):
             if returns[-1] > returns[0]:  # SAC's actor beats the centre: it becomes the centre
                 self.strategy.theta = vectors[-1].copy()
                 self.strategy.optimizer = Adam(self.strategy.dim)
+                self.strategy.last_step = None  # the centre did not come from the last ES step
                 self.centre_return = float(returns[-1])
                 self.n_injections += 1
         # Elites: the best distinct vectors among the old elites, the centre and SAC's actor

@@ -1,4 +1,4 @@
-from sb3_bierl.evaluation.base import DescriptorFn, PopulationEvaluator, RolloutResult, Transitions
+from sb3_bierl.evaluation.base import DescriptorFn, PopulationEvaluator, RolloutResult, Transitions, merge_antithetic
 from sb3_bierl.evaluation.batched_policy import BatchedPolicy
 from sb3_bierl.evaluation.descriptors import default_behaviour_descriptor
 from sb3_bierl.evaluation.env_factory import make_env_factory
@@ -15,4 +15,5 @@ __all__ = [
     "Transitions",
     "default_behaviour_descriptor",
     "make_env_factory",
+    "merge_antithetic",
 ]

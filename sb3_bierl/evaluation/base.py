@@ -188,3 +188,32 @@ def split_result(result: RolloutResult, sizes: list[int]) -> list[RolloutResult]
         )
         start += size
     return out
+
+
+def merge_antithetic(results: list[RolloutResult]) -> RolloutResult:
+    """
+    The results of several antithetic populations as one: every "+" half, then every "-" half (the order
+    of :func:`~sb3_bierl.strategies.merge_populations`). Their observation statistics and transitions are not
+    carried over (they were recorded when each result arrived).
+
+    :param results: Results of populations of an even size each ("+" half first)
+    :return: The merged result
+    """
+    def halves(name: str) -> np.ndarray | None:
+        arrays = [getattr(r, name) for r in results]
+        if any(a is None for a in arrays):
+            return None
+        plus = [a[: len(a) // 2] for a in arrays]
+        minus = [a[len(a) // 2 :] for a in arrays]
+        return np.concatenate(plus + minus)
+
+    shape = results[0].obs_rms.mean.shape
+    return RolloutResult(
+        halves("returns"),
+        halves("lengths"),
+        halves("episode_returns"),
+        halves("episode_lengths"),
+        RunningMeanStd(shape=shape, epsilon=0.0),
+        halves("episode_descriptors"),
+        None,
+    )

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import warnings
 from abc import abstractmethod
 from typing import Any
 
@@ -10,35 +11,43 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory
+from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory, GenerationSummary
 from sb3_bierl.meta.network import MetaNetwork
 from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.strategies import OpenAIES, finite_or_worst
 
+#: What the meta ES trains online (``MetaController(trainable=...)``)
+TRAINABLE = ("last_layer", "all")
+
 
 class BaseMetaController(BaseCallback):
     """
-    Sets the inner algorithm's hyperparameters every generation, and improves its proposals
-    with the truncated fitness.
+    Sets the inner algorithm's hyperparameters every generation, and improves its proposals with the
+    truncated fitness, at no extra environment step (design.md section 4, issue 9):
 
-    - ``on_rollout_start``: every ``interval`` generations, a meta update (:meth:`meta_update`;
-      skipped when it would not fit in the rest of the ``learn`` budget); then the
-      proposal (:meth:`propose`) becomes the generation's hyperparameters.
-    - ``on_rollout_end``: the generation's returns are appended to the fitness history.
+    - ``on_rollout_start``: the proposal of the controller (:meth:`propose`, kept within a factor
+      ``max_change`` of the last generation's values: a trust region) becomes the generation's
+      hyperparameters. Every ``interval`` generations, from the first one, that generation is a meta
+      update (:meth:`meta_update`): its population is shared among ``n_trials`` proposals
+      (``model.meta_generation``), each proposal's truncated fitness comes from its share of the
+      rollouts, and every rollout still makes the inner step. Between meta updates the learning rate
+      proposed also rescales the last inner step, so each step's learning rate is the one the meta
+      level evaluates. The schedule lives in this object, which is saved with the model: an update due
+      when a ``learn`` call ends runs first in the next call.
+    - ``on_rollout_end``: the generation's summary (returns, the centre's return, agreement of consecutive
+      steps) is appended to the fitness history.
 
-    A meta update evaluates ``n_trials`` proposals ``h_j`` with the inner algorithm's trial protocol
-    (``trial_steps``: one inner generation from the current state per ``h_j``, common noise and
-    episodes, one batch; ``trial_fitness``: the return each reaches), and learns from the fitnesses.
-    With ``continue_from_best`` the best trial is the generation's inner step (``adopt_trial``), so
-    the trial rollouts are not thrown away. Every step counts in ``num_timesteps``.
+    The only steps that do not move the inner level are the centre's rollouts (``centre_episodes`` per
+    generation, for the features): ``meta/step_overhead`` is their share of all steps so far.
 
     The state pickles with the model; the link to the model does not.
 
     :param space: Hyperparameters to adapt and their bounds
-    :param interval: Inner generations between two meta updates
-    :param n_trials: Proposals evaluated per meta update
-    :param eval_episodes: Episodes that measure each proposal's truncated fitness
-    :param continue_from_best: Continue the inner level from the best trial
+    :param interval: Inner generations between two meta updates (1: every generation)
+    :param n_trials: Proposals evaluated per meta update (each gets ``n_pairs // n_trials`` of the pairs)
+    :param centre_episodes: Episodes of the unperturbed centre rolled out every generation (0: none; the
+        centre's features are then 0)
+    :param max_change: Trust region: each hyperparameter moves by at most this factor per generation
     :param history_length: Generations kept in the fitness history
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
@@ -47,26 +56,34 @@ class BaseMetaController(BaseCallback):
     def __init__(
         self,
         space: HyperparameterSpace,
-        interval: int = 5,
-        n_trials: int = 4,
-        eval_episodes: int = 1,
-        continue_from_best: bool = True,
+        interval: int = 1,
+        n_trials: int = 2,
+        centre_episodes: int = 1,
+        max_change: float = 1.25,
         history_length: int = 10,
         seed: int | None = None,
         verbose: int = 0,
     ):
         super().__init__(verbose)
+        if max_change <= 1.0:
+            raise ValueError(f"max_change must be > 1 (a factor per generation), got {max_change}")
         self.space = space
         self.interval = interval
         self.n_trials = n_trials
-        self.eval_episodes = eval_episodes
-        self.continue_from_best = continue_from_best
+        self.centre_episodes = centre_episodes
+        self.max_change = max_change
         self.history = FitnessHistory(history_length, N_FITNESS_FEATURES + len(space))
         self.rng = np.random.default_rng(seed)
         self.n_generations = 0
         self.n_meta_updates = 0
+        self.first_update_generation: int | None = None
+        self.n_skipped = 0
+        self.meta_steps = 0
         self.last_fitness = float("nan")
         self.last_proposal: dict[str, float] = {}
+        self.current: dict[str, float] = {p.name: p.initial for p in space.parameters}
+        self._centre_return: float | None = None
+        self._previous_step: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -80,65 +97,101 @@ class BaseMetaController(BaseCallback):
 
     @abstractmethod
     def propose(self) -> dict[str, float]:
-        """:return: the hyperparameters for the next generation"""
+        """:return: the hyperparameters the controller would use next (before the trust region)"""
 
     @abstractmethod
-    def meta_update(self) -> None:
-        """Evaluate proposals with :meth:`evaluate_proposals` and learn from them."""
+    def meta_update(self, hyperparameters: dict[str, float]) -> None:
+        """Make this generation a meta update (with :meth:`evaluate_proposals`) and learn from it."""
 
-    def evaluate_proposals(self, proposals: list[dict[str, float]]) -> np.ndarray | None:
+    def within_trust_region(self, proposal: dict[str, float]) -> dict[str, float]:
+        """:return: ``proposal`` with each value within a factor ``max_change`` of the current one"""
+        return {
+            name: float(np.clip(value, self.current[name] / self.max_change, self.current[name] * self.max_change))
+            for name, value in proposal.items()
+        }
+
+    def evaluate_proposals(self, hyperparameters: dict[str, float], proposals: list[dict[str, float]]) -> np.ndarray | None:
         """
-        One inner step per proposal (common noise and episodes), then the truncated fitness of each;
-        with ``continue_from_best``, the best trial becomes the generation.
+        This generation, shared among the proposals (``model.meta_generation``): each one's truncated fitness.
 
-        :param proposals: Values of the adapted hyperparameters, one dict per trial
+        :param hyperparameters: The generation's own values of the adapted hyperparameters
+        :param proposals: Values of the adapted hyperparameters, one dict per trial (pairs ``2k``, ``2k + 1``
+            share their noise)
         :return: the fitnesses (non-finite ones replaced by the worst), or None if none was finite
         """
         model = self.model
         full = [{**model.hyperparameters, **proposal} for proposal in proposals]
-        trials, results = model.trial_steps(full)
-        clean = finite_or_worst(model.trial_fitness(trials, self.eval_episodes))
+        clean = finite_or_worst(model.meta_generation({**model.hyperparameters, **hyperparameters}, full))
         if clean is not None:
             self.last_fitness = float(np.mean(clean))
-            if self.continue_from_best:  # the best trial is this generation's inner step
-                best = int(np.argmax(clean))
-                model.adopt_trial(trials[best], results[best], full[best])
         self.n_meta_updates += 1
+        if self.first_update_generation is None:
+            self.first_update_generation = self.n_generations
         return clean
+
+    def summary(self) -> dict[str, Any]:
+        """:return: the meta level's counters (JSON-serialisable): updates, first update, step overhead"""
+        total = self.model.num_timesteps if self.model is not None else 0
+        return {
+            "n_meta_updates": self.n_meta_updates,
+            "first_update_generation": self.first_update_generation,
+            "n_generations": self.n_generations,
+            "meta_steps": self.meta_steps,
+            "step_overhead": self.meta_steps / total if total else 0.0,
+            "n_skipped": self.n_skipped,
+        }
 
     # ------------------------------------------------------------------ callback hooks
     def _on_step(self) -> bool:
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.n_generations > 0 and self.n_generations % self.interval == 0 and self._meta_update_fits():
-            self.meta_update()
-        if not self.model.generation_done:
-            self.last_proposal = self.propose()
-            self.model.hyperparameters.update(self.last_proposal)
-
-    def record(self, returns: np.ndarray, hyperparameters: dict[str, float]) -> None:
-        """Append a generation's returns and the hyperparameters it used to the history."""
-        self.history.append(returns, self.space.to_unit(hyperparameters))
+        model = self.model
+        if model.generation_done:
+            return
+        proposal = self.within_trust_region(self.propose())
+        self.last_proposal = proposal
+        due = self.n_generations % self.interval == 0
+        if due and self.n_trials > model.n_pairs:
+            if self.n_skipped == 0:
+                warnings.warn(
+                    f"The meta level needs at least {self.n_trials} pairs per generation (n_pairs={model.n_pairs}): "
+                    "no meta update will run; raise n_pairs or lower meta_n_pairs"
+                )
+            self.n_skipped += 1
+            due = False
+        if due:
+            self.meta_update(proposal)
+        else:
+            if "learning_rate" in proposal:
+                model.strategy.rescale_last_step(proposal["learning_rate"])
+            model.hyperparameters.update(proposal)
+        self.current.update(proposal)
 
     def _on_rollout_end(self) -> None:
-        self.record(self.model.last_rollout.returns, self.model.hyperparameters)
+        model = self.model
+        centre = None
+        if self.centre_episodes > 0:
+            # the centre the generation's population was drawn around, before its step: rolled out now
+            before = model.num_timesteps
+            last_step = getattr(model.strategy, "last_step", None)
+            theta = model.strategy.theta if last_step is None else model.strategy.theta - last_step
+            centre = float(np.mean(model.evaluate_centres(theta[None], self.centre_episodes)))
+            self.meta_steps += model.num_timesteps - before
+            model.sync_policy()  # the new observation statistics, as at the end of every generation
+        step = getattr(model.strategy, "last_step", None)
+        agreement = None
+        if step is not None and self._previous_step is not None and self._previous_step.shape == step.shape:
+            norms = np.linalg.norm(step) * np.linalg.norm(self._previous_step)
+            agreement = float(step @ self._previous_step / norms) if norms > 0 else None
+        self._previous_step = None if step is None else step.copy()
+        summary = GenerationSummary(model.last_rollout.returns, centre, agreement)
+        self.history.append(summary, self.space.to_unit(model.hyperparameters))
         self.n_generations += 1
         self.logger.record("meta/fitness", self.last_fitness)
         self.logger.record("meta/n_updates", self.n_meta_updates)
-
-    def _meta_update_fits(self) -> bool:
-        """Whether a meta update (and the generation after it, unless the best trial is the generation)
-        fits in the rest of the budget, estimated from the last generation, so that BiERL does not
-        overshoot ``total_timesteps`` more than the plain algorithm does."""
-        rollout = self.model.last_rollout
-        if rollout is None:
-            return True
-        generation = rollout.n_steps
-        episode = generation / rollout.episode_lengths.size
-        n_generations = self.n_trials + (0 if self.continue_from_best else 1)
-        cost = n_generations * generation + self.n_trials * self.eval_episodes * episode
-        return self.model.num_timesteps + cost <= self.model._total_timesteps
+        if model.num_timesteps > 0:
+            self.logger.record("meta/step_overhead", self.meta_steps / model.num_timesteps)
 
 
 class MetaController(BaseMetaController):
@@ -146,10 +199,16 @@ class MetaController(BaseMetaController):
     The paper's meta level: a :class:`~sb3_bierl.meta.MetaNetwork` (LSTM or mean-pool encoder over
     the fitness history, MLP generator) proposes the hyperparameters; it is trained by ES.
 
-    Meta update (design.md section 4): ``n_pairs`` antithetic perturbations of the network's
-    parameters ``phi`` each propose ``h_j``; the truncated fitness of ``phi_j`` is the return
-    reached after one inner step with ``h_j`` (:meth:`BaseMetaController.evaluate_proposals`);
+    Meta update (design.md section 4): ``n_pairs`` antithetic perturbations ``phi +- sigma * delta`` of the
+    trained part of the network each propose ``h_j``; the generation is shared among them
+    (:meth:`BaseMetaController.evaluate_proposals`: the truncated fitness of ``h_j`` is the return reached
+    after its inner step and one step of its sigma, from its share of the generation's rollouts);
     ``phi`` takes an OpenAI-ES step on the centred ranks.
+
+    Online, ES trains only the generator's last layer (``trainable="last_layer"``, about 70 weights for two
+    hyperparameters): with a few candidates per generation, ES on the whole network (about 2k weights) learns
+    nothing in one run (issue 9). The encoder and the first generator layer keep their initial (or
+    pre-trained) weights: random features of the history, read out by the trained layer.
 
     :param space: Hyperparameters to adapt and their bounds
     :param encoder: ``"lstm"`` or ``"mean"``
@@ -158,10 +217,11 @@ class MetaController(BaseMetaController):
     :param generator_size: Generator hidden size
     :param interval: Inner generations between two meta updates
     :param n_pairs: Antithetic pairs of meta candidates per meta update
-    :param sigma: Noise std on the meta parameters
+    :param sigma: Noise std on the trained meta parameters
     :param learning_rate: Adam step size of the meta ES
-    :param eval_episodes: Episodes that measure each candidate's truncated fitness
-    :param continue_from_best: Continue the inner level from the best trial's parameters
+    :param centre_episodes: Episodes of the unperturbed centre per generation (for the features)
+    :param max_change: Trust region: factor by which a hyperparameter may move per generation
+    :param trainable: ``"last_layer"`` (default) or ``"all"``: the part of the network the meta ES trains
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
     """
@@ -173,19 +233,23 @@ class MetaController(BaseMetaController):
         history_length: int = 10,
         hidden_size: int = 16,
         generator_size: int = 32,
-        interval: int = 5,
-        n_pairs: int = 2,
+        interval: int = 1,
+        n_pairs: int = 1,
         sigma: float = 0.1,
         learning_rate: float = 0.03,
-        eval_episodes: int = 1,
-        continue_from_best: bool = True,
+        centre_episodes: int = 1,
+        max_change: float = 1.25,
+        trainable: str = "last_layer",
         seed: int | None = None,
         verbose: int = 0,
     ):
-        super().__init__(space, interval, 2 * n_pairs, eval_episodes, continue_from_best, history_length, seed, verbose)
+        super().__init__(space, interval, 2 * n_pairs, centre_episodes, max_change, history_length, seed, verbose)
+        if trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
         self.n_pairs = n_pairs
         self.sigma = sigma
         self.learning_rate = learning_rate
+        self.trainable = trainable
         with th.random.fork_rng():
             if seed is not None:
                 th.manual_seed(seed)
@@ -198,15 +262,35 @@ class MetaController(BaseMetaController):
                 initial_unit=space.initial_unit(),
                 history_length=history_length,
             )
-        self.strategy = OpenAIES(parameters_to_vector(self.network.parameters()).detach().numpy())
+        self.set_phi(parameters_to_vector(self.network.parameters()).detach().numpy())
+
+    @property
+    def n_frozen(self) -> int:
+        """Number of leading network parameters the meta ES does not train"""
+        if self.trainable == "all":
+            return 0
+        last = self.network.generator[-1]
+        return sum(p.numel() for p in self.network.parameters()) - last.weight.numel() - last.bias.numel()
+
+    @property
+    def phi(self) -> np.ndarray:
+        """All the network's parameters (the fixed ones, then the trained centre)"""
+        return np.concatenate([self.frozen, self.strategy.theta])
+
+    def set_phi(self, phi: np.ndarray) -> None:
+        """Set all the network's parameters (a fresh meta optimiser for the trained part)."""
+        phi = np.asarray(phi, dtype=np.float64)
+        self.frozen = phi[: self.n_frozen].copy()
+        self.strategy = OpenAIES(phi[self.n_frozen :])
 
     @th.no_grad()
-    def propose(self, phi: np.ndarray | None = None) -> dict[str, float]:
-        """Hyperparameters proposed from the current history by ``phi`` (default: the centre)."""
-        phi = self.strategy.theta if phi is None else phi
+    def propose(self, trained: np.ndarray | None = None) -> dict[str, float]:
+        """Hyperparameters proposed from the current history by the trained parameters ``trained`` (default: the centre)."""
+        trained = self.strategy.theta if trained is None else trained
         threads = th.get_num_threads()
         th.set_num_threads(1)  # a tiny network: extra threads cost ~50x (4 ms instead of 0.09 ms a call)
         try:
+            phi = np.concatenate([self.frozen, trained])
             vector_to_parameters(th.as_tensor(phi, dtype=th.float32), self.network.parameters())
             history = th.as_tensor(self.history.as_array()).unsqueeze(0)
             unit = self.network(history).squeeze(0).numpy()
@@ -214,12 +298,13 @@ class MetaController(BaseMetaController):
             th.set_num_threads(threads)
         return self.space.from_unit(unit)
 
-    def meta_update(self) -> None:
-        """One ES step on the meta network with the truncated one-step fitness."""
+    def meta_update(self, hyperparameters: dict[str, float]) -> None:
+        """One ES step on the trained part of the meta network, from this generation's shared rollouts."""
         noise = self.model.noise
         meta_population = self.strategy.ask(noise, self.rng, self.n_pairs, self.sigma)
-        phis = self.strategy.candidates(noise, meta_population)
-        fitness = self.evaluate_proposals([self.propose(phi) for phi in phis])
+        candidates = self.strategy.candidates(noise, meta_population)
+        proposals = [self.within_trust_region(self.propose(c)) for c in candidates]
+        fitness = self.evaluate_proposals(hyperparameters, proposals)
         if fitness is not None:
             self.strategy.tell(noise, meta_population, fitness, self.learning_rate)
 

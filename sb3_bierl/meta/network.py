@@ -37,6 +37,7 @@ class MetaNetwork(nn.Module):
         if encoder not in ENCODERS:
             raise ValueError(f"Unknown meta encoder {encoder!r}: choose one of {ENCODERS}")
         self.encoder_type = encoder
+        self.n_features = n_features
         self.hidden_size = hidden_size
         self.generator_size = generator_size
         if encoder == "lstm":

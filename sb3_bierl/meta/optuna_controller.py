@@ -16,8 +16,8 @@ class OptunaController(BaseMetaController):
     Bayesian optimisation of the hyperparameters instead of a meta network: every ``interval``
     generations, ``n_trials`` proposals are asked from an Optuna study (TPE by default, log-scale
     ranges from ``space``), scored with the same truncated fitness as :class:`MetaController`
-    (one inner step each, common noise and episodes), and told back. The incumbent (the
-    hyperparameters in use) is always one of the trials.
+    (each from its share of the generation's rollouts, common noise and episodes), and told back.
+    The incumbent (the hyperparameters in use) is always one of the trials.
 
     The truncated fitness drifts as the policy improves, so what the study is told is the
     trial's centred rank within its meta update (in [-0.5, 0.5]): comparable across updates. Between
@@ -26,8 +26,8 @@ class OptunaController(BaseMetaController):
     :param space: Hyperparameters to adapt and their bounds
     :param interval: Inner generations between two meta updates
     :param n_trials: Proposals per meta update (``MetaController`` uses ``2 * n_pairs``)
-    :param eval_episodes: Episodes that measure each trial's truncated fitness
-    :param continue_from_best: Continue the inner level from the best trial
+    :param centre_episodes: Episodes of the unperturbed centre per generation (for the features)
+    :param max_change: Trust region: factor by which a hyperparameter may move per generation
     :param history_length: Generations kept in the fitness history
     :param sampler: An Optuna sampler (default: ``TPESampler(seed=seed)``)
     :param seed: Seed of the sampler
@@ -37,16 +37,16 @@ class OptunaController(BaseMetaController):
     def __init__(
         self,
         space: HyperparameterSpace,
-        interval: int = 5,
-        n_trials: int = 4,
-        eval_episodes: int = 1,
-        continue_from_best: bool = True,
+        interval: int = 1,
+        n_trials: int = 2,
+        centre_episodes: int = 1,
+        max_change: float = 1.25,
         history_length: int = 10,
         sampler: optuna.samplers.BaseSampler | None = None,
         seed: int | None = None,
         verbose: int = 0,
     ):
-        super().__init__(space, interval, n_trials, eval_episodes, continue_from_best, history_length, seed, verbose)
+        super().__init__(space, interval, n_trials, centre_episodes, max_change, history_length, seed, verbose)
         if sampler is None:
             sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=2 * n_trials)
         with quiet_optuna():
@@ -59,21 +59,21 @@ class OptunaController(BaseMetaController):
     def _distributions(self) -> dict[str, optuna.distributions.FloatDistribution]:
         return {p.name: optuna.distributions.FloatDistribution(p.low, p.high, log=True) for p in self.space.parameters}
 
-    def meta_update(self) -> None:
+    def meta_update(self, hyperparameters: dict[str, float]) -> None:
         """Ask ``n_trials`` proposals (the incumbent first), score them, tell their ranks."""
         with quiet_optuna():
             distributions = self._distributions()
             self.study.enqueue_trial(self.incumbent, skip_if_exists=False)
             trials = [self.study.ask(distributions) for _ in range(self.n_trials)]
             proposals = [{name: float(trial.params[name]) for name in self.space.names} for trial in trials]
-            fitness = self.evaluate_proposals(proposals)
+            fitness = self.evaluate_proposals(hyperparameters, proposals)  # as asked: the study learns what it proposed
             if fitness is None:
                 for trial in trials:
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 return
             for trial, value in zip(trials, centered_ranks(fitness), strict=True):
                 self.study.tell(trial, float(value))
-            self.incumbent = proposals[int(np.argmax(fitness))]
+            self.incumbent = self.within_trust_region(proposals[int(np.argmax(fitness))])
 
 
 @contextmanager

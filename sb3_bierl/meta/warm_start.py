@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from sb3_bierl.meta.controller import MetaController
 
 FORMAT = "sb3-bierl-meta-controller"
+#: Version 2: ten fitness features per generation (version 1 had five), so older files cannot be read
+VERSION = 2
 #: The controller shipped with the package (``python -m sb3_bierl.pretrain`` wrote it)
 PRETRAINED_PATH = pathlib.Path(__file__).parent / "pretrained" / "meta_controller.pt"
 
@@ -32,14 +34,15 @@ def save_controller(controller: "MetaController", path: str | os.PathLike, metad
     network = controller.network
     data = {
         "format": FORMAT,
-        "version": 1,
+        "version": VERSION,
+        "n_features": network.n_features,
         "hyperparameters": controller.space.names,
         "bounds": {p.name: [p.low, p.high] for p in controller.space.parameters},
         "encoder": network.encoder_type,
         "history_length": controller.history.length,
         "hidden_size": network.hidden_size,
         "generator_size": network.generator_size,
-        "phi": th.as_tensor(controller.strategy.theta, dtype=th.float64),
+        "phi": th.as_tensor(controller.phi, dtype=th.float64),
         "metadata": dict(metadata or {}),
     }
     path = pathlib.Path(path)
@@ -60,6 +63,11 @@ def read_controller_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(
             f"{os.fspath(path)!r} is not a saved meta controller: write one with MetaController.save() "
             "or python -m sb3_bierl.pretrain"
+        )
+    if data.get("version") != VERSION:
+        raise ValueError(
+            f"{os.fspath(path)!r} is a meta controller of format version {data.get('version')}, but this release reads "
+            f"version {VERSION} (its meta features differ): pre-train a new one with python -m sb3_bierl.pretrain"
         )
     return data
 
@@ -90,8 +98,8 @@ def load_controller(path: str | os.PathLike, space: HyperparameterSpace, **kwarg
         **kwargs,
     )
     phi = data["phi"].numpy()
-    if phi.shape != controller.strategy.theta.shape:
-        raise ValueError(f"{os.fspath(path)!r}: the saved network has {phi.size} parameters, expected {controller.strategy.dim}")
-    controller.strategy.theta = phi.copy()
+    if phi.shape != controller.phi.shape:
+        raise ValueError(f"{os.fspath(path)!r}: the saved network has {phi.size} parameters, expected {controller.phi.size}")
+    controller.set_phi(phi)
     controller.warm_start_metadata = dict(data.get("metadata", {}))
     return controller

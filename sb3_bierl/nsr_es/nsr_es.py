@@ -108,8 +108,6 @@ class NSRES(ES):
         self.current_member = 0
         self.archive: NoveltyArchive | None = None
         self.novelty_weight_schedule: AdaptiveNoveltyWeight | None = None
-        # Runtime only: the meta trials of this generation and their centres' rollout
-        self._trial_centres: tuple[list[OpenAIES], RolloutResult] | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -135,9 +133,6 @@ class NSRES(ES):
             return self.sigma * self.noise.get(index, self.n_params).astype(np.float64)
         network = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
         return parameters_to_vector(network.parameters()).detach().cpu().numpy().astype(np.float64)
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_trial_centres"]
 
     @property
     def descriptor_fn(self) -> DescriptorFn:
@@ -217,7 +212,6 @@ class NSRES(ES):
             self.seed_archive()
             if self._stop_training:
                 return
-        self._trial_centres = None
         self.current_member = self.select_member()
         self.strategy = self.members[self.current_member]
 
@@ -231,26 +225,6 @@ class NSRES(ES):
         """Roll out the member's new centre: its descriptor joins the archive, its return is kept."""
         self.evaluate_centres(self.strategy.theta[None], CENTRE_EPISODES)
         self.record_member(self.last_centre_rollout, 0)
-
-    # ------------------------------------------------------------------ the meta level's view
-    def trial_fitness(self, trials: list[Any], n_episodes: int) -> np.ndarray:
-        """:return: the mean return of each trial's new centre (the truncated fitness is the reward's only)"""
-        fitness = super().trial_fitness(trials, n_episodes)
-        self._trial_centres = (list(trials), self.last_centre_rollout)
-        return fitness
-
-    def adopt_trial(self, trial: Any, rollout: RolloutResult, hyperparameters: dict[str, float]) -> None:
-        """Make a trial the current member's step of this generation: it replaces the member, and its centre's
-        descriptor (from :meth:`trial_fitness`, else from one new episode) joins the archive."""
-        super().adopt_trial(trial, rollout, hyperparameters)
-        self.members[self.current_member] = trial
-        trials, centres = self._trial_centres if self._trial_centres is not None else ([], None)
-        index = next((i for i, candidate in enumerate(trials) if candidate is trial), None)
-        if index is None:  # its centre was not rolled out: do it now
-            self.evaluate_centres(trial.theta[None], CENTRE_EPISODES)
-            centres, index = self.last_centre_rollout, 0
-        self.record_member(centres, index)
-        self._trial_centres = None
 
     def dump_logs(self) -> None:
         if self.archive is not None:

@@ -12,10 +12,16 @@ from sb3_bierl.strategies.ranks import centered_ranks
 
 @dataclass
 class Population:
-    """One generation's perturbations: ``theta + sigma * eps_i`` then ``theta - sigma * eps_i``."""
+    """
+    One generation's perturbations: ``theta + sigma_i * eps_i`` then ``theta - sigma_i * eps_i``.
+
+    :param noise_indices: (n_pairs,) start of each ``eps_i`` in the noise table
+    :param sigma: The noise std, one for all pairs (a float) or one per pair ((n_pairs,) array: a population
+        whose pairs were drawn at several meta candidates' sigmas, see :func:`merge_populations`)
+    """
 
     noise_indices: np.ndarray
-    sigma: float
+    sigma: float | np.ndarray
 
     @property
     def n_pairs(self) -> int:
@@ -42,6 +48,8 @@ class OpenAIES:
         self.theta = np.asarray(theta, dtype=np.float64).copy()
         self.weight_decay = weight_decay
         self.optimizer = Adam(self.theta.size)
+        self.last_step: np.ndarray | None = None
+        self.last_learning_rate = 0.0
 
     @property
     def dim(self) -> int:
@@ -54,15 +62,16 @@ class OpenAIES:
     def candidates(self, noise: NoiseTable, population: Population, theta: np.ndarray | None = None) -> np.ndarray:
         """:return: the 2n candidate vectors (float32), "+" half first"""
         theta = self.theta if theta is None else theta
-        eps = noise.get_batch(population.noise_indices, self.dim) * population.sigma
+        eps = noise.get_batch(population.noise_indices, self.dim) * sigma_column(population.sigma)
         return np.concatenate([theta + eps, theta - eps]).astype(np.float32)
 
     def gradient(
         self, noise: NoiseTable, population: Population, returns: np.ndarray, shaped: bool = False
     ) -> np.ndarray:
         """
-        ``g = 1 / (2 n sigma) * sum_i (u_i+ - u_i-) eps_i - weight_decay * theta``,
-        where ``u`` are the centred ranks of all 2n returns.
+        ``g = 1 / (2 n) * sum_i (u_i+ - u_i-) eps_i / sigma_i - weight_decay * theta``,
+        where ``u`` are the centred ranks of all 2n returns (Salimans et al. 2017; each pair is an estimate
+        of the gradient of the return smoothed at its own ``sigma_i``).
 
         :param returns: Returns of the candidates in the order of :meth:`candidates`
         :param shaped: ``returns`` are already shaped utilities (e.g. NSR-ES's mix of reward and
@@ -76,7 +85,10 @@ class OpenAIES:
         ranks = returns if shaped else centered_ranks(returns)
         weights = ranks[: population.n_pairs] - ranks[population.n_pairs :]
         eps = noise.get_batch(population.noise_indices, self.dim).astype(np.float64)
-        grad = weights @ eps / (population.size * population.sigma)
+        if np.ndim(population.sigma) == 0:
+            grad = weights @ eps / (population.size * population.sigma)
+        else:
+            grad = (weights / np.asarray(population.sigma, dtype=np.float64)) @ eps / population.size
         return grad - self.weight_decay * self.theta
 
     def tell(
@@ -87,10 +99,54 @@ class OpenAIES:
         learning_rate: float,
         shaped: bool = False,
     ) -> np.ndarray:
-        """Take one Adam ascent step on the ES gradient (``shaped``: see :meth:`gradient`); :return: the gradient estimate"""
+        """
+        Take one Adam ascent step on the ES gradient (``shaped``: see :meth:`gradient`), and remember it
+        (``last_step``, ``last_learning_rate``: a meta level may rescale it, see :meth:`rescale_last_step`).
+
+        :return: the gradient estimate
+        """
         grad = self.gradient(noise, population, returns, shaped)
-        self.theta = self.theta + self.optimizer.step(grad, learning_rate)
+        step = self.optimizer.step(grad, learning_rate)
+        self.theta = self.theta + step
+        self.last_step, self.last_learning_rate = step, float(learning_rate)
         return grad
+
+    def stepped_centre(self, learning_rate: float) -> np.ndarray:
+        """
+        :param learning_rate: Another learning rate for the last step
+        :return: the centre the last step would have reached with it (Adam's step is proportional to its
+            learning rate), or the centre itself before any step
+        """
+        last_step = getattr(self, "last_step", None)
+        if last_step is None:
+            return self.theta
+        return self.theta + (learning_rate / self.last_learning_rate - 1.0) * last_step
+
+    def rescale_last_step(self, learning_rate: float) -> None:
+        """Redo the last step with ``learning_rate`` instead: the centre moves to :meth:`stepped_centre`."""
+        if getattr(self, "last_step", None) is None:
+            return
+        self.theta = self.stepped_centre(learning_rate)
+        self.last_step = self.last_step * (learning_rate / self.last_learning_rate)
+        self.last_learning_rate = float(learning_rate)
 
     def copy(self) -> "OpenAIES":
         return copy.deepcopy(self)
+
+
+def sigma_column(sigma: float | np.ndarray) -> float | np.ndarray:
+    """:return: ``sigma`` as it multiplies a (n, dim) batch of noise: a float, or an (n, 1) column"""
+    return sigma if np.ndim(sigma) == 0 else np.asarray(sigma, dtype=np.float64)[:, None]
+
+
+def merge_populations(populations: list[Population]) -> Population:
+    """
+    One population made of several (each with its own sigma), in the order of :func:`merge_antithetic`
+    (``sb3_bierl.evaluation``): every "+" half, then every "-" half.
+
+    :param populations: Populations rolled out around (nearly) the same centre
+    :return: The merged population, with one sigma per pair
+    """
+    indices = np.concatenate([p.noise_indices for p in populations])
+    sigmas = np.concatenate([np.full(p.n_pairs, p.sigma, dtype=np.float64) for p in populations])
+    return Population(indices, sigmas)

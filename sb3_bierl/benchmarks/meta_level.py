@@ -1,0 +1,461 @@
+"""
+Does the meta level pay for itself? (issue 9) Three stages, each at equal environment steps (meta level
+included), every run one process with ``n_workers=1``, deterministic evaluation as in
+``python -m sb3_bierl.benchmarks.compare``:
+
+1. ``headroom``: plain ES at a small grid of fixed ``(sigma, learning_rate)``: a factor 2 and 4 either side
+   of the defaults, one at a time. The best fixed setting in hindsight defines the normalised score of a
+   task: 0 = ES at its defaults, 1 = the best fixed setting's mean final return.
+2. ``defaults``: ES and BiERL at the shared defaults.
+3. ``robustness``: ES and BiERL started 4 times too large or too small in ``sigma`` or ``learning_rate``.
+
+A run's name is ``<algo>[-s<sigma factor>][-lr<learning-rate factor>]_<env>_<seed>``: for example
+``bierl-s4_Hopper-v5_0`` is BiERL started at 4 times the default sigma. Each finished run is written at once
+to ``<out>/runs/<name>.json`` (skipped on a rerun: the benchmark resumes where it stopped).
+
+The report (``<out>/results.md``) aggregates with rliable (Agarwal et al. 2021): IQM of the normalised score
+with 95% stratified-bootstrap intervals, probability of improvement; per-task tables too.
+
+Reproduce ``docs/benchmarks/meta_level.md``::
+
+    python -m sb3_bierl.benchmarks.meta_level --stages headroom defaults robustness --out bench_results/meta_level
+
+Quick check of the pipeline: ``--envs Pendulum-v1 --seeds 0 1 --scale 0.05 --eval-episodes 2 --out /tmp/ml``.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_bierl.benchmarks.compare import (
+    EVAL_SEED_OFFSET,
+    evaluate_final,
+    format_duration,
+    load_records,
+    markdown_table,
+    parse_steps,
+    write_json,
+)
+
+#: The suite and its budgets in environment steps: about 30 to 50 generations of the default 16 pairs each,
+#: sized so that the whole evidence fits in about 3 hours of a 2-core machine
+SUITE_BUDGETS: dict[str, int] = {
+    "Pendulum-v1": 300_000,
+    "LunarLanderContinuous-v3": 250_000,
+    "Swimmer-v5": 600_000,
+    "Hopper-v5": 500_000,
+    "HalfCheetah-v5": 600_000,
+    "Ant-v5": 400_000,
+}
+#: The headroom grid runs on the cheaper tasks (LunarLander's Box2D steps and Ant cost the most)
+HEADROOM_ENVS: tuple[str, ...] = ("Pendulum-v1", "Swimmer-v5", "Hopper-v5", "HalfCheetah-v5")
+#: Factors of the defaults in the headroom grid (one hyperparameter at a time)
+GRID_FACTORS: tuple[float, ...] = (0.25, 0.5, 2.0, 4.0)
+#: Factors of the robustness starts
+ROBUSTNESS_FACTORS: tuple[float, ...] = (0.25, 4.0)
+DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+GRID_SEEDS: tuple[int, ...] = (0, 1)
+BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL"}
+ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P<lr>[0-9.]+))?$")
+
+
+# ---------------------------------------------------------------------- algorithm names
+def algo_name(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> str:
+    """
+    :param base: ``"es"`` or ``"bierl"``
+    :param sigma_factor: Factor of the default ``sigma`` at the start
+    :param lr_factor: Factor of the default ``learning_rate`` at the start
+    :return: The algorithm's name, e.g. ``"es-s4"`` or ``"bierl-lr0.25"``
+    """
+    name = base
+    if sigma_factor != 1.0:
+        name += f"-s{sigma_factor:g}"
+    if lr_factor != 1.0:
+        name += f"-lr{lr_factor:g}"
+    return name
+
+
+def parse_algo(name: str) -> tuple[str, float, float]:
+    """
+    :param name: An algorithm name (see :func:`algo_name`)
+    :return: ``(base, sigma factor, learning-rate factor)``
+    :raises ValueError: if the name does not follow the pattern
+    """
+    match = ALGO_PATTERN.match(name)
+    if match is None or match["base"] not in BASES:
+        raise ValueError(f"Unknown algorithm {name!r}: expected <{'|'.join(BASES)}>[-s<factor>][-lr<factor>]")
+    return match["base"], float(match["sigma"] or 1.0), float(match["lr"] or 1.0)
+
+
+def stage_algos(stage: str) -> list[str]:
+    """
+    :param stage: ``"headroom"``, ``"defaults"`` or ``"robustness"``
+    :return: The algorithms the stage runs
+    """
+    if stage == "headroom":
+        return [algo_name("es", f) for f in GRID_FACTORS] + [algo_name("es", 1.0, f) for f in GRID_FACTORS]
+    if stage == "defaults":
+        return ["es", "bierl"]
+    if stage == "robustness":
+        starts = [(f, 1.0) for f in ROBUSTNESS_FACTORS] + [(1.0, f) for f in ROBUSTNESS_FACTORS]
+        return [algo_name(base, s, lr) for s, lr in starts for base in ("bierl", "es")]
+    raise ValueError(f"Unknown stage {stage!r}: choose among headroom, defaults, robustness")
+
+
+# ---------------------------------------------------------------------- one run
+@dataclass(frozen=True)
+class MetaRunSpec:
+    """
+    :param algo: Algorithm name (see :func:`algo_name`)
+    :param env_id: Gymnasium environment id
+    :param seed: Random seed
+    :param budget: Training budget in environment steps
+    :param eval_episodes: Episodes of the final evaluation
+    """
+
+    algo: str
+    env_id: str
+    seed: int
+    budget: int
+    eval_episodes: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.algo}_{self.env_id}_{self.seed}"
+
+
+def make_generation_trace() -> Any:
+    """:return: A callback recording, after every generation, the step count, hyperparameters and meta level's state"""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class GenerationTrace(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.rows: list[list[float]] = []
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            model = self.model
+            meta = getattr(model, "meta_controller", None)
+            rollout = model.last_rollout
+            self.rows.append(
+                [
+                    int(model.num_timesteps),
+                    float(model.hyperparameters["sigma"]),
+                    float(model.hyperparameters["learning_rate"]),
+                    float(np.nanmean(rollout.returns)) if rollout is not None else float("nan"),
+                    0 if meta is None else int(meta.n_meta_updates),
+                ]
+            )
+
+    return GenerationTrace()
+
+
+def train_and_evaluate(spec: MetaRunSpec) -> dict[str, Any]:
+    """
+    Train one model and evaluate its deterministic policy.
+
+    :param spec: The run
+    :return: The run's record (JSON-serialisable)
+    """
+    import torch
+
+    import sb3_bierl
+
+    torch.set_num_threads(1)
+    base, sigma_factor, lr_factor = parse_algo(spec.algo)
+    algo_class = getattr(sb3_bierl, BASES[base])
+    kwargs: dict[str, Any] = {}
+    if sigma_factor != 1.0:
+        kwargs["sigma"] = 0.02 * sigma_factor
+    if lr_factor != 1.0:
+        kwargs["learning_rate"] = 0.01 * lr_factor
+    trace = make_generation_trace()
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0, **kwargs)
+    model.learn(spec.budget, callback=trace)
+    wall_time, cpu_time = time.perf_counter() - start, time.process_time() - cpu_start
+    returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
+    meta = getattr(model, "meta_controller", None)
+    record: dict[str, Any] = {
+        "algo": spec.algo,
+        "env": spec.env_id,
+        "seed": spec.seed,
+        "budget": spec.budget,
+        "num_timesteps": int(model.num_timesteps),
+        "wall_time_s": wall_time,
+        "cpu_time_s": cpu_time,
+        "eval_mean": float(np.mean(returns)),
+        "eval_std": float(np.std(returns)),
+        "eval_episodes": spec.eval_episodes,
+        "eval_seed": EVAL_SEED_OFFSET + spec.seed,
+        "eval_returns": returns.tolist(),
+        "initial_hyperparameters": {"sigma": float(model.sigma), "learning_rate": float(model.learning_rate)},
+        "trace_columns": ["num_timesteps", "sigma", "learning_rate", "population_return_mean", "n_meta_updates"],
+        "trace": trace.rows,
+        "sb3_bierl_version": sb3_bierl.__version__,
+    }
+    if meta is not None:
+        record["meta"] = meta.summary()
+    model.close()
+    return record
+
+
+def run_worker(spec: MetaRunSpec, runs_dir: str) -> dict[str, Any]:
+    """Worker entry point: train, evaluate, save the JSON (unless another process wrote it meanwhile). :return: the run's record"""
+    path = Path(runs_dir) / f"{spec.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    record = train_and_evaluate(spec)
+    write_json(path, record)
+    return record
+
+
+def plan_runs(stages: Sequence[str], envs: Sequence[str] | None, seeds: Sequence[int] | None, scale: float, eval_episodes: int) -> list[MetaRunSpec]:
+    """
+    :param stages: Stages to run
+    :param envs: Environment ids (default: each stage's)
+    :param seeds: Seeds (default: each stage's)
+    :param scale: Multiplier of the budgets
+    :param eval_episodes: Episodes of the final evaluation
+    :return: The runs, stage by stage in the order given (the most expensive first within a stage), without duplicates
+    """
+    cost = {"LunarLanderContinuous-v3": 4.0, "Ant-v5": 5.0, "Hopper-v5": 1.3, "Pendulum-v1": 0.2}
+    specs: dict[str, MetaRunSpec] = {}
+    for stage in stages:
+        stage_specs: list[MetaRunSpec] = []
+        stage_envs = envs or (HEADROOM_ENVS if stage in ("headroom", "robustness") else tuple(SUITE_BUDGETS))
+        stage_seeds = seeds or (DEFAULT_SEEDS if stage == "defaults" else GRID_SEEDS)
+        for env_id in stage_envs:
+            budget = max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale))
+            for algo in stage_algos(stage):
+                for seed in stage_seeds:
+                    stage_specs.append(MetaRunSpec(algo, env_id, seed, budget, eval_episodes))
+        for spec in sorted(stage_specs, key=lambda s: -s.budget * cost.get(s.env_id, 1.0)):
+            specs.setdefault(spec.name, spec)
+    return list(specs.values())
+
+
+def run_all(specs: Sequence[MetaRunSpec], runs_dir: Path, workers: int) -> int:
+    """
+    Run the runs whose JSON is missing, ``workers`` at a time, each in a spawned process.
+
+    :return: The number of failed runs
+    """
+    import multiprocessing
+    import traceback
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    todo = [spec for spec in specs if not (runs_dir / f"{spec.name}.json").exists()]
+    print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; running {len(todo)} with {workers} workers", flush=True)
+    if not todo:
+        return 0
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
+        futures = {pool.submit(run_worker, spec, str(runs_dir)): spec for spec in todo}
+        for done, future in enumerate(as_completed(futures), start=1):
+            spec = futures[future]
+            try:
+                record = future.result()
+            except Exception as error:
+                failures += 1
+                print(f"[{done}/{len(todo)}] FAILED {spec.name}:\n" + "".join(traceback.format_exception(error)), file=sys.stderr, flush=True)
+                continue
+            print(
+                f"[{done}/{len(todo)}] {spec.name}: {record['eval_mean']:.1f}, {record['num_timesteps']:,} steps, "
+                f"{format_duration(record['wall_time_s'])}",
+                flush=True,
+            )
+    return failures
+
+
+# ---------------------------------------------------------------------- report
+def final_returns(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[int, float]]:
+    """:return: ``{(env, algo): {seed: final return}}``"""
+    table: dict[tuple[str, str], dict[int, float]] = {}
+    for record in records:
+        table.setdefault((record["env"], record["algo"]), {})[record["seed"]] = record["eval_mean"]
+    return table
+
+
+def normalisation(table: dict[tuple[str, str], dict[int, float]], env_id: str) -> tuple[float, float, str] | None:
+    """
+    The task's normalisation: 0 = ES at its defaults (mean over seeds), 1 = the best fixed ES setting in hindsight.
+
+    :return: ``(zero, one, best setting)``, or None without ES at defaults; with no setting above the defaults,
+        the scale is 10% of the defaults' magnitude (there is no headroom to measure against)
+    """
+    default = table.get((env_id, "es"))
+    if not default:
+        return None
+    zero = float(np.mean(list(default.values())))
+    best_algo, best = "es", zero
+    for (env, algo), runs in table.items():
+        if env == env_id and algo.startswith("es") and np.mean(list(runs.values())) > best:
+            best_algo, best = algo, float(np.mean(list(runs.values())))
+    if best - zero < 0.1 * max(abs(zero), 1.0):
+        return zero, zero + 0.1 * max(abs(zero), 1.0), best_algo + " (no headroom: scale = 10% of |ES|)"
+    return zero, best, best_algo
+
+
+def score_matrix(
+    table: dict[tuple[str, str], dict[int, float]], algo: str, envs: Sequence[str], seeds: Sequence[int]
+) -> np.ndarray | None:
+    """:return: (n_seeds, n_tasks) normalised scores of ``algo``, or None if a cell is missing"""
+    matrix = np.empty((len(seeds), len(envs)))
+    for j, env_id in enumerate(envs):
+        norm = normalisation(table, env_id)
+        runs = table.get((env_id, algo), {})
+        if norm is None or any(seed not in runs for seed in seeds):
+            return None
+        zero, one, _ = norm
+        matrix[:, j] = [(runs[seed] - zero) / (one - zero) for seed in seeds]
+    return matrix
+
+
+def rliable_summary(scores: dict[str, np.ndarray], pairs: Sequence[tuple[str, str]], reps: int = 2000) -> list[str]:
+    """
+    IQM (95% stratified-bootstrap interval) of each algorithm's normalised scores, and the probability of
+    improvement of each pair, with rliable.
+
+    :param scores: Algorithm -> (n_runs, n_tasks) normalised scores
+    :param pairs: ``(x, y)`` pairs: P(x > y)
+    :return: Markdown lines
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    lines: list[str] = []
+    estimates, intervals = rly.get_interval_estimates(
+        scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps
+    )
+    rows = [
+        [name, f"{estimates[name][0]:.2f} [{intervals[name][0, 0]:.2f}, {intervals[name][1, 0]:.2f}]",
+         f"{estimates[name][1]:.2f} [{intervals[name][0, 1]:.2f}, {intervals[name][1, 1]:.2f}]", str(scores[name].shape[0])]
+        for name in scores
+    ]
+    lines += markdown_table(["Algorithm", "IQM normalised score [95% CI]", "Mean [95% CI]", "Runs per task"], rows) + [""]
+    pair_scores = {f"{x} > {y}": (scores[x], scores[y]) for x, y in pairs if x in scores and y in scores}
+    if pair_scores:
+        estimates, intervals = rly.get_interval_estimates(pair_scores, metrics.probability_of_improvement, reps=reps)
+        rows = [[name, f"{float(estimates[name]):.2f} [{intervals[name][0]:.2f}, {intervals[name][1]:.2f}]"] for name in pair_scores]
+        lines += markdown_table(["Comparison", "P(improvement) [95% CI]"], rows) + [""]
+    return lines
+
+
+def make_report(records: Sequence[dict[str, Any]]) -> str:
+    """:return: The Markdown report of every finished run"""
+    if not records:
+        return "# Does the meta level pay?\n\nNo finished runs yet.\n"
+    table = final_returns(records)
+    envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
+    envs += sorted({r["env"] for r in records} - set(envs))
+    algos = sorted({r["algo"] for r in records}, key=lambda a: (parse_algo(a)[1:], a))
+    lines = ["# Does the meta level pay?", "", "Final return of the deterministic policy (mean over seeds of each run's "
+             "mean evaluation return; seeds in brackets), at equal environment steps, meta level included.", ""]
+    header = ["Algorithm", *envs]
+    rows = []
+    for algo in algos:
+        cells = []
+        for env_id in envs:
+            runs = table.get((env_id, algo))
+            cells.append("–" if not runs else f"{np.mean(list(runs.values())):.1f} ({len(runs)})")
+        rows.append([algo, *cells])
+    lines += markdown_table(header, rows) + [""]
+    budgets = {r["env"]: r["budget"] for r in records}
+    lines += ["Budgets: " + ", ".join(f"{e} {budgets[e]:,}" for e in envs) + " steps.", ""]
+
+    lines += ["## Headroom: the best fixed setting", ""]
+    rows = []
+    for env_id in envs:
+        norm = normalisation(table, env_id)
+        if norm is not None:
+            rows.append([env_id, f"{norm[0]:.1f}", f"{norm[1]:.1f}", norm[2]])
+    lines += markdown_table(["Task", "ES at defaults (score 0)", "Best fixed (score 1)", "Best setting"], rows) + [""]
+
+    meta_runs = [r for r in records if "meta" in r]
+    if meta_runs:
+        lines += ["## The meta level's cost and schedule", ""]
+        rows = []
+        for algo in sorted({r["algo"] for r in meta_runs}):
+            runs = [r for r in meta_runs if r["algo"] == algo]
+            overhead = np.mean([r["meta"]["step_overhead"] for r in runs])
+            first = max(r["meta"]["first_update_generation"] if r["meta"]["first_update_generation"] is not None else np.inf for r in runs)
+            updates = np.mean([r["meta"]["n_meta_updates"] for r in runs])
+            rows.append([algo, f"{100 * overhead:.1f}%", f"{first:g}", f"{updates:.0f}"])
+        lines += markdown_table(["Algorithm", "meta/step_overhead (mean)", "First meta update (latest generation over runs)", "Meta updates per run (mean)"], rows) + [""]
+
+    for title, algo_pairs in (
+        ("At the defaults", [("bierl", "es")]),
+        ("Started 4 times off", [(algo_name("bierl", s, lr), algo_name("es", s, lr)) for s, lr in ((4, 1), (0.25, 1), (1, 4), (1, 0.25))]),
+    ):
+        present = [(x, y) for x, y in algo_pairs if any(a in (x, y) for a in algos)]
+        if not present:
+            continue
+        task_envs = [e for e in envs if all(table.get((e, a)) for pair in present for a in pair) and normalisation(table, e)]
+        if not task_envs:
+            continue
+        seeds = sorted(set.intersection(*(set(table[(e, a)]) for e in task_envs for pair in present for a in pair)))
+        scores = {}
+        for pair in present:
+            for algo in pair:
+                matrix = score_matrix(table, algo, task_envs, seeds)
+                if matrix is not None:
+                    scores[algo] = matrix
+        lines += [f"## {title} (rliable; tasks: {', '.join(task_envs)}; seeds {seeds})", ""]
+        try:
+            lines += rliable_summary(scores, present)
+        except ImportError:
+            lines += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- command line
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stages (or only rebuild the report). :return: 1 if a run failed, else 0"""
+    parser = argparse.ArgumentParser(prog="python -m sb3_bierl.benchmarks.meta_level", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stages", nargs="+", default=["headroom", "defaults", "robustness"], choices=["headroom", "defaults", "robustness"])
+    parser.add_argument("--envs", nargs="+", default=None, help="Environment ids (default: each stage's)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="Seeds (default: 0-4 for defaults, 0 1 otherwise)")
+    parser.add_argument("--only", nargs="+", default=None, help="Run only these bases among the stages' algorithms, e.g. es")
+    parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the budgets (default: %(default)s)")
+    parser.add_argument("--timesteps", type=parse_steps, default=None, help="One budget for every task (overrides the suite's)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="Deterministic evaluation episodes per run (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("bench_results/meta_level"), help="Output folder (default: %(default)s)")
+    parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md from the saved runs")
+    args = parser.parse_args(argv)
+    if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
+        parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
+    runs_dir = args.out / "runs"
+    failures = 0
+    if not args.report_only:
+        specs = plan_runs(args.stages, args.envs, args.seeds, args.scale, args.eval_episodes)
+        if args.only:
+            specs = [s for s in specs if parse_algo(s.algo)[0] in args.only]
+        if args.timesteps is not None:
+            specs = [MetaRunSpec(s.algo, s.env_id, s.seed, args.timesteps, s.eval_episodes) for s in specs]
+        failures = run_all(specs, runs_dir, args.workers)
+    report = make_report(load_records(runs_dir))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(report)
+    print(report)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The meta level's schedule and cost (issue 9): updates from the first generation, at no extra step
+beyond the centre's episode, and never lost between ``learn`` calls."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CountingEnv
+from stable_baselines3.common.logger import configure
+
+from sb3_bierl import BiERL
+from sb3_bierl.es.es import best_of_pairs
+from sb3_bierl.evaluation import RolloutResult, merge_antithetic
+from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, merge_populations
+
+HORIZON = 20  # CountingEnv's episode length
+SMALL = dict(n_pairs=4, policy_kwargs=dict(net_arch=[8]), meta_history_length=4)
+
+
+def make(seed=0, **kwargs):
+    return BiERL("MlpPolicy", "Counting-v0", seed=seed, **{**SMALL, **kwargs})
+
+
+def test_meta_updates_from_the_first_generation_at_the_cost_of_the_centre_episode_only(tmp_path):
+    model = make()
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(5 * (2 * 4 + 1) * HORIZON)
+    meta = model.meta_controller.summary()
+    assert meta["first_update_generation"] == 0
+    assert meta["n_meta_updates"] == meta["n_generations"] == model._n_updates == 5  # every generation
+    # a generation is its 2n candidates' episodes plus the centre's: nothing else
+    assert model.num_timesteps == CountingEnv.total_steps == 5 * (2 * 4 + 1) * HORIZON
+    assert meta["meta_steps"] == 5 * HORIZON
+    assert meta["step_overhead"] == pytest.approx(1 / 9)
+    log = pd.read_csv(tmp_path / "progress.csv")
+    np.testing.assert_allclose(log["meta/step_overhead"], 1 / 9)
+
+
+def test_defaults_spend_at_most_ten_percent_of_the_steps_on_the_meta_level():
+    model = BiERL("MlpPolicy", "Counting-v0", seed=0, policy_kwargs=dict(net_arch=[8]))
+    model.learn(3000)
+    overhead = model.meta_controller.summary()["step_overhead"]
+    assert overhead == pytest.approx(1 / (2 * model.n_pairs + 1)) and overhead <= 0.1
+
+
+def test_without_centre_episodes_the_meta_level_costs_no_step():
+    model = make(meta_centre_episodes=0)
+    model.learn(2000)
+    assert model.meta_controller.summary()["step_overhead"] == 0
+    assert model.num_timesteps == model._n_updates * 2 * 4 * HORIZON
+
+
+@pytest.mark.parametrize("interval", [1, 3])
+def test_chunked_learn_keeps_every_meta_update(interval):
+    """``for _ in range(k): learn(small, reset_num_timesteps=False)`` == one ``learn``: a due update is never dropped."""
+    generation = (2 * 4 + 1) * HORIZON
+    straight = make(seed=2, meta_interval=interval)
+    straight.learn(12 * generation)
+    chunked = make(seed=2, meta_interval=interval)
+    for _ in range(12):
+        chunked.learn(generation // 2, reset_num_timesteps=False)  # chunks smaller than a generation
+    assert chunked.num_timesteps == straight.num_timesteps
+    assert chunked.meta_controller.n_meta_updates == straight.meta_controller.n_meta_updates == 12 // interval
+    np.testing.assert_array_equal(chunked.strategy.theta, straight.strategy.theta)
+    np.testing.assert_array_equal(chunked.meta_controller.phi, straight.meta_controller.phi)
+
+
+def test_too_few_pairs_for_the_meta_candidates_warns_once():
+    model = make(n_pairs=1)
+    with pytest.warns(UserWarning, match="at least 2 pairs"):
+        model.learn(400)
+    assert model.meta_controller.n_meta_updates == 0 and model.meta_controller.n_skipped >= 2
+
+
+def test_best_of_pairs():
+    returns = np.array([1.0, 5.0, np.nan, 3.0, 2.0, np.nan])  # pairs (1, 3), (5, 2), (nan, nan)
+    assert best_of_pairs(returns) == pytest.approx(4.0)
+    assert np.isnan(best_of_pairs(np.full(4, np.nan)))
+
+
+def test_merged_population_is_every_plus_half_then_every_minus_half():
+    noise = NoiseTable(1000, seed=0)
+    strategy = OpenAIES(np.zeros(5))
+    a, b = Population(np.array([0, 10]), 0.1), Population(np.array([20]), 0.3)
+    merged = merge_populations([a, b])
+    np.testing.assert_array_equal(merged.noise_indices, [0, 10, 20])
+    np.testing.assert_array_equal(merged.sigma, [0.1, 0.1, 0.3])
+    candidates = strategy.candidates(noise, merged)
+    np.testing.assert_allclose(candidates[2], 0.3 * noise.get(20, 5), rtol=1e-6)
+    np.testing.assert_allclose(candidates[5], -0.3 * noise.get(20, 5), rtol=1e-6)
+
+    def result(returns):
+        returns = np.asarray(returns, dtype=float)
+        from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+        return RolloutResult(returns, np.ones(returns.size), returns[:, None], np.ones((returns.size, 1)), RunningMeanStd(shape=(3,)))
+
+    joined = merge_antithetic([result([1, 2, 3, 4]), result([5, 6])])
+    np.testing.assert_array_equal(joined.returns, [1, 2, 5, 3, 4, 6])
+
+
+def test_per_pair_sigma_gradient_matches_the_scalar_one():
+    noise = NoiseTable(1000, seed=0)
+    strategy = OpenAIES(np.zeros(5))
+    population = Population(np.array([0, 10, 20]), 0.05)
+    returns = np.array([3.0, 1.0, 2.0, 0.0, 5.0, 4.0])
+    scalar = strategy.gradient(noise, population, returns)
+    per_pair = strategy.gradient(noise, Population(population.noise_indices, np.full(3, 0.05)), returns)
+    np.testing.assert_allclose(per_pair, scalar, rtol=1e-12)
+
+
+def test_rescaling_the_last_step_redoes_it_with_another_learning_rate():
+    noise = NoiseTable(1000, seed=0)
+    strategy = OpenAIES(np.ones(5))
+    assert strategy.stepped_centre(0.5) is strategy.theta  # no step yet: nothing to rescale
+    population = Population(np.array([0, 10]), 0.1)
+    copy = strategy.copy()
+    strategy.tell(noise, population, np.array([1.0, 2.0, 0.0, 3.0]), learning_rate=0.01)
+    copy.tell(noise, population, np.array([1.0, 2.0, 0.0, 3.0]), learning_rate=0.03)
+    np.testing.assert_allclose(strategy.stepped_centre(0.03), copy.theta, rtol=1e-12)
+    strategy.rescale_last_step(0.03)
+    np.testing.assert_allclose(strategy.theta, copy.theta, rtol=1e-12)
+    assert strategy.last_learning_rate == 0.03
