@@ -84,15 +84,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--meta-interval", type=int, default=1, help="Inner generations between meta updates")
     parser.add_argument("--init", default=None, help="Controller file to start from")
+    parser.add_argument("--n-workers", type=int, default=None, help="Rollout workers per run (default: BiERL's, the usable cores)")
     parser.add_argument("--output", required=True, help="Controller file to write (.pt)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.timesteps < 1 or args.rounds < 1:
-        parser.error("--timesteps and --rounds must be at least 1")
+    if args.timesteps < 1 or args.rounds < 1 or (args.n_workers is not None and args.n_workers < 1):
+        parser.error("--timesteps, --rounds and --n-workers must be at least 1")
     th.set_num_threads(1)
     command = " ".join(["python -m sb3_bierl.pretrain", *argv])
+    bierl_kwargs = {} if args.n_workers is None else {"n_workers": args.n_workers}
     path = pretrain(
-        args.env, args.timesteps, args.output, args.rounds, args.seed, args.meta_interval, args.init, command=command
+        args.env, args.timesteps, args.output, args.rounds, args.seed, args.meta_interval, args.init, bierl_kwargs, command=command
     )
     print(f"Saved the meta controller to {path}: use BiERL(..., meta_warm_start={str(path)!r})")
 

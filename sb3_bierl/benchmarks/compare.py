@@ -50,8 +50,6 @@ DEFAULT_BUDGETS: dict[str, int] = {
 ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "es": ("ES", "ES", {}),
     "bierl": ("BiERL", "BiERL", {}),
-    # ablation: the inner level does not adopt the best meta trial (design.md section 4, step 5)
-    "bierl_no_continue": ("BiERL", "BiERL, continue_from_best=False", {"continue_from_best": False}),
     # the other inner algorithms, plain and under the meta level (python -m sb3_bierl.benchmarks.family)
     "nsr_es": ("NSRES", "NSR-ES", {}),
     "bierl_nsr_es": ("BiERL", "BiERL(NSR-ES)", {"inner": "nsr_es"}),

@@ -352,7 +352,10 @@ def rliable_summary(scores: dict[str, np.ndarray], pairs: Sequence[tuple[str, st
     pair_scores = {f"{x} > {y}": (scores[x], scores[y]) for x, y in pairs if x in scores and y in scores}
     if pair_scores:
         estimates, intervals = rly.get_interval_estimates(pair_scores, metrics.probability_of_improvement, reps=reps)
-        rows = [[name, f"{float(estimates[name]):.2f} [{intervals[name][0]:.2f}, {intervals[name][1]:.2f}]"] for name in pair_scores]
+        rows = []
+        for name in pair_scores:
+            low, high = np.ravel(intervals[name])[:2]
+            rows.append([name, f"{float(np.ravel(estimates[name])[0]):.2f} [{low:.2f}, {high:.2f}]"])
         lines += markdown_table(["Comparison", "P(improvement) [95% CI]"], rows) + [""]
     return lines
 
@@ -366,7 +369,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     envs += sorted({r["env"] for r in records} - set(envs))
     algos = sorted({r["algo"] for r in records}, key=lambda a: (parse_algo(a)[1:], a))
     lines = ["# Does the meta level pay?", "", "Final return of the deterministic policy (mean over seeds of each run's "
-             "mean evaluation return; seeds in brackets), at equal environment steps, meta level included.", ""]
+             "mean evaluation return; number of seeds in brackets), at equal environment steps, meta level included.", ""]
     header = ["Algorithm", *envs]
     rows = []
     for algo in algos:
@@ -424,6 +427,51 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------- plot
+def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
+    """
+    BiERL's sigma and learning rate along training, per task (one line per run; colour: the start), against
+    the defaults. :return: whether the plot was written (matplotlib may be missing)
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    runs = [r for r in records if parse_algo(r["algo"])[0] == "bierl" and r.get("trace")]
+    envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in runs)]
+    if not envs:
+        return False
+    starts = sorted({r["algo"] for r in runs})
+    colours = {algo: plt.get_cmap("tab10")(k) for k, algo in enumerate(starts)}
+    fig, axes = plt.subplots(2, len(envs), figsize=(3.6 * len(envs), 6), squeeze=False, sharex="col")
+    for column, env_id in enumerate(envs):
+        for row, (index, name, default) in enumerate(((1, "sigma", 0.02), (2, "learning rate", 0.01))):
+            ax = axes[row, column]
+            for record in (r for r in runs if r["env"] == env_id):
+                trace = np.asarray(record["trace"], dtype=np.float64)
+                ax.plot(trace[:, 0], trace[:, index], color=colours[record["algo"]], lw=1, alpha=0.8,
+                        label=record["algo"] if record["seed"] == min(r["seed"] for r in runs if r["algo"] == record["algo"]) else None)
+            ax.axhline(default, color="black", ls="--", lw=1)
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            if row == 0:
+                ax.set_title(env_id, fontsize="small")
+            else:
+                ax.set_xlabel("environment steps")
+            if column == 0:
+                ax.set_ylabel(name)
+    axes[0, 0].legend(fontsize="x-small")
+    fig.suptitle("BiERL's sigma and learning rate along training (dashed: the defaults, ES's fixed values)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 # ---------------------------------------------------------------------- command line
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the stages (or only rebuild the report). :return: 1 if a run failed, else 0"""
@@ -450,10 +498,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.timesteps is not None:
             specs = [MetaRunSpec(s.algo, s.env_id, s.seed, args.timesteps, s.eval_episodes) for s in specs]
         failures = run_all(specs, runs_dir, args.workers)
-    report = make_report(load_records(runs_dir))
+    records = load_records(runs_dir)
+    report = make_report(records)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(report)
     print(report)
+    if plot_hyperparameters(records, args.out / "hyperparameters.png"):
+        print(f"Wrote {args.out / 'hyperparameters.png'}")
     return 1 if failures else 0
 
 

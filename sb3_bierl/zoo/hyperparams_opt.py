@@ -8,8 +8,8 @@ the model's keyword arguments; its converter turns the raw values of a finished 
 
 BiERL: the search is over the meta level, which is what BiERL adds: how often it updates
 (``meta_interval``), how many meta candidates (``meta_n_pairs``), its own ES step (``meta_sigma``,
-``meta_learning_rate``), what it reads (``meta_history_length``, ``meta_encoder``) and where it may
-move the inner hyperparameters (``hyperparameter_bounds``). Bounds are sampled as ratios to the
+``meta_learning_rate``), what it reads (``meta_history_length``, ``meta_encoder``), how far it may move
+the inner hyperparameters per generation (``meta_max_change``) and where (``hyperparameter_bounds``). Bounds are sampled as ratios to the
 sampled initial ``sigma`` and ``learning_rate``, so the initial values always lie inside them and
 every trial builds a valid model. ``n_pairs`` (population size) is searched for both algorithms.
 """
@@ -60,10 +60,11 @@ def sample_bierl_params(trial: "optuna.Trial", n_actions: int, n_envs: int, addi
             "learning_rate_low_ratio": trial.suggest_float("learning_rate_low_ratio", *LOW_RATIO, log=True),
             "learning_rate_high_ratio": trial.suggest_float("learning_rate_high_ratio", *HIGH_RATIO, log=True),
             # the meta level
-            "meta_interval": trial.suggest_int("meta_interval", 2, 10),
-            "meta_n_pairs": trial.suggest_int("meta_n_pairs", 1, 4),
-            "meta_sigma": trial.suggest_float("meta_sigma", 0.02, 1.0, log=True),
-            "meta_learning_rate": trial.suggest_float("meta_learning_rate", 0.01, 0.5, log=True),
+            "meta_interval": trial.suggest_int("meta_interval", 1, 5),
+            "meta_n_pairs": trial.suggest_int("meta_n_pairs", 1, 2),  # 2 * meta_n_pairs candidates share n_pairs
+            "meta_sigma": trial.suggest_float("meta_sigma", 0.02, 0.5, log=True),
+            "meta_learning_rate": trial.suggest_float("meta_learning_rate", 0.003, 0.1, log=True),
+            "meta_max_change": trial.suggest_float("meta_max_change", 1.05, 2.0, log=True),
             "meta_history_length": trial.suggest_categorical("meta_history_length", (5, 10, 20)),
             "meta_encoder": trial.suggest_categorical("meta_encoder", ("lstm", "mean")),
         }

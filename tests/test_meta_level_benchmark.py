@@ -1,0 +1,50 @@
+"""The meta-level evidence script (python -m sb3_bierl.benchmarks.meta_level): plan, normalisation, rliable report."""
+
+import numpy as np
+import pytest
+
+from sb3_bierl.benchmarks import meta_level
+from sb3_bierl.benchmarks.meta_level import algo_name, make_report, normalisation, parse_algo, plan_runs
+
+
+def test_algorithm_names_round_trip():
+    assert algo_name("es") == "es" and algo_name("bierl", 4.0) == "bierl-s4" and algo_name("es", 1.0, 0.25) == "es-lr0.25"
+    assert parse_algo("bierl-s0.25-lr4") == ("bierl", 0.25, 4.0)
+    with pytest.raises(ValueError, match="Unknown algorithm"):
+        parse_algo("ppo")
+
+
+def test_plan_runs_stage_by_stage_without_duplicates():
+    specs = plan_runs(["defaults", "robustness"], ["Pendulum-v1"], [0, 1], 0.1, 2)
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)) == 2 * 2 + 8 * 2
+    assert names[:4] == ["es_Pendulum-v1_0", "es_Pendulum-v1_1", "bierl_Pendulum-v1_0", "bierl_Pendulum-v1_1"]
+    assert all(s.budget == 30_000 for s in specs)
+
+
+def record(algo, env, seed, value):
+    return {"algo": algo, "env": env, "seed": seed, "eval_mean": value, "budget": 1000}
+
+
+def test_normalisation_is_zero_at_es_defaults_and_one_at_the_best_fixed_setting():
+    records = [record("es", "A", s, 10.0 + s) for s in range(2)] + [record("es-s4", "A", s, 30.0 + s) for s in range(2)]
+    table = meta_level.final_returns(records)
+    assert normalisation(table, "A") == (10.5, 30.5, "es-s4")
+    # no setting beats the defaults: a scale of 10% of |ES| stands in, and the report says so
+    flat = meta_level.final_returns([record("es", "B", 0, -200.0), record("es-s4", "B", 0, -300.0)])
+    zero, one, label = normalisation(flat, "B")
+    assert (zero, one) == (-200.0, -180.0) and "no headroom" in label
+
+
+def test_report_aggregates_with_rliable():
+    pytest.importorskip("rliable")
+    rng = np.random.default_rng(0)
+    records = []
+    for env in ("Pendulum-v1", "Hopper-v5"):
+        for seed in range(3):
+            records += [record("es", env, seed, rng.normal()), record("es-s4", env, seed, 5 + rng.normal())]
+            records += [record("bierl", env, seed, 10 + rng.normal())]
+    report = make_report(records)
+    assert "IQM normalised score" in report and "bierl > es" in report
+    line = next(line for line in report.splitlines() if line.startswith("| bierl > es"))
+    assert float(line.split("|")[2].split()[0]) == 1.0  # BiERL beats ES on every run of every task
