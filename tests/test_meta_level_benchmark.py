@@ -18,7 +18,8 @@ def test_plan_runs_stage_by_stage_without_duplicates():
     specs = plan_runs(["defaults", "robustness"], ["Pendulum-v1"], [0, 1], 0.1, 2)
     names = [s.name for s in specs]
     assert len(names) == len(set(names)) == 2 * 2 + 8 * 2
-    assert names[:4] == ["es_Pendulum-v1_0", "es_Pendulum-v1_1", "bierl_Pendulum-v1_0", "bierl_Pendulum-v1_1"]
+    assert names[:4] == ["es_Pendulum-v1_0", "bierl_Pendulum-v1_0", "es_Pendulum-v1_1", "bierl_Pendulum-v1_1"]
+    assert {s.seed for s in specs[4:12]} == {0}  # robustness, seed 0 first
     assert all(s.budget == 30_000 for s in specs)
 
 

@@ -230,7 +230,8 @@ def plan_runs(stages: Sequence[str], envs: Sequence[str] | None, seeds: Sequence
     :param seeds: Seeds (default: each stage's)
     :param scale: Multiplier of the budgets
     :param eval_episodes: Episodes of the final evaluation
-    :return: The runs, stage by stage in the order given (the most expensive first within a stage), without duplicates
+    :return: The runs, stage by stage in the order given, seed by seed within a stage (the most expensive
+        first within a seed), without duplicates
     """
     cost = {"LunarLanderContinuous-v3": 4.0, "Ant-v5": 5.0, "Hopper-v5": 1.3, "Pendulum-v1": 0.2}
     specs: dict[str, MetaRunSpec] = {}
@@ -243,7 +244,8 @@ def plan_runs(stages: Sequence[str], envs: Sequence[str] | None, seeds: Sequence
             for algo in stage_algos(stage):
                 for seed in stage_seeds:
                     stage_specs.append(MetaRunSpec(algo, env_id, seed, budget, eval_episodes))
-        for spec in sorted(stage_specs, key=lambda s: -s.budget * cost.get(s.env_id, 1.0)):
+        # seed by seed (a partial run still covers every task and setting), the most expensive first
+        for spec in sorted(stage_specs, key=lambda s: (stage_seeds.index(s.seed), -s.budget * cost.get(s.env_id, 1.0))):
             specs.setdefault(spec.name, spec)
     return list(specs.values())
 
