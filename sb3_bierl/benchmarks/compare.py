@@ -31,7 +31,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,7 +240,9 @@ def plan_runs(
     return sorted(specs, key=lambda spec: -spec.budget)
 
 
-def run_all(specs: Sequence[RunSpec], runs_dir: Path, workers: int, force: bool) -> int:
+def run_all(
+    specs: Sequence[RunSpec], runs_dir: Path, workers: int, force: bool, worker: Callable[[RunSpec, str], dict[str, Any]] | None = None
+) -> int:
     """
     Run the missing runs (all with ``force``) in a pool of spawned processes.
 
@@ -248,8 +250,11 @@ def run_all(specs: Sequence[RunSpec], runs_dir: Path, workers: int, force: bool)
     :param runs_dir: Folder of the per-run JSON files
     :param workers: Number of worker processes
     :param force: Rerun the runs whose JSON already exists
+    :param worker: ``worker(spec, runs_dir) -> record``, a module-level function that trains, evaluates and
+        writes the run's JSON (default: :func:`run_worker`)
     :return: The number of failed runs
     """
+    worker = run_worker if worker is None else worker
     todo = [spec for spec in specs if force or not (runs_dir / f"{spec.name}.json").exists()]
     print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; running {len(todo)} with {workers} workers", flush=True)
     if not todo:
@@ -258,7 +263,7 @@ def run_all(specs: Sequence[RunSpec], runs_dir: Path, workers: int, force: bool)
     failures = 0
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-        futures: dict[Future, RunSpec] = {pool.submit(run_worker, spec, str(runs_dir)): spec for spec in todo}
+        futures: dict[Future, RunSpec] = {pool.submit(worker, spec, str(runs_dir)): spec for spec in todo}
         try:
             for done, future in enumerate(as_completed(futures), start=1):
                 spec = futures[future]

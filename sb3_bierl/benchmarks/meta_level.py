@@ -30,7 +30,6 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,12 @@ import numpy as np
 
 from sb3_bierl.benchmarks.compare import (
     EVAL_SEED_OFFSET,
+    RunSpec,
     evaluate_final,
-    format_duration,
     load_records,
     markdown_table,
     parse_steps,
+    run_all,
     write_json,
 )
 
@@ -112,27 +112,6 @@ def stage_algos(stage: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- one run
-@dataclass(frozen=True)
-class MetaRunSpec:
-    """
-    :param algo: Algorithm name (see :func:`algo_name`)
-    :param env_id: Gymnasium environment id
-    :param seed: Random seed
-    :param budget: Training budget in environment steps
-    :param eval_episodes: Episodes of the final evaluation
-    """
-
-    algo: str
-    env_id: str
-    seed: int
-    budget: int
-    eval_episodes: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.algo}_{self.env_id}_{self.seed}"
-
-
 def make_generation_trace() -> Any:
     """:return: A callback recording, after every generation, the step count, hyperparameters and meta level's state"""
     from stable_baselines3.common.callbacks import BaseCallback
@@ -162,7 +141,7 @@ def make_generation_trace() -> Any:
     return GenerationTrace()
 
 
-def train_and_evaluate(spec: MetaRunSpec) -> dict[str, Any]:
+def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     """
     Train one model and evaluate its deterministic policy.
 
@@ -213,7 +192,7 @@ def train_and_evaluate(spec: MetaRunSpec) -> dict[str, Any]:
     return record
 
 
-def run_worker(spec: MetaRunSpec, runs_dir: str) -> dict[str, Any]:
+def run_worker(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
     """Worker entry point: train, evaluate, save the JSON (unless another process wrote it meanwhile). :return: the run's record"""
     path = Path(runs_dir) / f"{spec.name}.json"
     if path.exists():
@@ -223,7 +202,7 @@ def run_worker(spec: MetaRunSpec, runs_dir: str) -> dict[str, Any]:
     return record
 
 
-def plan_runs(stages: Sequence[str], envs: Sequence[str] | None, seeds: Sequence[int] | None, scale: float, eval_episodes: int) -> list[MetaRunSpec]:
+def plan_runs(stages: Sequence[str], envs: Sequence[str] | None, seeds: Sequence[int] | None, scale: float, eval_episodes: int) -> list[RunSpec]:
     """
     :param stages: Stages to run
     :param envs: Environment ids (default: each stage's)
@@ -234,55 +213,20 @@ def plan_runs(stages: Sequence[str], envs: Sequence[str] | None, seeds: Sequence
         first within a seed), without duplicates
     """
     cost = {"LunarLanderContinuous-v3": 4.0, "Ant-v5": 5.0, "Hopper-v5": 1.3, "Pendulum-v1": 0.2}
-    specs: dict[str, MetaRunSpec] = {}
+    specs: dict[str, RunSpec] = {}
     for stage in stages:
-        stage_specs: list[MetaRunSpec] = []
+        stage_specs: list[RunSpec] = []
         stage_envs = envs or (HEADROOM_ENVS if stage in ("headroom", "robustness") else tuple(SUITE_BUDGETS))
         stage_seeds = seeds or (DEFAULT_SEEDS if stage == "defaults" else GRID_SEEDS)
         for env_id in stage_envs:
             budget = max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale))
             for algo in stage_algos(stage):
                 for seed in stage_seeds:
-                    stage_specs.append(MetaRunSpec(algo, env_id, seed, budget, eval_episodes))
+                    stage_specs.append(RunSpec(algo, env_id, seed, budget, eval_episodes))
         # seed by seed (a partial run still covers every task and setting), the most expensive first
         for spec in sorted(stage_specs, key=lambda s: (stage_seeds.index(s.seed), -s.budget * cost.get(s.env_id, 1.0))):
             specs.setdefault(spec.name, spec)
     return list(specs.values())
-
-
-def run_all(specs: Sequence[MetaRunSpec], runs_dir: Path, workers: int) -> int:
-    """
-    Run the runs whose JSON is missing, ``workers`` at a time, each in a spawned process.
-
-    :return: The number of failed runs
-    """
-    import multiprocessing
-    import traceback
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    todo = [spec for spec in specs if not (runs_dir / f"{spec.name}.json").exists()]
-    print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; running {len(todo)} with {workers} workers", flush=True)
-    if not todo:
-        return 0
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-        futures = {pool.submit(run_worker, spec, str(runs_dir)): spec for spec in todo}
-        for done, future in enumerate(as_completed(futures), start=1):
-            spec = futures[future]
-            try:
-                record = future.result()
-            except Exception as error:
-                failures += 1
-                print(f"[{done}/{len(todo)}] FAILED {spec.name}:\n" + "".join(traceback.format_exception(error)), file=sys.stderr, flush=True)
-                continue
-            print(
-                f"[{done}/{len(todo)}] {spec.name}: {record['eval_mean']:.1f}, {record['num_timesteps']:,} steps, "
-                f"{format_duration(record['wall_time_s'])}",
-                flush=True,
-            )
-    return failures
 
 
 # ---------------------------------------------------------------------- report
@@ -498,8 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only:
             specs = [s for s in specs if parse_algo(s.algo)[0] in args.only]
         if args.timesteps is not None:
-            specs = [MetaRunSpec(s.algo, s.env_id, s.seed, args.timesteps, s.eval_episodes) for s in specs]
-        failures = run_all(specs, runs_dir, args.workers)
+            specs = [RunSpec(s.algo, s.env_id, s.seed, args.timesteps, s.eval_episodes) for s in specs]
+        failures = run_all(specs, runs_dir, args.workers, force=False, worker=run_worker)
     records = load_records(runs_dir)
     report = make_report(records)
     args.out.mkdir(parents=True, exist_ok=True)
