@@ -31,21 +31,23 @@ def test_normalisation_is_zero_at_es_defaults_and_one_at_the_best_fixed_setting(
     records = [record("es", "A", s, 10.0 + s) for s in range(2)] + [record("es-s4", "A", s, 30.0 + s) for s in range(2)]
     table = meta_level.final_returns(records)
     assert normalisation(table, "A") == (10.5, 30.5, "es-s4")
-    # no setting beats the defaults: a scale of 10% of |ES| stands in, and the report says so
-    flat = meta_level.final_returns([record("es", "B", 0, -200.0), record("es-s4", "B", 0, -300.0)])
-    zero, one, label = normalisation(flat, "B")
-    assert (zero, one) == (-200.0, -180.0) and "no headroom" in label
+    # no setting beats the defaults, or no grid at all: no scale, the task is left out of the normalised IQM
+    flat = meta_level.final_returns([record("es", "B", 0, -200.0), record("es-s4", "B", 0, -300.0), record("es", "C", 0, 1.0)])
+    assert normalisation(flat, "B") is None and normalisation(flat, "C") is None
+    assert "no grid setting beats the defaults" in make_report([record("es", "B", 0, -200.0), record("es-s4", "B", 0, -300.0)])
 
 
 def test_report_aggregates_with_rliable():
     pytest.importorskip("rliable")
     rng = np.random.default_rng(0)
     records = []
-    for env in ("Pendulum-v1", "Hopper-v5"):
+    for env in ("Pendulum-v1", "Hopper-v5", "Ant-v5"):
         for seed in range(3):
-            records += [record("es", env, seed, rng.normal()), record("es-s4", env, seed, 5 + rng.normal())]
-            records += [record("bierl", env, seed, 10 + rng.normal())]
+            records += [record("es", env, seed, rng.normal()), record("bierl", env, seed, 10 + rng.normal())]
+            if env != "Ant-v5":  # Ant has no headroom grid: in the probability of improvement, not in the IQM
+                records.append(record("es-s4", env, seed, 5 + rng.normal()))
     report = make_report(records)
     assert "IQM normalised score" in report and "bierl > es" in report
+    assert "Probability of improvement on Pendulum-v1, Hopper-v5, Ant-v5; normalised scores on Pendulum-v1, Hopper-v5" in report
     line = next(line for line in report.splitlines() if line.startswith("| bierl > es"))
     assert float(line.split("|")[2].split()[0]) == 1.0  # BiERL beats ES on every run of every task

@@ -240,45 +240,46 @@ def final_returns(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], di
 
 def normalisation(table: dict[tuple[str, str], dict[int, float]], env_id: str) -> tuple[float, float, str] | None:
     """
-    The task's normalisation: 0 = ES at its defaults (mean over seeds), 1 = the best fixed ES setting in hindsight.
+    The task's normalisation: 0 = ES at its defaults (mean over seeds), 1 = the best fixed ES setting in hindsight
+    (the best mean over seeds among the headroom grid's settings).
 
-    :return: ``(zero, one, best setting)``, or None without ES at defaults; with no setting above the defaults,
-        the scale is 10% of the defaults' magnitude (there is no headroom to measure against)
+    :return: ``(zero, one, best setting)``, or None without ES at its defaults, without a grid on this task, or
+        when no grid setting beats the defaults (no headroom: the task has no scale to be normalised by)
     """
     default = table.get((env_id, "es"))
-    if not default:
+    grid = {algo: runs for (env, algo), runs in table.items() if env == env_id and algo != "es" and parse_algo(algo)[0] == "es"}
+    if not default or not grid:
         return None
     zero = float(np.mean(list(default.values())))
-    best_algo, best = "es", zero
-    for (env, algo), runs in table.items():
-        if env == env_id and algo.startswith("es") and np.mean(list(runs.values())) > best:
-            best_algo, best = algo, float(np.mean(list(runs.values())))
-    if best - zero < 0.1 * max(abs(zero), 1.0):
-        return zero, zero + 0.1 * max(abs(zero), 1.0), best_algo + " (no headroom: scale = 10% of |ES|)"
-    return zero, best, best_algo
+    best_algo = max(grid, key=lambda algo: np.mean(list(grid[algo].values())))
+    best = float(np.mean(list(grid[best_algo].values())))
+    return (zero, best, best_algo) if best > zero else None
 
 
-def score_matrix(
-    table: dict[tuple[str, str], dict[int, float]], algo: str, envs: Sequence[str], seeds: Sequence[int]
-) -> np.ndarray | None:
-    """:return: (n_seeds, n_tasks) normalised scores of ``algo``, or None if a cell is missing"""
-    matrix = np.empty((len(seeds), len(envs)))
-    for j, env_id in enumerate(envs):
-        norm = normalisation(table, env_id)
-        runs = table.get((env_id, algo), {})
-        if norm is None or any(seed not in runs for seed in seeds):
-            return None
-        zero, one, _ = norm
-        matrix[:, j] = [(runs[seed] - zero) / (one - zero) for seed in seeds]
-    return matrix
+def return_matrix(table: dict[tuple[str, str], dict[int, float]], algo: str, envs: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+    """:return: (n_seeds, n_tasks) final returns of ``algo``"""
+    return np.array([[table[(env_id, algo)][seed] for env_id in envs] for seed in seeds], dtype=np.float64)
 
 
-def rliable_summary(scores: dict[str, np.ndarray], pairs: Sequence[tuple[str, str]], reps: int = 2000) -> list[str]:
+def score_matrix(table: dict[tuple[str, str], dict[int, float]], algo: str, envs: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+    """:return: (n_seeds, n_tasks) normalised scores of ``algo`` (every task must have a :func:`normalisation`)"""
+    returns = return_matrix(table, algo, envs, seeds)
+    norms = [normalisation(table, env_id) for env_id in envs]
+    zero = np.array([norm[0] for norm in norms])
+    one = np.array([norm[1] for norm in norms])
+    return (returns - zero) / (one - zero)
+
+
+def rliable_summary(
+    scores: dict[str, np.ndarray], returns: dict[str, np.ndarray], pairs: Sequence[tuple[str, str]], reps: int = 2000
+) -> list[str]:
     """
-    IQM (95% stratified-bootstrap interval) of each algorithm's normalised scores, and the probability of
-    improvement of each pair, with rliable.
+    With rliable (Agarwal et al. 2021): the IQM and mean of each algorithm's normalised scores with 95%
+    stratified-bootstrap intervals, and the probability of improvement of each pair on the final returns
+    (a per-task rank statistic: it needs no normalisation, so it covers every task).
 
-    :param scores: Algorithm -> (n_runs, n_tasks) normalised scores
+    :param scores: Algorithm -> (n_runs, n_tasks) normalised scores (tasks with a headroom grid); may be empty
+    :param returns: Algorithm -> (n_runs, n_tasks) final returns (every task)
     :param pairs: ``(x, y)`` pairs: P(x > y)
     :return: Markdown lines
     """
@@ -286,20 +287,21 @@ def rliable_summary(scores: dict[str, np.ndarray], pairs: Sequence[tuple[str, st
     from rliable import metrics
 
     lines: list[str] = []
-    estimates, intervals = rly.get_interval_estimates(
-        scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps
-    )
-    rows = [
-        [name, f"{estimates[name][0]:.2f} [{intervals[name][0, 0]:.2f}, {intervals[name][1, 0]:.2f}]",
-         f"{estimates[name][1]:.2f} [{intervals[name][0, 1]:.2f}, {intervals[name][1, 1]:.2f}]", str(scores[name].shape[0])]
-        for name in scores
-    ]
-    lines += markdown_table(["Algorithm", "IQM normalised score [95% CI]", "Mean [95% CI]", "Runs per task"], rows) + [""]
-    pair_scores = {f"{x} > {y}": (scores[x], scores[y]) for x, y in pairs if x in scores and y in scores}
-    if pair_scores:
-        estimates, intervals = rly.get_interval_estimates(pair_scores, metrics.probability_of_improvement, reps=reps)
+    if scores:
+        estimates, intervals = rly.get_interval_estimates(
+            scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps
+        )
+        rows = [
+            [name, f"{estimates[name][0]:.2f} [{intervals[name][0, 0]:.2f}, {intervals[name][1, 0]:.2f}]",
+             f"{estimates[name][1]:.2f} [{intervals[name][0, 1]:.2f}, {intervals[name][1, 1]:.2f}]", str(scores[name].shape[0])]
+            for name in scores
+        ]
+        lines += markdown_table(["Algorithm", "IQM normalised score [95% CI]", "Mean [95% CI]", "Runs per task"], rows) + [""]
+    pair_returns = {f"{x} > {y}": (returns[x], returns[y]) for x, y in pairs if x in returns and y in returns}
+    if pair_returns:
+        estimates, intervals = rly.get_interval_estimates(pair_returns, metrics.probability_of_improvement, reps=reps)
         rows = []
-        for name in pair_scores:
+        for name in pair_returns:
             low, high = np.ravel(intervals[name])[:2]
             rows.append([name, f"{float(np.ravel(estimates[name])[0]):.2f} [{low:.2f}, {high:.2f}]"])
         lines += markdown_table(["Comparison", "P(improvement) [95% CI]"], rows) + [""]
@@ -332,9 +334,16 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     rows = []
     for env_id in envs:
         norm = normalisation(table, env_id)
+        default = table.get((env_id, "es"))
         if norm is not None:
             rows.append([env_id, f"{norm[0]:.1f}", f"{norm[1]:.1f}", norm[2]])
+        elif default and any(env == env_id and a != "es" and a.startswith("es") for env, a in table):
+            rows.append([env_id, f"{np.mean(list(default.values())):.1f}", "–", "no grid setting beats the defaults"])
+        elif default:
+            rows.append([env_id, f"{np.mean(list(default.values())):.1f}", "–", "no headroom grid on this task"])
     lines += markdown_table(["Task", "ES at defaults (score 0)", "Best fixed (score 1)", "Best setting"], rows) + [""]
+    lines += ["Tasks without a score 1 are left out of the normalised IQM; the probability of improvement (a rank "
+              "statistic per task) covers every task.", ""]
 
     meta_runs = [r for r in records if "meta" in r]
     if meta_runs:
@@ -348,28 +357,33 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
             rows.append([algo, f"{100 * overhead:.1f}%", f"{first:g}", f"{updates:.0f}"])
         lines += markdown_table(["Algorithm", "meta/step_overhead (mean)", "First meta update (latest generation over runs)", "Meta updates per run (mean)"], rows) + [""]
 
-    for title, algo_pairs in (
+    sections = (
         ("At the defaults", [("bierl", "es")]),
         ("Started 4 times off", [(algo_name("bierl", s, lr), algo_name("es", s, lr)) for s, lr in ((4, 1), (0.25, 1), (1, 4), (1, 0.25))]),
-    ):
-        present = [(x, y) for x, y in algo_pairs if any(a in (x, y) for a in algos)]
-        if not present:
-            continue
-        task_envs = [e for e in envs if all(table.get((e, a)) for pair in present for a in pair) and normalisation(table, e)]
-        if not task_envs:
-            continue
-        seeds = sorted(set.intersection(*(set(table[(e, a)]) for e in task_envs for pair in present for a in pair)))
-        scores = {}
-        for pair in present:
-            for algo in pair:
-                matrix = score_matrix(table, algo, task_envs, seeds)
-                if matrix is not None:
-                    scores[algo] = matrix
-        lines += [f"## {title} (rliable; tasks: {', '.join(task_envs)}; seeds {seeds})", ""]
-        try:
-            lines += rliable_summary(scores, present)
-        except ImportError:
-            lines += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
+    )
+    for title, algo_pairs in sections:
+        section: list[str] = []
+        for pair in algo_pairs:
+            task_envs = [e for e in envs if all(table.get((e, a)) for a in pair)]
+            seeds = sorted(set.intersection(*(set(table[(e, a)]) for e in task_envs for a in pair))) if task_envs else []
+            if not seeds:
+                continue
+            returns = {a: return_matrix(table, a, task_envs, seeds) for a in pair}
+            normalised_envs = [e for e in task_envs if normalisation(table, e) is not None]
+            scores = {a: score_matrix(table, a, normalised_envs, seeds) for a in pair} if normalised_envs else {}
+            section += [
+                f"### {pair[0]} against {pair[1]}",
+                "",
+                f"Probability of improvement on {', '.join(task_envs)}; normalised scores on "
+                f"{', '.join(normalised_envs) or 'no task'}; seeds {seeds}.",
+                "",
+            ]
+            try:
+                section += rliable_summary(scores, returns, [pair])
+            except ImportError:
+                section += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
+        if section:
+            lines += [f"## {title} (rliable)", "", *section]
     return "\n".join(lines)
 
 
