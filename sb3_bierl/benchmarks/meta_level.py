@@ -398,6 +398,7 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import EngFormatter
     except ImportError:
         return False
     runs = [r for r in records if parse_algo(r["algo"])[0] == "bierl" and r.get("trace")]
@@ -416,6 +417,7 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
                         label=record["algo"] if record["seed"] == min(r["seed"] for r in runs if r["algo"] == record["algo"]) else None)
             ax.axhline(default, color="black", ls="--", lw=1)
             ax.set_yscale("log")
+            ax.xaxis.set_major_formatter(EngFormatter())
             ax.grid(True, which="both", alpha=0.3)
             if row == 0:
                 ax.set_title(env_id, fontsize="small")
