@@ -328,7 +328,17 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
         rows.append([algo, *cells])
     lines += markdown_table(header, rows) + [""]
     budgets = {r["env"]: r["budget"] for r in records}
-    lines += ["Budgets: " + ", ".join(f"{e} {budgets[e]:,}" for e in envs) + " steps.", ""]
+    lines += ["Budgets: " + ", ".join(f"{e} {budgets[e]:,}" for e in envs) + " steps. A run stops at the end of the "
+              "generation that reaches its budget (as SB3's on-policy algorithms stop after a rollout), so the steps "
+              "used differ by up to a generation:", ""]
+    rows = []
+    for algo in ("es", "bierl"):
+        cells = []
+        for env_id in envs:
+            steps = [r["num_timesteps"] for r in records if r["env"] == env_id and r["algo"] == algo]
+            cells.append(f"{np.mean(steps):,.0f}" if steps else "–")
+        rows.append([algo, *cells])
+    lines += markdown_table(["Mean steps used", *envs], rows) + [""]
 
     lines += ["## Headroom: the best fixed setting", ""]
     rows = []
