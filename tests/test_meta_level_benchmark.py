@@ -12,6 +12,8 @@ def test_algorithm_names_round_trip():
     assert parse_algo("bierl-s0.25-lr4") == ("bierl", 0.25, 4.0)
     with pytest.raises(ValueError, match="Unknown algorithm"):
         parse_algo("ppo")
+    assert meta_level.algo_kwargs("es-s2-lr0.5-n8") == {"sigma": 0.04, "learning_rate": 0.005, "n_pairs": 8}
+    assert meta_level.algo_kwargs("bierl") == {}
 
 
 def test_plan_runs_stage_by_stage_without_duplicates():

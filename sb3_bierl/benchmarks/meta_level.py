@@ -65,7 +65,7 @@ ROBUSTNESS_FACTORS: tuple[float, ...] = (0.25, 4.0)
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
 BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL"}
-ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P<lr>[0-9.]+))?$")
+ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P<lr>[0-9.]+))?(?:-n(?P<pairs>[0-9]+))?$")
 
 
 # ---------------------------------------------------------------------- algorithm names
@@ -86,14 +86,31 @@ def algo_name(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> s
 
 def parse_algo(name: str) -> tuple[str, float, float]:
     """
-    :param name: An algorithm name (see :func:`algo_name`)
+    :param name: An algorithm name (see :func:`algo_name`; a ``-n<pairs>`` suffix sets ``n_pairs``, see :func:`algo_kwargs`)
     :return: ``(base, sigma factor, learning-rate factor)``
     :raises ValueError: if the name does not follow the pattern
     """
     match = ALGO_PATTERN.match(name)
     if match is None or match["base"] not in BASES:
-        raise ValueError(f"Unknown algorithm {name!r}: expected <{'|'.join(BASES)}>[-s<factor>][-lr<factor>]")
+        raise ValueError(f"Unknown algorithm {name!r}: expected <{'|'.join(BASES)}>[-s<factor>][-lr<factor>][-n<pairs>]")
     return match["base"], float(match["sigma"] or 1.0), float(match["lr"] or 1.0)
+
+
+def algo_kwargs(name: str) -> dict[str, Any]:
+    """
+    :param name: An algorithm name, e.g. ``"es-s4"`` or ``"es-n8"`` (ES with 8 pairs: a diagnosis run)
+    :return: The constructor arguments it sets (those it does not set keep the defaults)
+    """
+    _, sigma_factor, lr_factor = parse_algo(name)
+    kwargs: dict[str, Any] = {}
+    if sigma_factor != 1.0:
+        kwargs["sigma"] = 0.02 * sigma_factor
+    if lr_factor != 1.0:
+        kwargs["learning_rate"] = 0.01 * lr_factor
+    pairs = ALGO_PATTERN.match(name)["pairs"]
+    if pairs is not None:
+        kwargs["n_pairs"] = int(pairs)
+    return kwargs
 
 
 def stage_algos(stage: str) -> list[str]:
@@ -153,13 +170,8 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     import sb3_bierl
 
     torch.set_num_threads(1)
-    base, sigma_factor, lr_factor = parse_algo(spec.algo)
-    algo_class = getattr(sb3_bierl, BASES[base])
-    kwargs: dict[str, Any] = {}
-    if sigma_factor != 1.0:
-        kwargs["sigma"] = 0.02 * sigma_factor
-    if lr_factor != 1.0:
-        kwargs["learning_rate"] = 0.01 * lr_factor
+    algo_class = getattr(sb3_bierl, BASES[parse_algo(spec.algo)[0]])
+    kwargs = algo_kwargs(spec.algo)
     trace = make_generation_trace()
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -315,7 +327,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     table = final_returns(records)
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
     envs += sorted({r["env"] for r in records} - set(envs))
-    algos = sorted({r["algo"] for r in records}, key=lambda a: (parse_algo(a)[1:], a))
+    algos = sorted({r["algo"] for r in records}, key=lambda a: (a not in ("es", "bierl"), a != "es", parse_algo(a)[1:], a))
     lines = ["# Does the meta level pay?", "", "Final return of the deterministic policy (mean over seeds of each run's "
              "mean evaluation return; number of seeds in brackets), at equal environment steps, meta level included.", ""]
     header = ["Algorithm", *envs]
@@ -452,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--envs", nargs="+", default=None, help="Environment ids (default: each stage's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="Seeds (default: 0-4 for defaults, 0 1 otherwise)")
     parser.add_argument("--only", nargs="+", default=None, help="Run only these bases among the stages' algorithms, e.g. es")
+    parser.add_argument(
+        "--algos", nargs="+", default=None, help="Run these algorithms instead of the stages' (with --envs and --seeds), e.g. es-n8"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the budgets (default: %(default)s)")
     parser.add_argument("--timesteps", type=parse_steps, default=None, help="One budget for every task (overrides the suite's)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="Deterministic evaluation episodes per run (default: %(default)s)")
@@ -464,7 +479,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
-        specs = plan_runs(args.stages, args.envs, args.seeds, args.scale, args.eval_episodes)
+        if args.algos:
+            for name in args.algos:
+                parse_algo(name)  # fail now on a bad name
+            specs = [
+                RunSpec(algo, env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * args.scale)), args.eval_episodes)
+                for seed in args.seeds or DEFAULT_SEEDS
+                for env_id in args.envs or SUITE_BUDGETS
+                for algo in args.algos
+            ]
+        else:
+            specs = plan_runs(args.stages, args.envs, args.seeds, args.scale, args.eval_episodes)
         if args.only:
             specs = [s for s in specs if parse_algo(s.algo)[0] in args.only]
         if args.timesteps is not None:
