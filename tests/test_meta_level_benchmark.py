@@ -26,7 +26,7 @@ def test_plan_runs_stage_by_stage_without_duplicates():
 
 
 def record(algo, env, seed, value):
-    return {"algo": algo, "env": env, "seed": seed, "eval_mean": value, "budget": 1000}
+    return {"algo": algo, "env": env, "seed": seed, "eval_mean": value, "budget": 1000, "num_timesteps": 1024}
 
 
 def test_normalisation_is_zero_at_es_defaults_and_one_at_the_best_fixed_setting():

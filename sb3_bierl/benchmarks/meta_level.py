@@ -347,7 +347,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     for algo in ("es", "bierl"):
         cells = []
         for env_id in envs:
-            steps = [r["num_timesteps"] for r in records if r["env"] == env_id and r["algo"] == algo]
+            steps = [r["num_timesteps"] for r in records if r["env"] == env_id and r["algo"] == algo and "num_timesteps" in r]
             cells.append(f"{np.mean(steps):,.0f}" if steps else "–")
         rows.append([algo, *cells])
     lines += markdown_table(["Mean steps used", *envs], rows) + [""]
