@@ -33,6 +33,9 @@ def test_normalisation_is_zero_at_es_defaults_and_one_at_the_best_fixed_setting(
     records = [record("es", "A", s, 10.0 + s) for s in range(2)] + [record("es-s4", "A", s, 30.0 + s) for s in range(2)]
     table = meta_level.final_returns(records)
     assert normalisation(table, "A") == (10.5, 30.5, "es-s4")
+    # a diagnosis run with another population size is not a grid setting
+    table = meta_level.final_returns(records + [record("es-n8", "A", 0, 100.0)])
+    assert normalisation(table, "A") == (10.5, 30.5, "es-s4")
     # no setting beats the defaults, or no grid at all: no scale, the task is left out of the normalised IQM
     flat = meta_level.final_returns([record("es", "B", 0, -200.0), record("es-s4", "B", 0, -300.0), record("es", "C", 0, 1.0)])
     assert normalisation(flat, "B") is None and normalisation(flat, "C") is None

@@ -113,6 +113,11 @@ def algo_kwargs(name: str) -> dict[str, Any]:
     return kwargs
 
 
+def is_grid_setting(name: str) -> bool:
+    """:return: whether ``name`` is ES at a fixed (sigma, learning rate) other than the defaults, with the default n_pairs"""
+    return parse_algo(name)[0] == "es" and name != "es" and "n_pairs" not in algo_kwargs(name)
+
+
 def stage_algos(stage: str) -> list[str]:
     """
     :param stage: ``"headroom"``, ``"defaults"`` or ``"robustness"``
@@ -259,7 +264,7 @@ def normalisation(table: dict[tuple[str, str], dict[int, float]], env_id: str) -
         when no grid setting beats the defaults (no headroom: the task has no scale to be normalised by)
     """
     default = table.get((env_id, "es"))
-    grid = {algo: runs for (env, algo), runs in table.items() if env == env_id and algo != "es" and parse_algo(algo)[0] == "es"}
+    grid = {algo: runs for (env, algo), runs in table.items() if env == env_id and is_grid_setting(algo)}
     if not default or not grid:
         return None
     zero = float(np.mean(list(default.values())))
