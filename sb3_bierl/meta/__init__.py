@@ -1,5 +1,5 @@
 from sb3_bierl.meta.controller import BaseMetaController, MetaController
-from sb3_bierl.meta.history import FitnessHistory, generation_features
+from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory, GenerationSummary, generation_features
 from sb3_bierl.meta.network import ENCODERS, MetaNetwork
 from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import ADAPTABLE, Hyperparameter, HyperparameterSpace
@@ -12,9 +12,11 @@ __all__ = [
     "ADAPTABLE",
     "ENCODERS",
     "META_LEVELS",
+    "N_FITNESS_FEATURES",
     "PRETRAINED_PATH",
     "BaseMetaController",
     "FitnessHistory",
+    "GenerationSummary",
     "Hyperparameter",
     "HyperparameterSpace",
     "MetaController",
