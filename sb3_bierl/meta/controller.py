@@ -82,7 +82,6 @@ class BaseMetaController(BaseCallback):
         self.last_fitness = float("nan")
         self.last_proposal: dict[str, float] = {}
         self.current: dict[str, float] = {p.name: p.initial for p in space.parameters}
-        self._centre_return: float | None = None
         self._previous_step: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -131,7 +130,8 @@ class BaseMetaController(BaseCallback):
 
     def summary(self) -> dict[str, Any]:
         """:return: the meta level's counters (JSON-serialisable): updates, first update, step overhead"""
-        total = self.model.num_timesteps if self.model is not None else 0
+        model = getattr(self, "model", None)  # None until the controller is attached to a model
+        total = model.num_timesteps if model is not None else 0
         return {
             "n_meta_updates": self.n_meta_updates,
             "first_update_generation": self.first_update_generation,
