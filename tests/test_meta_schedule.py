@@ -120,3 +120,16 @@ def test_rescaling_the_last_step_redoes_it_with_another_learning_rate():
     strategy.rescale_last_step(0.03)
     np.testing.assert_allclose(strategy.theta, copy.theta, rtol=1e-12)
     assert strategy.last_learning_rate == 0.03
+
+
+def test_a_meta_controller_of_an_earlier_release_is_refused_clearly():
+    """SB3's load turns this error into a warning and the model gets a new controller (_setup_model)."""
+    import pickle
+
+    controller = make().meta_controller
+    state = controller.__getstate__()
+    del state["meta_steps"]
+    clone = object.__new__(type(controller))
+    with pytest.raises(RuntimeError, match="earlier sb3-bierl"):
+        clone.__setstate__(state)
+    assert pickle.loads(pickle.dumps(controller)).meta_steps == 0

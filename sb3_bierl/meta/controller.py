@@ -91,6 +91,11 @@ class BaseMetaController(BaseCallback):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "meta_steps" not in state:  # pickled by a release before the meta level of issue 9
+            raise RuntimeError(
+                "This meta controller was saved by an earlier sb3-bierl, whose meta level differs: it cannot be "
+                "restored. The model loads with a new meta controller that starts from the initial hyperparameters."
+            )
         self.__dict__.update(state)
         self.locals, self.globals, self.parent = {}, {}, None
 
