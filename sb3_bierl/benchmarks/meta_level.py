@@ -38,6 +38,7 @@ import numpy as np
 from sb3_bierl.benchmarks.compare import (
     EVAL_SEED_OFFSET,
     RunSpec,
+    es_defaults,
     evaluate_final,
     load_records,
     markdown_table,
@@ -102,11 +103,12 @@ def algo_kwargs(name: str) -> dict[str, Any]:
     :return: The constructor arguments it sets (those it does not set keep the defaults)
     """
     _, sigma_factor, lr_factor = parse_algo(name)
+    defaults = es_defaults([])
     kwargs: dict[str, Any] = {}
     if sigma_factor != 1.0:
-        kwargs["sigma"] = 0.02 * sigma_factor
+        kwargs["sigma"] = defaults["sigma"] * sigma_factor
     if lr_factor != 1.0:
-        kwargs["learning_rate"] = 0.01 * lr_factor
+        kwargs["learning_rate"] = defaults["learning_rate"] * lr_factor
     pairs = ALGO_PATTERN.match(name)["pairs"]
     if pairs is not None:
         kwargs["n_pairs"] = int(pairs)
@@ -435,8 +437,9 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
     starts = sorted({r["algo"] for r in runs})
     colours = {algo: plt.get_cmap("tab10")(k) for k, algo in enumerate(starts)}
     fig, axes = plt.subplots(2, len(envs), figsize=(3.6 * len(envs), 6), squeeze=False, sharex="col")
+    defaults = es_defaults([])
     for column, env_id in enumerate(envs):
-        for row, (index, name, default) in enumerate(((1, "sigma", 0.02), (2, "learning rate", 0.01))):
+        for row, (index, name, default) in enumerate(((1, "sigma", defaults["sigma"]), (2, "learning rate", defaults["learning_rate"]))):
             ax = axes[row, column]
             for record in (r for r in runs if r["env"] == env_id):
                 trace = np.asarray(record["trace"], dtype=np.float64)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_bierl.benchmarks.compare import evaluate_final, markdown_table, write_json
+from sb3_bierl.benchmarks.compare import es_defaults, evaluate_final, markdown_table, write_json
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -61,7 +61,8 @@ def probe(env_id: str, checkpoint: int, factors: Sequence[float], horizon: int, 
     while generations < checkpoint:
         model.learn(1, reset_num_timesteps=False)  # one generation per call
         generations += 1
-    settings = [(0.02 * fs, 0.01 * fl) for fs, fl in itertools.product(factors, factors)]
+    defaults = es_defaults([])
+    settings = [(defaults["sigma"] * fs, defaults["learning_rate"] * fl) for fs, fl in itertools.product(factors, factors)]
     one_step, k_steps = [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint"

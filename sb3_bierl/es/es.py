@@ -489,11 +489,11 @@ def best_of_pairs(returns: np.ndarray) -> float:
     :return: the mean over its pairs of the better of the two returns (non-finite returns ignored; NaN if none is finite)
     """
     returns = np.asarray(returns, dtype=np.float64)
+    returns = np.where(np.isfinite(returns), returns, np.nan)
     half = returns.size // 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pairs: NaN, by design
-        best = np.fmax(np.where(np.isfinite(returns[:half]), returns[:half], np.nan), np.where(np.isfinite(returns[half:]), returns[half:], np.nan))
-        return float(np.nanmean(best)) if np.isfinite(best).any() else float("nan")
+    best = np.fmax(returns[:half], returns[half:])  # fmax ignores a NaN beside a number
+    best = best[~np.isnan(best)]
+    return float(best.mean()) if best.size else float("nan")
 
 
 def check_at_least_one(**values: int) -> None:

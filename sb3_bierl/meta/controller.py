@@ -80,7 +80,6 @@ class BaseMetaController(BaseCallback):
         self.n_skipped = 0
         self.meta_steps = 0
         self.last_fitness = float("nan")
-        self.last_proposal: dict[str, float] = {}
         self.current: dict[str, float] = {p.name: p.initial for p in space.parameters}
         self._previous_step: np.ndarray | None = None
 
@@ -155,7 +154,6 @@ class BaseMetaController(BaseCallback):
         if model.generation_done:
             return
         proposal = self.within_trust_region(self.propose())
-        self.last_proposal = proposal
         due = self.n_generations % self.interval == 0
         if due and self.n_trials > model.n_pairs:
             if self.n_skipped == 0:
@@ -189,7 +187,7 @@ class BaseMetaController(BaseCallback):
         if step is not None and self._previous_step is not None and self._previous_step.shape == step.shape:
             norms = np.linalg.norm(step) * np.linalg.norm(self._previous_step)
             agreement = float(step @ self._previous_step / norms) if norms > 0 else None
-        self._previous_step = None if step is None else step.copy()
+        self._previous_step = step  # OpenAIES replaces last_step, never writes into it
         summary = GenerationSummary(model.last_rollout.returns, centre, agreement)
         self.history.append(summary, self.space.to_unit(model.hyperparameters))
         self.n_generations += 1
