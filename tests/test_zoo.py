@@ -271,6 +271,17 @@ def test_train_the_other_inner_algorithms(tmp_path, algo, env_id, params):
         assert model.inner == "nsr_es" and type(model).__name__ == "BiERLNSRES"
 
 
+def test_env_wrapper_reaches_the_population_and_normalize_is_refused(tmp_path):
+    """The zoo's env_wrapper is in every population copy (TimeFeatureWrapper adds an observation); normalize fails."""
+    common = ["-m", "rl_zoo3.train", "--algo", "es", "--env", "Pendulum-v1", "-n", "600", "--eval-freq", "-1",
+              "-f", "logs", "--seed", "1", "--num-threads", "1"]
+    run_python([*common, "-params", "n_pairs:2", "env_wrapper:'sb3_contrib.common.wrappers.TimeFeatureWrapper'"], tmp_path)
+    model = ES.load(tmp_path / "logs" / "es" / "Pendulum-v1_1" / "Pendulum-v1.zip")
+    assert model.observation_space.shape == (4,) and model.num_timesteps >= 600
+    refused = run_python([*common, "-params", "n_pairs:2", "normalize:True"], tmp_path, check=False)
+    assert refused.returncode != 0 and "remove 'normalize'" in refused.stderr
+
+
 # ---------------------------------------------------------------------- hyperparameters
 @pytest.mark.parametrize("algo", ["bierl", "es", "nsres", "nsraes", "esac"])
 def test_hyperparameter_files(algo):

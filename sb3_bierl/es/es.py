@@ -13,20 +13,25 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import safe_mean
+from stable_baselines3.common.vec_env import VecEnv
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from sb3_bierl.es.callbacks import ESProgressBarCallback, StepLocals, episode_infos, find_callback
+from sb3_bierl.es.env_checks import cpu_device, warn_no_time_limit, wrap_env
 from sb3_bierl.es.policies import ESPolicy, LinearPolicy, MlpPolicy
 from sb3_bierl.evaluation import (
+    DEFAULT_MAX_EPISODE_STEPS,
     InProcessEvaluator,
     PopulationEvaluator,
     ProcessEvaluator,
     RolloutResult,
+    has_time_limit,
     make_env_factory,
     merge_antithetic,
 )
@@ -66,6 +71,9 @@ class ES(BaseAlgorithm):
     :param learning_rate: Adam step size (float or schedule of the remaining progress)
     :param weight_decay: L2 coefficient on the parameters
     :param n_eval_episodes: Episodes per candidate; its fitness is their mean return
+    :param max_episode_steps: Episode length (steps) at which the population's rollouts are cut, for an
+        environment with no ``TimeLimit`` of its own (a warning says so at construction); an environment's
+        own time limit always applies
     :param alive_bonus_offset: Added to every reward during training, to cancel alive bonuses (as ARS)
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
@@ -84,7 +92,7 @@ class ES(BaseAlgorithm):
     :param tensorboard_log: Tensorboard log directory
     :param seed: Random seed
     :param verbose: 0 no output, 1 info, 2 debug
-    :param device: Torch device; ES runs on the CPU
+    :param device: ES runs on the CPU: another device gives one warning and is ignored
     :param _init_setup_model: Whether to build the network at creation
     """
 
@@ -102,6 +110,7 @@ class ES(BaseAlgorithm):
         learning_rate: float | Schedule = 0.01,
         weight_decay: float = 0.005,
         n_eval_episodes: int = 1,
+        max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
         alive_bonus_offset: float = 0.0,
         zero_policy: bool = False,
         noise_table_size: int = 2**24,
@@ -117,7 +126,7 @@ class ES(BaseAlgorithm):
         device: th.device | str = "cpu",
         _init_setup_model: bool = True,
     ):
-        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes)
+        check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes, max_episode_steps=max_episode_steps)
         if n_workers is not None:
             check_at_least_one(n_workers=n_workers)
         if backend not in BACKENDS:
@@ -130,6 +139,9 @@ class ES(BaseAlgorithm):
         if env is not None:
             env = maybe_make_env(env, verbose)
             check_observation_space(env.observation_space)
+            if not has_time_limit(env):
+                warn_no_time_limit(max_episode_steps)
+        device = cpu_device(device)
         super().__init__(
             policy,
             env,
@@ -147,6 +159,7 @@ class ES(BaseAlgorithm):
         self.sigma = sigma
         self.weight_decay = weight_decay
         self.n_eval_episodes = n_eval_episodes
+        self.max_episode_steps = max_episode_steps
         self.alive_bonus_offset = alive_bonus_offset
         self.zero_policy = zero_policy
         self.noise_table_size = noise_table_size
@@ -176,6 +189,21 @@ class ES(BaseAlgorithm):
         return cls.__name__
 
     # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        # every way in (constructor, set_env, load): ES's checks, and no VecTransposeImage
+        return wrap_env(env, verbose, monitor_wrapper)
+
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        if policy_name in self.policy_aliases:
+            return self.policy_aliases[policy_name]
+        raise ValueError(
+            f"Policy {policy_name} unknown: {type(self).__name__} trains {' or '.join(self.policy_aliases)} (a population "
+            "of small networks batched on the CPU; no CnnPolicy or MultiInputPolicy). For image observations use "
+            "'MlpPolicy' on the pixels (SB3's preprocessing scales them to [0, 1]) or an ObservationWrapper that "
+            "extracts features; flatten Dict observations with gymnasium.wrappers.FlattenObservation."
+        )
+
     def _setup_model(self) -> None:
         check_observation_space(self.observation_space)
         self._setup_lr_schedule()
@@ -189,7 +217,7 @@ class ES(BaseAlgorithm):
             if self.zero_policy:
                 vector_to_parameters(th.zeros(self.n_params), self.policy.parameters())
             self.strategy = OpenAIES(self._policy_vector(), weight_decay=self.weight_decay)
-            self.obs_rms = RunningMeanStd(shape=(int(np.prod(self.observation_space.shape)),))
+            self.obs_rms = RunningMeanStd(shape=(self.policy.features_dim,))  # preprocessed, flattened observations
             self.rng = np.random.default_rng(self.seed)
         self.sync_policy()
         self._make_evaluator()
@@ -213,7 +241,9 @@ class ES(BaseAlgorithm):
         if self.env is None:
             self.evaluator = None
             return
-        env_fn = make_env_factory(self.env)
+        # envs with no time limit of their own: cut the population's episodes (old saves lack the attribute)
+        cap = None if has_time_limit(self.env) else getattr(self, "max_episode_steps", DEFAULT_MAX_EPISODE_STEPS)
+        env_fn = make_env_factory(self.env, cap)
         n_workers = usable_cpus() if self.n_workers is None else self.n_workers
         backend = self.backend
         if backend == "auto":
@@ -236,7 +266,10 @@ class ES(BaseAlgorithm):
             self.evaluator.close()
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "evaluator", "noise", "_callback", "last_rollout", "last_centre_rollout"]
+        return [
+            *super()._excluded_save_params(),
+            *("evaluator", "noise", "_callback", "_step_locals", "last_rollout", "last_centre_rollout"),
+        ]
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
@@ -294,22 +327,35 @@ class ES(BaseAlgorithm):
     def _record_rollout(self, result: RolloutResult) -> None:
         """Merge observation statistics, log episodes and count steps (callbacks' ``on_step``)."""
         self.obs_rms.combine(result.obs_rms)
-        self._update_info_buffer(
-            [
-                {"episode": {"r": r - self.alive_bonus_offset * l, "l": l}}
-                for r, l in zip(result.episode_returns.ravel(), result.episode_lengths.ravel(), strict=True)
-            ]
-        )
-        self.count_timesteps(result.n_steps)
+        lengths = result.episode_lengths.ravel()
+        episodes = episode_infos(result.episode_returns.ravel() - self.alive_bonus_offset * lengths, lengths, self.start_time / 1e9)
+        self._update_info_buffer([{"episode": episode} for episode in episodes])
+        self.count_timesteps(result.n_steps, episodes)
 
-    def count_timesteps(self, n_steps: int) -> None:
-        """Add environment steps, calling the callbacks once per step so frequencies are in steps."""
+    def count_timesteps(self, n_steps: int, episodes: list[dict] | None = None) -> None:
+        """
+        Add environment steps, calling the callbacks once per step so frequencies are in steps.
+
+        :param n_steps: Steps taken
+        :param episodes: The Monitor info (``"r"``, ``"l"``, ...) of the episodes those steps made, in order
+            (their lengths add up to ``n_steps``): the last step of each is reported to the callbacks with
+            ``locals["dones"] = [True]`` and ``locals["infos"] = [{"episode": ...}]``, as SB3 does
+        """
         if self._callback is None or self._stop_training:
             self.num_timesteps += n_steps
             return
+        ends = np.cumsum([episode["l"] for episode in episodes or []]).tolist()
+        k = 0
         for done in range(1, n_steps + 1):
             self.num_timesteps += 1
-            if not self._callback.on_step():
+            at_end = k < len(ends) and ends[k] == done
+            if at_end:
+                self._step_locals.episode_end(episodes[k])
+                k += 1
+            keep_going = self._callback.on_step()
+            if at_end:
+                self._step_locals.episode_end(None)
+            if not keep_going:
                 self._stop_training = True  # a callback asked to stop: count the rest silently
                 self.num_timesteps += n_steps - done
                 return
@@ -435,6 +481,11 @@ class ES(BaseAlgorithm):
         total_steps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         self._callback, self._stop_training = callback, False
         callback.on_training_start(locals(), globals())
+        self._step_locals = StepLocals()
+        self._step_locals.attach(callback)
+        bar = find_callback(callback, ESProgressBarCallback)
+        if bar is not None and isinstance(self.evaluator, InProcessEvaluator):
+            self.evaluator.progress = bar.advance  # the bar follows each rollout while it runs
         try:
             while self.num_timesteps < total_steps and not self._stop_training:
                 self._update_current_progress_remaining(self.num_timesteps, total_steps)
@@ -447,8 +498,21 @@ class ES(BaseAlgorithm):
         finally:
             self.sync_policy()
             self._callback = None
+            if isinstance(self.evaluator, InProcessEvaluator):
+                self.evaluator.progress = None
         callback.on_training_end()
         return self
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        # SB3's, with a progress bar that follows a rollout while it runs and ends at the real step count
+        if isinstance(callback, list):
+            callback = CallbackList(callback)
+        if not isinstance(callback, BaseCallback):
+            callback = ConvertCallback(callback)
+        if progress_bar:
+            callback = CallbackList([callback, ESProgressBarCallback()])
+        callback.init_callback(self)
+        return callback
 
     def dump_logs(self) -> None:
         """Write the generation's statistics to the logger."""

@@ -6,6 +6,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.ars.policies import ARSPolicy
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space, preprocess_obs
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
@@ -16,6 +17,10 @@ class ESPolicy(ARSPolicy):
     :class:`sb3_contrib.ars.policies.ARSPolicy` that normalises observations with running
     statistics kept as buffers, so they are saved with the policy, used at ``predict`` time
     and shared by every candidate of a population.
+
+    Observations go through SB3's ``preprocess_obs`` first (images scaled to [0, 1], discrete
+    observations one-hot), in training rollouts as in ``predict``: the statistics are those of the
+    preprocessed, flattened observations (:meth:`obs_features`).
 
     Buffers are not parameters: the ES parameter vector is only the network's weights.
 
@@ -44,7 +49,7 @@ class ESPolicy(ARSPolicy):
         self.with_bias = with_bias
         self.normalize_observations = normalize_observations
         self.clip_obs = clip_obs
-        obs_dim = int(np.prod(observation_space.shape))
+        obs_dim = get_flattened_obs_dim(observation_space)
         self.register_buffer("obs_mean", th.zeros(obs_dim))
         self.register_buffer("obs_std", th.ones(obs_dim))
 
@@ -57,6 +62,25 @@ class ESPolicy(ARSPolicy):
             clip_obs=self.clip_obs,
         )
         return data
+
+    @property
+    def preprocessing_is_identity(self) -> bool:
+        """Whether SB3's preprocessing leaves the observations as they are (up to a float cast and a flatten)"""
+        space = self.observation_space
+        return isinstance(space, spaces.Box) and not (self.normalize_images and is_image_space(space))
+
+    def obs_features(self, obs: np.ndarray) -> np.ndarray:
+        """
+        What the normalisation sees: SB3's ``preprocess_obs``, flattened.
+
+        :param obs: (P, *obs_shape) a batch of observations as the environment returns them
+        :return: (P, features_dim): float32, or the env's own dtype where the preprocessing is a plain flatten
+        """
+        if self.preprocessing_is_identity:
+            return np.asarray(obs).reshape(len(obs), -1)
+        with th.no_grad():
+            features = preprocess_obs(th.as_tensor(np.asarray(obs)), self.observation_space, self.normalize_images)
+        return features.reshape(len(obs), -1).numpy()
 
     def set_obs_statistics(self, obs_rms: RunningMeanStd, epsilon: float = 1e-8) -> None:
         """Copy running statistics into the buffers used by the forward pass."""

@@ -1,11 +1,13 @@
 from sb3_bierl.evaluation.base import DescriptorFn, PopulationEvaluator, RolloutResult, Transitions, merge_antithetic
 from sb3_bierl.evaluation.batched_policy import BatchedPolicy
 from sb3_bierl.evaluation.descriptors import default_behaviour_descriptor
-from sb3_bierl.evaluation.env_factory import make_env_factory
+from sb3_bierl.evaluation.env_factory import DEFAULT_MAX_EPISODE_STEPS, EnvCopier, has_time_limit, make_env_factory
 from sb3_bierl.evaluation.in_process import InProcessEvaluator
 from sb3_bierl.evaluation.processes import ProcessEvaluator
 
 __all__ = [
+    "DEFAULT_MAX_EPISODE_STEPS",
+    "EnvCopier",
     "BatchedPolicy",
     "DescriptorFn",
     "InProcessEvaluator",
@@ -14,6 +16,7 @@ __all__ = [
     "RolloutResult",
     "Transitions",
     "default_behaviour_descriptor",
+    "has_time_limit",
     "make_env_factory",
     "merge_antithetic",
 ]

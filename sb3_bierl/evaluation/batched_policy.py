@@ -73,7 +73,7 @@ class BatchedPolicy:
             self._cached_params, self._cached_split = params, split
         return self._cached_split
 
-    def _numpy_forward(self, obs: np.ndarray) -> np.ndarray:
+    def _numpy_forward(self, obs: np.ndarray) -> np.ndarray:  # obs: raw or features (the same here)
         """The MLP fast path in numpy: one batched ``matmul`` per layer (each candidate's product is
         computed on its own, so its actions do not depend on its batch)."""
         policy, weights = self.policy, self._numpy_split
@@ -95,6 +95,17 @@ class BatchedPolicy:
             return np.argmax(x, axis=1)
         return x
 
+    def features(self, obs: np.ndarray) -> np.ndarray:
+        """
+        :param obs: (P, *obs_shape) observations as the environments return them
+        :return: (P, D) what the policy's observation statistics describe: SB3's preprocessing, flattened
+            (:meth:`~sb3_bierl.es.policies.ESPolicy.obs_features`; a plain flatten for other policies)
+        """
+        obs_features = getattr(self.policy, "obs_features", None)
+        if obs_features is None:
+            return np.asarray(obs).reshape(len(obs), -1)
+        return obs_features(obs)
+
     def _split(self, flat: th.Tensor) -> dict[str, th.Tensor]:
         chunks = th.split(flat, self.sizes, dim=1)
         return {
@@ -103,15 +114,16 @@ class BatchedPolicy:
         }
 
     @th.no_grad()
-    def __call__(self, params: th.Tensor, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, params: th.Tensor, obs: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """
         :param params: (P, dim) float32 tensor of parameter vectors
         :param obs: (P, *obs_shape) observations, one per candidate
+        :param features: :meth:`features` of ``obs`` if already computed (spares the numpy path a copy)
         :return: (P, *action_shape) actions ready for ``env.step``
         """
         prepared = self._prepare(params)
         if self._numpy_mlp is not None:
-            return postprocess_actions(self.policy, self._numpy_forward(obs))
+            return postprocess_actions(self.policy, self._numpy_forward(obs if features is None else features))
         actions = self._forward(prepared, th.as_tensor(obs, dtype=th.float32)).numpy()
         return postprocess_actions(self.policy, actions)
 
@@ -140,10 +152,10 @@ NUMPY_ACTIVATIONS: dict[type[nn.Module], str] = {nn.Tanh: "tanh", nn.ReLU: "relu
 def _numpy_layers(policy: BasePolicy, mlp: list[tuple[str, nn.Module]] | None) -> list[tuple[str, str]] | None:
     """:return: ``(kind, name)`` of each layer for the numpy path, or None when it does not apply: only
     an :class:`~sb3_bierl.es.policies.ESPolicy` on flat Box observations (its own normalisation, a
-    plain flatten), whose MLP uses Linear, Tanh, ReLU and Identity layers"""
+    plain flatten: no image scaling), whose MLP uses Linear, Tanh, ReLU and Identity layers"""
     from sb3_bierl.es.policies import ESPolicy  # the evaluation layer knows the policy only here
 
-    if mlp is None or not isinstance(policy, ESPolicy) or not isinstance(policy.observation_space, spaces.Box):
+    if mlp is None or not isinstance(policy, ESPolicy) or not policy.preprocessing_is_identity:
         return None
     if type(policy).extract_features is not ESPolicy.extract_features or not isinstance(
         policy.features_extractor, FlattenExtractor

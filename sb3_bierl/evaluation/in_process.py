@@ -24,8 +24,14 @@ class InProcessEvaluator(PopulationEvaluator):
 
     A candidate plays its episodes one after another; the rollout ends when all are done.
 
+    A non-finite observation stops the rollout with an error that names the candidate, the step and the
+    observation index (as SB3's ``VecCheckNan``): it would poison the observation statistics for good.
+
     :param env_fn: Function returning a new environment
     """
+
+    #: Called during a rollout with the steps it has taken so far (a progress bar's feed), or None
+    progress: Callable[[int], None] | None = None
 
     def __init__(self, env_fn: Callable[[], gym.Env]):
         self.env_fn = env_fn
@@ -91,17 +97,24 @@ class InProcessEvaluator(PopulationEvaluator):
         current_return = [0.0] * n_candidates
         current_length = [0] * n_candidates
         obs = np.stack([env.reset(seed=seeds[i][0])[0] for i, env in enumerate(envs)])
-        moments = ObsMoments(obs)
+        moments = ObsMoments(runner.features(obs))
         descriptors = DescriptorRecorder(descriptor_fn, n_candidates, n_episodes) if descriptor_fn else None
         recorder = TransitionRecorder() if record_transitions else None
 
         active = list(range(n_candidates))
         active_index: np.ndarray | slice = slice(None)  # all candidates: slices avoid fancy-indexing copies
         active_params = all_params
+        taken, progress = 0, self.progress
         while active:
             active_obs = obs[active_index]
-            moments.add(active_index, active_obs)
-            actions = runner(active_params, active_obs)
+            features = runner.features(active_obs)  # what the policy's statistics describe
+            if not np.isfinite(features).all():
+                raise_non_finite(features, active, current_length, episode, seeds)
+            moments.add(active_index, features)
+            actions = runner(active_params, active_obs, features)
+            if progress is not None:
+                progress(taken)
+                taken += len(active)
             if recorder is not None:
                 recorder.start_step(np.asarray(active), active_obs, actions)
             finished = False
@@ -145,6 +158,27 @@ class InProcessEvaluator(PopulationEvaluator):
             env.close()
         self.envs = []
         self._batched = None
+
+
+def raise_non_finite(
+    features: np.ndarray, active: list[int], lengths: list[int], episodes: list[int], seeds: list[list[int]]
+) -> None:
+    """
+    :param features: (A, D) the preprocessed observations of the running candidates
+    :param active: The running candidates (batch indices)
+    :param lengths: Steps taken in the current episode of each candidate
+    :param episodes: Current episode of each candidate
+    :param seeds: Episode seeds of each candidate
+    :raises ValueError: naming the first non-finite value: candidate, episode and its seed, step, index
+    """
+    k, index = np.argwhere(~np.isfinite(features))[0]
+    i = active[k]
+    raise ValueError(
+        f"Non-finite observation: candidate {i}, episode {episodes[i]} (reset seed {seeds[i][episodes[i]]}), step "
+        f"{lengths[i]}, observation index {index} is {features[k, index]}. Training stops here: the running observation "
+        "statistics would be poisoned for good. Fix the environment (SB3's VecCheckNan helps find the cause), or "
+        "replace non-finite values in a gymnasium ObservationWrapper."
+    )
 
 
 class ObsMoments:
