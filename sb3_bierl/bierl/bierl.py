@@ -84,7 +84,8 @@ class BiERL(ES):
         (its return and rank among its perturbations); 0 saves those steps and leaves the features at 0
     :param meta_max_change: Trust region: the factor by which an adapted hyperparameter may move per generation
     :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer, the
-        default: few enough weights to learn within one run) or ``"all"``
+        default: few enough weights to learn within one run), ``"bias"`` (its bias alone: one offset per
+        adapted hyperparameter) or ``"all"``
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
     """
 

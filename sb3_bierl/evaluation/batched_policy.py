@@ -35,6 +35,8 @@ class BatchedPolicy:
         self._forward = self._mlp_forward if self._mlp is not None else self._vmap_forward
         # numpy fast path: a few small ops per step cost a third of torch's per-op overhead
         self._numpy_mlp = _numpy_layers(policy, self._mlp)
+        # observations as the policy's statistics see them: a plain flatten unless SB3's preprocessing changes them
+        self._plain_features = not hasattr(policy, "obs_features") or policy.preprocessing_is_identity
         self._cached_params: th.Tensor | None = None
         self._cached_split: dict[str, th.Tensor] = {}
 
@@ -101,10 +103,9 @@ class BatchedPolicy:
         :return: (P, D) what the policy's observation statistics describe: SB3's preprocessing, flattened
             (:meth:`~sb3_bierl.es.policies.ESPolicy.obs_features`; a plain flatten for other policies)
         """
-        obs_features = getattr(self.policy, "obs_features", None)
-        if obs_features is None:
-            return np.asarray(obs).reshape(len(obs), -1)
-        return obs_features(obs)
+        if self._plain_features:
+            return obs.reshape(len(obs), -1)
+        return self.policy.obs_features(obs)
 
     def _split(self, flat: th.Tensor) -> dict[str, th.Tensor]:
         chunks = th.split(flat, self.sizes, dim=1)

@@ -17,7 +17,7 @@ from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.strategies import OpenAIES, finite_or_worst
 
 #: What the meta ES trains online (``MetaController(trainable=...)``)
-TRAINABLE = ("last_layer", "all")
+TRAINABLE = ("last_layer", "bias", "all")
 
 
 class BaseMetaController(BaseCallback):
@@ -224,7 +224,9 @@ class MetaController(BaseMetaController):
     :param learning_rate: Adam step size of the meta ES
     :param centre_episodes: Episodes of the unperturbed centre per generation (for the features)
     :param max_change: Trust region: factor by which a hyperparameter may move per generation
-    :param trainable: ``"last_layer"`` (default) or ``"all"``: the part of the network the meta ES trains
+    :param trainable: The part of the network the meta ES trains: ``"last_layer"`` (default), ``"bias"`` (the
+        last layer's bias: one offset per hyperparameter, on top of what the fixed network reads in the history)
+        or ``"all"``
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
     """
@@ -273,7 +275,8 @@ class MetaController(BaseMetaController):
         if self.trainable == "all":
             return 0
         last = self.network.generator[-1]
-        return sum(p.numel() for p in self.network.parameters()) - last.weight.numel() - last.bias.numel()
+        trained = last.bias.numel() + (last.weight.numel() if self.trainable == "last_layer" else 0)
+        return sum(p.numel() for p in self.network.parameters()) - trained
 
     @property
     def phi(self) -> np.ndarray:
