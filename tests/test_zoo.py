@@ -57,6 +57,14 @@ def _rl_zoo3_stays_out_of_this_process():
     assert "rl_zoo3" not in sys.modules, "a test imported rl_zoo3 (and its gymnasium patches) into the test process"
 
 
+#: rl_zoo3.plots.plot_train, headless, printing how many curves it drew instead of showing them
+PLOT_TRAIN = (
+    "import sys, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+    "plt.show = lambda: print('curves:', len(plt.gca().lines)); "
+    "from rl_zoo3.plots.plot_train import plot_train; sys.argv[0] = 'plot_train'; plot_train()"
+)
+
+
 def run_python(args: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     """``python <args>`` in a fresh interpreter, one thread, output captured."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env}
@@ -245,6 +253,11 @@ def test_explicit_entry_point_without_the_hook(tmp_path):
     assert f"Loading hyperparameters from: {hyperparams_path('es')}" in process.stdout
     model = ES.load(tmp_path / "logs" / "es" / "CartPole-v1_1" / "CartPole-v1.zip")
     assert model.n_pairs == 2 and model.num_timesteps >= 2000
+    # the training episodes are in the run's Monitor file, so the zoo's training plot has a curve
+    rows = (tmp_path / "logs" / "es" / "CartPole-v1_1" / "0.monitor.csv").read_text().splitlines()[2:]
+    assert sum(int(row.split(",")[1]) for row in rows) == model.num_timesteps
+    plot = run_python(["-c", PLOT_TRAIN, "--algo", "es", "--env", "CartPole-v1", "-f", "logs", "-w", "10"], tmp_path)
+    assert "curves: 1" in plot.stdout
     # and without the hook or the entry point, the zoo is the zoo
     plain = run_python(["-m", "rl_zoo3.train", "--algo", "es", "--help"], tmp_path, check=False, SB3_BIERL_ZOO_HOOK="0")
     assert plain.returncode != 0 and "invalid choice: 'es'" in plain.stderr
@@ -280,6 +293,17 @@ def test_env_wrapper_reaches_the_population_and_normalize_is_refused(tmp_path):
     assert model.observation_space.shape == (4,) and model.num_timesteps >= 600
     refused = run_python([*common, "-params", "n_pairs:2", "normalize:True"], tmp_path, check=False)
     assert refused.returncode != 0 and "remove 'normalize'" in refused.stderr
+
+
+def test_mujoco_training_is_quiet_and_leaves_no_log_file(tmp_path):
+    """MuJoCo 4's settotalmass deprecation (HalfCheetah) is filtered in the zoo's envs and every population copy."""
+    process = run_python(
+        ["-m", "rl_zoo3.train", "--algo", "es", "--env", "HalfCheetah-v5", "-n", "300", "--eval-freq", "-1",
+         "-f", "logs", "--seed", "1", "--num-threads", "1", "-params", "n_pairs:2", "n_workers:2", "backend:'processes'"],
+        tmp_path,
+    )
+    assert "settotalmass" not in process.stdout + process.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
 
 
 # ---------------------------------------------------------------------- hyperparameters

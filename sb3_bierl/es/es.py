@@ -24,6 +24,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from sb3_bierl.es.callbacks import ESProgressBarCallback, StepLocals, episode_infos, find_callback
 from sb3_bierl.es.env_checks import cpu_device, warn_no_time_limit, wrap_env
+from sb3_bierl.es.monitor_log import find_monitor, log_episodes
 from sb3_bierl.es.policies import ESPolicy, LinearPolicy, MlpPolicy
 from sb3_bierl.evaluation import (
     DEFAULT_MAX_EPISODE_STEPS,
@@ -35,6 +36,7 @@ from sb3_bierl.evaluation import (
     make_env_factory,
     merge_antithetic,
 )
+from sb3_bierl.evaluation.quiet_mujoco import silence_mujoco_deprecations_for
 from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_worst, merge_populations
 
 SelfES = TypeVar("SelfES", bound="ES")
@@ -137,6 +139,8 @@ class ES(BaseAlgorithm):
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         if env is not None:
+            if isinstance(env, str):
+                silence_mujoco_deprecations_for(env)
             env = maybe_make_env(env, verbose)
             check_observation_space(env.observation_space)
             if not has_time_limit(env):
@@ -330,6 +334,9 @@ class ES(BaseAlgorithm):
         lengths = result.episode_lengths.ravel()
         episodes = episode_infos(result.episode_returns.ravel() - self.alive_bonus_offset * lengths, lengths, self.start_time / 1e9)
         self._update_info_buffer([{"episode": episode} for episode in episodes])
+        monitor = find_monitor(self.env)
+        if monitor is not None:  # the user's Monitor file gets the training episodes, as with any SB3 algorithm
+            log_episodes(monitor, [episode["r"] for episode in episodes], lengths)
         self.count_timesteps(result.n_steps, episodes)
 
     def count_timesteps(self, n_steps: int, episodes: list[dict] | None = None) -> None:

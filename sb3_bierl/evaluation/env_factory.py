@@ -11,6 +11,8 @@ from gymnasium.wrappers import HumanRendering, RecordEpisodeStatistics, RecordVi
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from sb3_bierl.evaluation.quiet_mujoco import mujoco_deprecations_silenced
+
 #: Wrappers that only observe or display the episodes: left out of the population's copies (ES logs the
 #: episodes itself; a copy must not write the user's Monitor file or open a window)
 OBSERVER_WRAPPERS: tuple[type[gym.Wrapper], ...] = (Monitor, RecordEpisodeStatistics, RecordVideo, HumanRendering)
@@ -84,7 +86,8 @@ class EnvCopier:
         if self.spec is None:
             env = copy.deepcopy(self.template)
         else:
-            base = self.creator(**self.kwargs)
+            with mujoco_deprecations_silenced():
+                base = self.creator(**self.kwargs)
             base.unwrapped.spec = copy.deepcopy(self.spec)
             env = copy.deepcopy(self.template, {id(self.slot): base})
         if self.max_episode_steps is not None:
@@ -112,7 +115,8 @@ def make_env_factory(env: gym.Env | VecEnv | str, max_episode_steps: int | None 
     :raises ValueError: if the environment or one of its wrappers cannot be copied faithfully
     """
     if isinstance(env, str):
-        env = gym.make(env)
+        with mujoco_deprecations_silenced():
+            env = gym.make(env)
     if isinstance(env, DummyVecEnv):
         env = env.envs[0]
     if isinstance(env, gym.Env):
@@ -142,7 +146,8 @@ def _spec_factory(spec: EnvSpec | None, max_episode_steps: int | None) -> Callab
         spec = dataclasses.replace(spec, entry_point=load_env_creator(spec.entry_point))
 
     def make() -> gym.Env:
-        made = gym.make(spec)
+        with mujoco_deprecations_silenced():
+            made = gym.make(spec)
         return made if max_episode_steps is None else TimeLimit(made, max_episode_steps)
 
     return make

@@ -51,6 +51,9 @@ def patch_experiment_manager(cls: type) -> None:
             self.config = str(hyperparams_path(self.algo))
         if isinstance(self.device, str) and self.device == "auto":
             self.device = "cpu"
+        from sb3_bierl.evaluation.quiet_mujoco import silence_mujoco_deprecations_for
+
+        silence_mujoco_deprecations_for(str(getattr(self, "env_name", "")))  # the zoo builds its own envs too
 
     @functools.wraps(original_preprocess)
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]):
