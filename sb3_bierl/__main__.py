@@ -1,70 +1,105 @@
 """
-Main job: a short BiERL training run that shows what it learned and the hyperparameters it chose.
+Main job: a short training run that shows what it learned and, for BiERL, the hyperparameters its meta level chose.
 
     python -m sb3_bierl --env LunarLanderContinuous-v3 --timesteps 500000 --seed 0 --save bierl_lander
+    python -m sb3_bierl --algo es --env Pendulum-v1 --timesteps 300000
 """
 
 import argparse
 import time
+from collections.abc import Sequence
 
 import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_bierl import BiERL
+from sb3_bierl import ESAC, NSRAES, NSRES, BiERL, ES
+
+#: What ``--algo`` may name
+ALGORITHMS: dict[str, type[ES]] = {"bierl": BiERL, "es": ES, "nsres": NSRES, "nsraes": NSRAES, "esac": ESAC}
+#: Progress lines printed during training
+N_PROGRESS_LINES = 10
 
 
-class HyperparameterTrace(BaseCallback):
-    """Prints the hyperparameters chosen by the meta level every ``every`` generations."""
+class ProgressLines(BaseCallback):
+    """
+    Prints, every ``every`` environment steps (at the end of the generation that crosses the mark), the population's
+    mean return and the generation's hyperparameters; for BiERL also its meta updates so far.
 
-    def __init__(self, every: int = 5):
+    :param every: Steps between two lines
+    """
+
+    def __init__(self, every: int):
         super().__init__()
-        self.every = every
-        self.generations = 0
+        self.every = max(1, every)
+        self.next_line = self.every
 
     def _on_step(self) -> bool:
         return True
 
     def _on_rollout_end(self) -> None:
-        self.generations += 1
-        if self.generations % self.every == 0:
-            h = self.model.hyperparameters
-            mean = self.model.last_rollout.returns.mean()
-            print(
-                f"steps {self.num_timesteps:>9,d}  population mean return {mean:9.1f}  "
-                f"sigma {h['sigma']:.4f}  learning rate {h['learning_rate']:.4f}"
-            )
+        if self.num_timesteps < self.next_line:
+            return
+        self.next_line += self.every * ((self.num_timesteps - self.next_line) // self.every + 1)
+        h = self.model.hyperparameters
+        line = (
+            f"steps {self.num_timesteps:>9,d}  population mean return {self.model.last_rollout.returns.mean():9.1f}  "
+            f"sigma {h['sigma']:.4f}  learning rate {h['learning_rate']:.4f}"
+        )
+        meta = getattr(self.model, "meta_controller", None)
+        if meta is not None:
+            line += f"  meta updates {meta.n_meta_updates}"
+        print(line, flush=True)
 
 
-def evaluate(model: BiERL, env_id: str, episodes: int, seed: int) -> tuple[float, float]:
+def evaluate(model: ES, env_id: str, episodes: int, seed: int) -> tuple[float, float]:
+    """:return: mean and std of the deterministic return over ``episodes`` episodes of a fresh env"""
     env = Monitor(gym.make(env_id))
     env.reset(seed=seed)
     return evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Train BiERL with its default hyperparameters and report the result.")
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
-    parser.add_argument("--timesteps", type=int, default=150_000, help="environment steps, meta level included")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_bierl",
+        description="Train BiERL (or another algorithm of the package) with its default hyperparameters and report the result.",
+    )
+    parser.add_argument("--algo", default="bierl", choices=sorted(ALGORITHMS), help="algorithm (default: %(default)s)")
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: %(default)s)")
+    parser.add_argument("--timesteps", type=int, default=150_000, help="environment steps, meta level included (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="deterministic evaluation episodes (default: %(default)s)")
     parser.add_argument("--save", default=None, help="where to save the trained model (.zip)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.timesteps < 1 or args.eval_episodes < 1:
+        parser.error("--timesteps and --eval-episodes must be at least 1")
+    try:
+        gym.spec(args.env)
+    except gym.error.Error as error:
+        parser.error(f"--env {args.env}: {error}")
 
-    model = BiERL("MlpPolicy", args.env, seed=args.seed)
+    algorithm = ALGORITHMS[args.algo]
+    model = algorithm("MlpPolicy", args.env, seed=args.seed)
     before, _ = evaluate(model, args.env, args.eval_episodes, seed=10_000 + args.seed)
-    print(f"BiERL on {args.env}: {args.timesteps:,d} environment steps, seed {args.seed}")
+    print(f"{algorithm.__name__} on {args.env}: {args.timesteps:,d} environment steps, seed {args.seed}")
+    if isinstance(model, BiERL) and model.meta_controller is not None:
+        print(
+            "Every generation is a meta update: its population is shared among the meta network's proposals of sigma "
+            "and learning rate, and each proposal is scored by the returns of its share (no extra step)."
+        )
     start = time.time()
-    model.learn(args.timesteps, callback=HyperparameterTrace())
+    model.learn(args.timesteps, callback=ProgressLines(args.timesteps // N_PROGRESS_LINES))
     elapsed = time.time() - start
     after, after_std = evaluate(model, args.env, args.eval_episodes, seed=10_000 + args.seed)
     print(f"\nmean return over {args.eval_episodes} episodes: {before:.1f} before training, {after:.1f} ± {after_std:.1f} after")
-    print(f"{model.num_timesteps:,d} steps in {elapsed:.0f} s ({model.num_timesteps / elapsed:,.0f} steps/s), "
-          f"{model.meta_controller.n_meta_updates} meta updates")
+    summary = f"{model.num_timesteps:,d} steps in {elapsed:.0f} s ({model.num_timesteps / elapsed:,.0f} steps/s)"
+    if isinstance(model, BiERL) and model.meta_controller is not None:
+        summary += f", {model.meta_controller.n_meta_updates} meta updates"
+    print(summary)
     if args.save:
         model.save(args.save)
-        print(f"saved to {args.save}.zip; load it with BiERL.load({args.save!r})")
+        print(f"saved to {args.save}.zip; load it with {algorithm.__name__}.load({args.save!r})")
 
 
 if __name__ == "__main__":

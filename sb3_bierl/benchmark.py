@@ -422,7 +422,7 @@ def default_hyperparams_file(algo: str) -> Path:
         return hyperparams_path(algo)
     spec = importlib.util.find_spec("rl_zoo3")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError('The RL Baselines3 Zoo is needed: pip install "sb3-bierl[zoo]"')
+        raise RuntimeError('The RL Baselines3 Zoo is needed: pip install ".[zoo]" in a checkout of sb3-bierl')
     return Path(next(iter(spec.submodule_search_locations)), "hyperparams", f"{algo}.yml")
 
 
@@ -1121,7 +1121,7 @@ def plot_curves(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print('matplotlib is not installed: no plots (pip install "sb3-bierl[benchmark]")', file=sys.stderr)
+        print('matplotlib is not installed: no plots (pip install ".[benchmark]" in a checkout of sb3-bierl)', file=sys.stderr)
         return False
     columns = min(3, len(config.envs))
     rows = math.ceil(len(config.envs) / columns)

@@ -442,7 +442,7 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import EngFormatter, LogFormatter
     except ImportError:
-        print('matplotlib is not installed: no plot (pip install "sb3-bierl[benchmark]")', file=sys.stderr)
+        print('matplotlib is not installed: no plot (pip install ".[benchmark]" in a checkout of sb3-bierl)', file=sys.stderr)
         return False
     class PlainLogFormatter(LogFormatter):
         """Matplotlib's choice of labelled log ticks (minor ones on short ranges), written as plain numbers."""

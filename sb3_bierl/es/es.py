@@ -87,7 +87,7 @@ class ES(BaseAlgorithm):
     :param backend: ``"auto"`` (in this process if ``n_workers == 1``, else worker processes,
         started only once the rollouts have taken ``AUTO_LOCAL_SECONDS`` in this process, so that
         short runs do not pay for them), ``"inprocess"``, ``"processes"`` or ``"ray"`` (Ray actors;
-        ``pip install "sb3-bierl[ray]"``)
+        ``pip install ".[ray]" in a checkout of sb3-bierl``)
     :param ray_address: Address of the Ray cluster to join (default: ``RAY_ADDRESS``, else a local Ray)
     :param policy_kwargs: Keyword arguments for the policy
     :param stats_window_size: Episodes averaged for ``rollout/ep_rew_mean``
@@ -529,8 +529,10 @@ class ES(BaseAlgorithm):
             self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
             self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
         if self.last_rollout is not None:
-            self.logger.record("rollout/population_return_mean", float(np.nanmean(self.last_rollout.returns)))
-            self.logger.record("rollout/population_return_max", float(np.nanmax(self.last_rollout.returns)))
+            finite = self.last_rollout.returns[np.isfinite(self.last_rollout.returns)]  # NaN returns are handled, not logged
+            if finite.size:
+                self.logger.record("rollout/population_return_mean", float(finite.mean()))
+                self.logger.record("rollout/population_return_max", float(finite.max()))
         for name, value in self.hyperparameters.items():
             self.logger.record(f"train/{name}", value)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

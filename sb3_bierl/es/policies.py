@@ -24,6 +24,8 @@ class ESPolicy(ARSPolicy):
 
     Buffers are not parameters: the ES parameter vector is only the network's weights.
 
+    The policy is deterministic (ES explores in parameter space): ``predict`` ignores ``deterministic``.
+
     :param observation_space: The observation space of the environment
     :param action_space: The action space of the environment
     :param net_arch: Hidden layer sizes (default ``[64, 64]``)

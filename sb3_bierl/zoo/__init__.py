@@ -1,5 +1,5 @@
 """
-BiERL, ES, NSR-ES, NSRA-ES and ESAC in the RL Baselines3 Zoo (``pip install "sb3-bierl[zoo]"``).
+BiERL, ES, NSR-ES, NSRA-ES and ESAC in the RL Baselines3 Zoo (``pip install ".[zoo]" in a checkout of sb3-bierl``).
 
 rl_zoo3 has no plugin mechanism: its algorithms are a dict, ``rl_zoo3.utils.ALGOS``, read when a
 script builds its command line. sb3-bierl installs ``sb3_bierl_zoo.pth``, whose hook
@@ -118,7 +118,7 @@ def register() -> dict[str, type]:
     Register BiERL and ES with rl_zoo3 explicitly (the import hook does it by itself).
 
     :return: ``rl_zoo3.utils.ALGOS``
-    :raises ImportError: if rl_zoo3 is not installed (``pip install "sb3-bierl[zoo]"``)
+    :raises ImportError: if rl_zoo3 is not installed (``pip install ".[zoo]" in a checkout of sb3-bierl``)
     """
     for name in PATCHED_MODULES:
         patch_module(name, importlib.import_module(name))

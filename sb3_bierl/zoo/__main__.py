@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
         register()
     except ImportError as error:
-        sys.exit(f'{error}\nThe RL Baselines3 Zoo is needed: pip install "sb3-bierl[zoo]"')
+        sys.exit(f'{error}\nThe RL Baselines3 Zoo is needed: pip install ".[zoo]" in a checkout of sb3-bierl')
     sys.argv = [sys.argv[0], *arguments]
     runpy.run_module(SCRIPTS[script], run_name="__main__", alter_sys=True)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # optuna is imported by rl_zoo3 when it calls these
 N_PAIRS = (4, 8, 16, 32, 64)
 
 # ratio of a bound to the initial value: low = initial * low_ratio, high = initial * high_ratio
-# (BiERL's default bounds are 0.1 and 10 times the default initial sigma and learning rate)
+# (BiERL's default bounds are 1/8 and 8 times the initial sigma and learning rate: DEFAULT_BOUND_FACTOR in bierl.py)
 LOW_RATIO = (0.03, 0.5)
 HIGH_RATIO = (2.0, 30.0)
 

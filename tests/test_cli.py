@@ -1,0 +1,31 @@
+"""``python -m sb3_bierl``: the main job's command line (issue 12)."""
+
+import pytest
+
+from sb3_bierl.__main__ import main
+
+
+def test_trains_plain_es_and_reports(capsys, tmp_path):
+    main(["--algo", "es", "--env", "CartPole-v1", "--timesteps", "2000", "--eval-episodes", "1", "--save", str(tmp_path / "m")])
+    out = capsys.readouterr().out
+    assert out.startswith("ES on CartPole-v1: 2,000 environment steps, seed 0")
+    assert "meta update" not in out and "mean return over 1 episodes" in out
+    assert (tmp_path / "m.zip").is_file()
+
+
+def test_bierl_says_what_a_meta_update_is_and_counts_them(capsys):
+    main(["--env", "CartPole-v1", "--timesteps", "3000", "--eval-episodes", "1"])
+    out = capsys.readouterr().out
+    assert "Every generation is a meta update" in out
+    lines = [line for line in out.splitlines() if line.startswith("steps ")]
+    assert lines and all("meta updates" in line for line in lines)
+    assert out.rstrip().endswith("meta updates")
+
+
+def test_unknown_env_and_help_name_the_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--env", "CartPol-v1"])
+    assert "python -m sb3_bierl: error: --env CartPol-v1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m sb3_bierl")
