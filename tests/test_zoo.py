@@ -295,6 +295,29 @@ def test_env_wrapper_reaches_the_population_and_normalize_is_refused(tmp_path):
     assert refused.returncode != 0 and "remove 'normalize'" in refused.stderr
 
 
+def egl_available() -> bool:
+    """Whether MuJoCo can render off-screen here (EGL), in a fresh interpreter."""
+    probe = (
+        "import gymnasium as gym; env = gym.make('InvertedPendulum-v5', render_mode='rgb_array'); "
+        "env.reset(seed=0); assert env.render().shape[-1] == 3"
+    )
+    environment = {**os.environ, "MUJOCO_GL": "egl"}
+    return subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, timeout=120).returncode == 0
+
+
+def test_record_video_headless_with_egl(tmp_path):
+    """The README's headless recipe: rl_zoo3.record_video for bierl on a MuJoCo env with MUJOCO_GL=egl."""
+    if importlib.util.find_spec("moviepy") is None:
+        pytest.skip("rl_zoo3.record_video needs moviepy (in the test and zoo extras)")
+    if not egl_available():
+        pytest.skip("MuJoCo cannot render with EGL on this machine (no GPU driver or libEGL)")
+    common = ["--algo", "bierl", "--env", "InvertedPendulum-v5", "-f", "logs"]
+    train = ["-n", "600", "--eval-freq", "-1", "--seed", "0", "--num-threads", "1", "-params", "n_pairs:2"]
+    run_python(["-m", "rl_zoo3.train", *common, *train], tmp_path)
+    run_python(["-m", "rl_zoo3.record_video", *common, "-n", "60", "--exp-id", "1", "-o", "videos"], tmp_path, MUJOCO_GL="egl")
+    assert list((tmp_path / "videos").glob("*.mp4"))
+
+
 def test_mujoco_training_is_quiet_and_leaves_no_log_file(tmp_path):
     """MuJoCo 4's settotalmass deprecation (HalfCheetah) is filtered in the zoo's envs and every population copy."""
     process = run_python(
