@@ -180,7 +180,7 @@ def test_bierl_adapts_hyperparameters_within_bounds():
 
 
 def test_mean_pool_encoder_runs():
-    model = make(BiERL, meta_encoder="mean")
+    model = make(BiERL, meta="mean")
     model.learn(600)
     assert model.meta_controller.network.encoder_type == "mean"
 
@@ -247,7 +247,7 @@ def test_bad_hyperparameters(algo, kwargs, match):
         (dict(meta_centre_episodes=-1), "meta_centre_episodes"),
         (dict(meta_max_change=1.0), "meta_max_change"),
         (dict(meta_trainable="encoder"), "meta_trainable"),
-        (dict(meta_encoder="gru"), "meta_encoder"),
+        (dict(meta="gru"), "meta must be one of"),
         (dict(learning_rate=lambda progress: 0.01), "schedule"),
     ],
 )

@@ -17,7 +17,7 @@ def make(seed=0, **kwargs):
 
 
 def test_optuna_controller_counts_steps_and_is_deterministic(tmp_path):
-    a, b = make(seed=3, meta_encoder="optuna"), make(seed=3, meta_encoder="optuna")
+    a, b = make(seed=3, meta="optuna"), make(seed=3, meta="optuna")
     assert isinstance(a.meta_controller, OptunaController)
     a.learn(2000)
     assert a.num_timesteps == CountingEnv.total_steps
@@ -40,7 +40,7 @@ def test_optuna_controller_counts_steps_and_is_deterministic(tmp_path):
 def test_no_meta_level_is_the_plain_algorithm():
     from sb3_bierl import ES
 
-    plain = make(seed=4, meta_encoder="none")
+    plain = make(seed=4, meta="none")
     assert plain.meta_controller is None
     plain.learn(1500)
     es = ES("MlpPolicy", "Counting-v0", seed=4, n_pairs=3, policy_kwargs=dict(net_arch=[8]))
@@ -72,7 +72,7 @@ def test_controller_saves_alone_and_warm_starts_another_model(tmp_path):
 
 
 def test_warm_start_keeps_the_file_network_sizes(tmp_path):
-    source = make(seed=1, meta_encoder="mean", meta_hidden_size=5)
+    source = make(seed=1, meta="mean", meta_hidden_size=5)
     source.meta_controller.save(tmp_path / "c.pt")
     warm = make(meta_warm_start=tmp_path / "c.pt")  # asks for lstm/16 by default: the file wins
     assert warm.meta_controller.network.encoder_type == "mean"
@@ -83,7 +83,7 @@ def test_warm_start_keeps_the_file_network_sizes(tmp_path):
     "kwargs, error, match",
     [
         (dict(hyperparameter_bounds={"sigma": (0.005, 0.08)}), ValueError, "sets \\['sigma', 'learning_rate'\\]"),
-        (dict(meta_encoder="optuna"), ValueError, "meta_encoder 'lstm' or 'mean'"),
+        (dict(meta="optuna"), ValueError, "meta 'lstm' or 'mean'"),
     ],
 )
 def test_warm_start_errors(tmp_path, kwargs, error, match):
@@ -114,8 +114,8 @@ def test_warm_start_file_of_an_older_release(tmp_path):
 
 
 def test_unknown_meta_level_and_inner():
-    with pytest.raises(ValueError, match="meta_encoder must be one of"):
-        make(meta_encoder="gru")
+    with pytest.raises(ValueError, match="meta must be one of"):
+        make(meta="gru")
     with pytest.raises(ValueError, match="inner must be one of"):
         make(inner="cma_es")
 
@@ -189,3 +189,11 @@ def test_pretrain_carries_one_controller_across_tasks(tmp_path):
     np.testing.assert_array_equal(warm.meta_controller.phi, data["phi"].numpy())
     with pytest.raises(SystemExit):
         main(["--env", "Counting-v0", "--timesteps", "0", "--output", str(output)])
+
+
+def test_meta_encoder_is_a_deprecated_name_of_meta(tmp_path):
+    with pytest.warns(FutureWarning, match="use meta="):
+        model = make(seed=0, meta_encoder="mean")
+    assert model.meta == model.meta_encoder == "mean"
+    model.save(tmp_path / "m")
+    assert BiERL.load(tmp_path / "m").meta == "mean"

@@ -237,10 +237,10 @@ def test_optimize_and_load_a_trial(tmp_path):
     run_dir = next(path for path in (tmp_path / "logs" / "bierl").glob("Pendulum-v1_*") if (path / "Pendulum-v1.zip").exists())
     config = load_config(run_dir, "Pendulum-v1")
     for name in ("n_pairs", "sigma", "learning_rate", "meta_interval", "meta_n_pairs", "meta_sigma",
-                 "meta_learning_rate", "meta_history_length", "meta_encoder", "hyperparameter_bounds"):
+                 "meta_learning_rate", "meta_history_length", "meta", "hyperparameter_bounds"):
         assert config[name] == expected[name], name
     model = BiERL.load(run_dir / "Pendulum-v1.zip")
-    assert model.meta_encoder == expected["meta_encoder"] and model.meta_interval == expected["meta_interval"]
+    assert model.meta == expected["meta"] and model.meta_interval == expected["meta_interval"]
 
 
 def test_explicit_entry_point_without_the_hook(tmp_path):
@@ -364,11 +364,11 @@ def test_samplers_give_valid_models_and_convert_back(algo):
             bounds = hyperparams["hyperparameter_bounds"]
             assert bounds["sigma"][0] <= model.sigma <= bounds["sigma"][1]
             assert bounds["learning_rate"][0] <= model.learning_rate <= bounds["learning_rate"][1]
-            assert model.meta_encoder in ("lstm", "mean")
+            assert model.meta in ("lstm", "mean")
         study.tell(trial, 0.0)
     names = set(study.trials[0].params)
     if algo == "bierl":
         assert {"meta_interval", "meta_n_pairs", "meta_sigma", "meta_learning_rate", "meta_history_length",
-                "meta_encoder", "n_pairs"} <= names
+                "meta", "n_pairs"} <= names
     else:
         assert {"sigma", "learning_rate", "n_pairs", "weight_decay"} <= names

@@ -56,8 +56,8 @@ ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "esac": ("ESAC", "ESAC", {}),
     "bierl_esac": ("BiERL", "BiERL(ESAC)", {"inner": "esac"}),
     # the meta-level variants
-    "bierl_mean": ("BiERL", "BiERL, mean-pool encoder", {"meta_encoder": "mean"}),
-    "bierl_optuna": ("BiERL", "BiERL, Optuna controller", {"meta_encoder": "optuna"}),
+    "bierl_mean": ("BiERL", "BiERL, mean-pool encoder", {"meta": "mean"}),
+    "bierl_optuna": ("BiERL", "BiERL, Optuna controller", {"meta": "optuna"}),
     "bierl_warm": ("BiERL", "BiERL, warm start (shipped controller)", {"meta_warm_start": "pretrained"}),
 }
 #: Arguments of every benchmark run: runs go in parallel, one process each, so no worker processes

@@ -1,6 +1,7 @@
 """BiERL: OpenAI-ES whose hyperparameters are set by a meta network trained alongside it."""
 
 import pathlib
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -65,13 +66,13 @@ class BiERL(ES):
     :param inner: The inner algorithm: ``"es"`` (OpenAI-ES, the default), ``"nsr_es"``, ``"nsra_es"``
         (:class:`~sb3_bierl.NSRES`, :class:`~sb3_bierl.NSRAES`) or ``"esac"`` (:class:`~sb3_bierl.ESAC`);
         their own arguments go in ``kwargs``
-    :param meta_encoder: The meta level: ``"lstm"`` (the paper's LSTM encoder), ``"mean"`` (mean-pool
-        encoder ablation), ``"optuna"`` (non-parametric: an Optuna study proposes the hyperparameters
+    :param meta: The meta level: ``"lstm"`` (the paper's meta network, LSTM encoder), ``"mean"`` (its
+        mean-pool encoder ablation), ``"optuna"`` (non-parametric: an Optuna study proposes the hyperparameters
         against the same truncated fitness, :class:`~sb3_bierl.meta.OptunaController`) or ``"none"``
         (no meta level: the plain inner algorithm at its initial hyperparameters)
     :param meta_warm_start: Start the meta network from a saved controller: a file written by
         ``MetaController.save`` or ``python -m sb3_bierl.pretrain``, or ``"pretrained"`` for the one
-        shipped with the package (its encoder and sizes replace ``meta_encoder``, ``meta_history_length``
+        shipped with the package (its encoder and sizes replace ``meta``, ``meta_history_length``
         and ``meta_hidden_size``)
     :param meta_history_length: Generations the encoder reads
     :param meta_hidden_size: Encoder size
@@ -86,6 +87,8 @@ class BiERL(ES):
     :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer, the
         default: few enough weights to learn within one run), ``"bias"`` (its bias alone: one offset per
         adapted hyperparameter) or ``"all"``
+    :param meta_encoder: Deprecated name of ``meta`` (a ``FutureWarning``; it named the choice of meta level,
+        not only of an encoder)
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
     """
 
@@ -100,7 +103,7 @@ class BiERL(ES):
         n_eval_episodes: int = 1,
         hyperparameter_bounds: dict[str, tuple[float, float]] | None = None,
         inner: str | None = None,
-        meta_encoder: str = "lstm",
+        meta: str = "lstm",
         meta_warm_start: str | pathlib.Path | None = None,
         meta_history_length: int = 10,
         meta_hidden_size: int = 16,
@@ -111,19 +114,27 @@ class BiERL(ES):
         meta_centre_episodes: int = 1,
         meta_max_change: float = 1.25,
         meta_trainable: str = "last_layer",
+        meta_encoder: str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
     ):
         if callable(learning_rate):
             raise ValueError("BiERL adapts the learning rate itself: pass its initial value as a float, not a schedule")
-        if meta_encoder not in META_LEVELS:
-            raise ValueError(f"meta_encoder must be one of {META_LEVELS}, got {meta_encoder!r}")
+        if meta_encoder is not None:
+            warnings.warn(
+                "BiERL(meta_encoder=...) is deprecated: use meta=... (the choice of meta level: 'lstm', 'mean', 'optuna' or 'none')",
+                FutureWarning,
+                stacklevel=2,
+            )
+            meta = meta_encoder
+        if meta not in META_LEVELS:
+            raise ValueError(f"meta must be one of {META_LEVELS}, got {meta!r}")
         inner = type(self).inner if inner is None else inner
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
         if meta_warm_start is not None:
-            if meta_encoder in ("optuna", "none"):
-                raise ValueError(f"meta_warm_start loads a meta network: it needs meta_encoder 'lstm' or 'mean', not {meta_encoder!r}")
+            if meta in ("optuna", "none"):
+                raise ValueError(f"meta_warm_start loads a meta network: it needs meta 'lstm' or 'mean', not {meta!r}")
             read_controller_file(meta_warm_start)  # fail now if it is not a controller file
         check_at_least_one(
             meta_history_length=meta_history_length,
@@ -146,7 +157,7 @@ class BiERL(ES):
             }
         self.hyperparameter_bounds = dict(hyperparameter_bounds)
         self.inner = inner  # saved with the model: BiERL.load picks the class from it
-        self.meta_encoder = meta_encoder
+        self.meta = meta
         self.meta_warm_start = None if meta_warm_start is None else str(meta_warm_start)
         self.meta_history_length = meta_history_length
         self.meta_hidden_size = meta_hidden_size
@@ -188,13 +199,22 @@ class BiERL(ES):
     def _saved_algorithm_name(cls) -> str:
         return "BiERL"  # whatever the inner algorithm: BiERL.load picks the class from the saved ``inner``
 
+    @property
+    def meta_encoder(self) -> str:
+        """Deprecated name of :attr:`meta` (kept so that models saved before the rename load)."""
+        return self.meta
+
+    @meta_encoder.setter
+    def meta_encoder(self, value: str) -> None:
+        self.meta = value
+
     def _setup_model(self) -> None:
         super()._setup_model()
         if self.meta_controller is None:  # a new model, not one being loaded
             self.meta_controller = self._make_meta_controller()
 
     def _make_meta_controller(self) -> BaseMetaController | None:
-        if self.meta_encoder == "none":
+        if self.meta == "none":
             return None
         space = HyperparameterSpace(
             self.hyperparameter_bounds, self.scheduled_hyperparameters(), self.adaptable_hyperparameters
@@ -206,7 +226,7 @@ class BiERL(ES):
             seed=None if self.seed is None else self.seed + 1,
             verbose=self.verbose,
         )
-        if self.meta_encoder == "optuna":
+        if self.meta == "optuna":
             return OptunaController(
                 space, n_trials=2 * self.meta_n_pairs, history_length=self.meta_history_length, **common
             )
@@ -220,7 +240,7 @@ class BiERL(ES):
             return MetaController.load(self.meta_warm_start, space, **common)
         return MetaController(
             space,
-            encoder=self.meta_encoder,
+            encoder=self.meta,
             history_length=self.meta_history_length,
             hidden_size=self.meta_hidden_size,
             **common,

@@ -5,7 +5,7 @@ from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import ADAPTABLE, Hyperparameter, HyperparameterSpace
 from sb3_bierl.meta.warm_start import PRETRAINED_PATH, load_controller, read_controller_file, save_controller
 
-#: The meta levels BiERL offers (``meta_encoder``): the paper's LSTM, the mean-pool ablation, Optuna, none
+#: The meta levels BiERL offers (``BiERL(meta=...)``): the paper's LSTM, the mean-pool ablation, Optuna, none
 META_LEVELS = ("lstm", "mean", "optuna", "none")
 
 __all__ = [

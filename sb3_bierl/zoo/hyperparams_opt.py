@@ -8,7 +8,7 @@ the model's keyword arguments; its converter turns the raw values of a finished 
 
 BiERL: the search is over the meta level, which is what BiERL adds: how often it updates
 (``meta_interval``), how many meta candidates (``meta_n_pairs``), its own ES step (``meta_sigma``,
-``meta_learning_rate``), what it reads (``meta_history_length``, ``meta_encoder``), how far it may move
+``meta_learning_rate``), what it reads (``meta_history_length``, ``meta``), how far it may move
 the inner hyperparameters per generation (``meta_max_change``) and where (``hyperparameter_bounds``). Bounds are sampled as ratios to the
 sampled initial ``sigma`` and ``learning_rate``, so the initial values always lie inside them and
 every trial builds a valid model. ``n_pairs`` (population size) is searched for both algorithms.
@@ -66,7 +66,7 @@ def sample_bierl_params(trial: "optuna.Trial", n_actions: int, n_envs: int, addi
             "meta_learning_rate": trial.suggest_float("meta_learning_rate", 0.003, 0.1, log=True),
             "meta_max_change": trial.suggest_float("meta_max_change", 1.05, 2.0, log=True),
             "meta_history_length": trial.suggest_categorical("meta_history_length", (5, 10, 20)),
-            "meta_encoder": trial.suggest_categorical("meta_encoder", ("lstm", "mean")),
+            "meta": trial.suggest_categorical("meta", ("lstm", "mean")),
         }
     )
 
@@ -77,6 +77,8 @@ def convert_bierl_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     become ``hyperparameter_bounds`` around the initial ``sigma`` and ``learning_rate``.
     """
     hyperparams = dict(sampled_params)
+    if "meta_encoder" in hyperparams:  # a trial of a study made before meta_encoder was renamed meta
+        hyperparams["meta"] = hyperparams.pop("meta_encoder")
     bounds: dict[str, list[float]] = {}  # lists, not tuples: the zoo saves them with yaml.dump
     for name in ("sigma", "learning_rate"):
         low_ratio = hyperparams.pop(f"{name}_low_ratio", None)
