@@ -157,7 +157,14 @@ def test_logger_keys(algo, tmp_path):
         assert key in log.columns and log[key].notna().all()
     if algo is BiERL:
         assert "meta/fitness" in log.columns and log["meta/fitness"].notna().any()
-    assert list(tmp_path.glob("events.out.tfevents.*"))
+    # tensorboard has the same scalars, at the same steps
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path)).Reload()
+    for key in ["rollout/ep_rew_mean", "train/sigma", "train/learning_rate"]:
+        scalars = events.Scalars(key)
+        assert [s.step for s in scalars] == log["time/total_timesteps"].tolist()
+        np.testing.assert_allclose([s.value for s in scalars], log[key].to_numpy(), rtol=1e-5)
 
 
 def test_bierl_adapts_hyperparameters_within_bounds():
@@ -199,15 +206,26 @@ def test_nan_returns_never_reach_the_parameters(algo):
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_interrupted_learn_leaves_a_usable_model(algo, tmp_path):
+    """Ctrl-C in the middle of a generation: the ES state is the one at the end of the last completed generation."""
+    completed: list[tuple[int, np.ndarray]] = []
+
     class Interrupt(BaseCallback):
         def _on_step(self) -> bool:
             if self.n_calls == 250:
                 raise KeyboardInterrupt
             return True
 
+        def _on_rollout_end(self) -> None:
+            completed.append((self.model._n_updates, self.model.strategy.theta.copy()))
+
     model = make(algo)
     with pytest.raises(KeyboardInterrupt):
         model.learn(5000, callback=Interrupt())
+    assert completed, "the interrupt came before the first generation ended: raise n_calls"
+    n_updates, theta = completed[-1]
+    assert model._n_updates == n_updates
+    np.testing.assert_array_equal(model.strategy.theta, theta)
+    np.testing.assert_array_equal(model._policy_vector(), theta.astype(np.float32))
     model.save(tmp_path / "interrupted")
     loaded = algo.load(tmp_path / "interrupted", env="Counting-v0")
     np.testing.assert_allclose(

@@ -4,6 +4,7 @@ import pytest
 import torch as th
 from conftest import CountingEnv
 
+from sb3_bierl.bierl.variants import BiERLESAC
 from sb3_bierl import ESAC, BiERL
 
 SMALL = dict(n_pairs=3, policy_kwargs=dict(net_arch=[16]), learning_starts=200, batch_size=32, buffer_size=10_000)
@@ -113,15 +114,11 @@ def test_same_seed_same_result():
 
 
 def test_under_the_bierl_meta_level():
-    """The cooperative construction of ``class BiERLESAC(BiERL, ESAC)``: trials feed the buffer, SAC
-    still trains in generations taken by a meta trial, and AMT leaves sigma to the meta level."""
-
-    class BiERLESAC(BiERL, ESAC):
-        pass
-
-    model = BiERLESAC(
-        "MlpPolicy", "Counting-v0", seed=0, meta_interval=2, meta_n_pairs=1, meta_history_length=4, **SMALL
-    )
+    """The shipped ``BiERL(inner="esac")`` (``bierl/variants.py``'s ``BiERLESAC``): meta generations feed the
+    buffer, SAC still trains in them, and AMT leaves sigma to the meta level."""
+    model = BiERL("MlpPolicy", "Counting-v0", inner="esac", seed=0, meta_interval=2, meta_n_pairs=1, meta_history_length=4, **SMALL)
+    assert type(model) is BiERLESAC and isinstance(model, ESAC)
+    assert not model.adapt_sigma_automatically
     assert isinstance(model.sac.replay_buffer.size(), int)
     model.learn(2500)
     assert model.meta_controller.n_meta_updates >= 1

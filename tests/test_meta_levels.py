@@ -120,8 +120,8 @@ def test_unknown_meta_level_and_inner():
         make(inner="cma_es")
 
 
-@pytest.mark.skipif(not PRETRAINED_PATH.exists(), reason="no pre-trained controller shipped yet")
 def test_shipped_pretrained_controller():
+    assert PRETRAINED_PATH.exists(), f"the package must ship its pre-trained controller at {PRETRAINED_PATH}"
     data = read_controller_file("pretrained")
     assert data["hyperparameters"] == ["sigma", "learning_rate"]
     assert data["metadata"]["pretrained_on"]

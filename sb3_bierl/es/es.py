@@ -462,6 +462,24 @@ class ES(BaseAlgorithm):
         self._n_updates += 1
         callback.on_rollout_end()
 
+    def _do_generation_or_roll_back(self) -> None:
+        """
+        One generation, as a whole or not at all: if it raises (Ctrl-C, a worker's error, a callback), the ES
+        state (centre, optimiser, last step), the generator of episode seeds and the update count are those of
+        the end of the last completed generation (a meta level may have moved the centre at the generation's
+        start). Steps taken are still counted; ESAC's SAC keeps what it learned.
+        """
+        strategy, saved = self.strategy, self.strategy.copy()
+        rng_state, n_updates = self.rng.bit_generator.state, self._n_updates
+        try:
+            self._do_generation()
+        except BaseException:
+            strategy.__dict__.update(saved.__dict__)  # in place: other references to it (NSR-ES's members) see it
+            self.strategy = strategy
+            self.rng.bit_generator.state = rng_state
+            self._n_updates = n_updates
+            raise
+
     # ------------------------------------------------------------------ learn
     def learn(
         self: SelfES,
@@ -496,7 +514,7 @@ class ES(BaseAlgorithm):
         try:
             while self.num_timesteps < total_steps and not self._stop_training:
                 self._update_current_progress_remaining(self.num_timesteps, total_steps)
-                self._do_generation()
+                self._do_generation_or_roll_back()
                 if log_interval is not None and self._n_updates % log_interval == 0:
                     self.dump_logs()
         except BaseException:
