@@ -381,7 +381,7 @@ class ES(BaseAlgorithm):
     def meta_generation(self, hyperparameters: dict[str, float], candidates: list[dict[str, float]]) -> np.ndarray:
         """
         One inner generation whose population is shared among meta candidates, so that their truncated
-        fitness costs no extra step (the meta level's view of the inner algorithm, design.md section 4):
+        fitness costs no extra step (the meta level's view of the inner algorithm; README, "How the code maps onto the paper"):
 
         1. the last inner step is redone with ``hyperparameters["learning_rate"]`` (the meta level's
            own choice): the centre is ``theta``;

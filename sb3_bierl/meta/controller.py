@@ -23,7 +23,7 @@ TRAINABLE = ("last_layer", "bias", "all")
 class BaseMetaController(BaseCallback):
     """
     Sets the inner algorithm's hyperparameters every generation, and improves its proposals with the
-    truncated fitness, at no extra environment step (design.md section 4, issue 9):
+    truncated fitness, at no extra environment step (README, "How the code maps onto the paper"; issue 9):
 
     - ``on_rollout_start``: the proposal of the controller (:meth:`propose`, kept within a factor
       ``max_change`` of the last generation's values: a trust region) becomes the generation's
@@ -202,7 +202,7 @@ class MetaController(BaseMetaController):
     The paper's meta level: a :class:`~sb3_bierl.meta.MetaNetwork` (LSTM or mean-pool encoder over
     the fitness history, MLP generator) proposes the hyperparameters; it is trained by ES.
 
-    Meta update (design.md section 4): ``n_pairs`` antithetic perturbations ``phi +- sigma * delta`` of the
+    Meta update (README, "How the code maps onto the paper"): ``n_pairs`` antithetic perturbations ``phi +- sigma * delta`` of the
     trained part of the network each propose ``h_j``; the generation is shared among them
     (:meth:`BaseMetaController.evaluate_proposals`: the truncated fitness of ``h_j`` is the return reached
     after its inner step and one step of its sigma, from its share of the generation's rollouts);
