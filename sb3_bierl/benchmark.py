@@ -43,10 +43,11 @@ which registers them explicitly) with ``--algo A --env E --seed S -n BUDGET --ev
   ``done`` (with the same budget and evaluation settings, and its ``evaluations.npz`` still there)
   is skipped; a finished zoo run folder with the same seed, budget and evaluation settings but no
   record (e.g. trained by hand with the same command) is adopted. Failed runs are retried;
-- ``results.md``: final return (the last evaluation of each run) as mean ± std across seeds, the
+- ``results.md``: final return (the last evaluation of each run) as the IQM across seeds with its 95%
+  stratified-bootstrap interval, the probability that ES and BiERL beat each other algorithm (rliable), the
   wall-clock time per run, every run's status, the hyperparameter entry each (algo, env) used;
-- ``learning_curves_steps.png``, ``learning_curves_wallclock.png``: evaluation return, mean ± std
-  across seeds, against environment steps and against wall-clock time;
+- ``learning_curves_steps.png``, ``learning_curves_wallclock.png``: evaluation return, IQM across seeds with
+  its 95% bootstrap band, against environment steps and against wall-clock time;
 - ``hyperparams/A.yml``: only when needed, see below.
 
 Hyperparameters of the zoo's algorithms on -v5 MuJoCo tasks: rl_zoo3's files have ``-v4`` entries
@@ -100,6 +101,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
 from sb3_bierl.benchmarks.compare import format_duration, markdown_table
 from sb3_bierl.zoo import ZOO_ALGOS, hyperparams_path
 
@@ -927,10 +929,10 @@ def format_steps(steps: float) -> str:
     return f"{steps:.0f}"
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """:return: Mean and standard deviation (ddof=1; 0 for one value)"""
-    array = np.asarray(values, dtype=float)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+def iqm_cell(values: Sequence[float], fmt: Any = "{:.1f}".format) -> str:
+    """:return: ``"IQM [low, high]"`` across seeds (rliable, 95% stratified-bootstrap interval)"""
+    iqm, low, high = iqm_interval(values)
+    return f"{fmt(iqm)} [{fmt(low)}, {fmt(high)}]"
 
 
 def done_records(records: Mapping[Run, Mapping[str, Any]], algo: str, env_id: str) -> list[Mapping[str, Any]]:
@@ -942,7 +944,7 @@ def done_records(records: Mapping[Run, Mapping[str, Any]], algo: str, env_id: st
 
 
 def results_table(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, Any]]) -> list[str]:
-    """:return: Final return per env (rows) and algo (columns), mean ± std across seeds"""
+    """:return: Final return per env (rows) and algo (columns), IQM across seeds and its interval"""
     rows = []
     for env in config.envs:
         budgets = {config.budget(algo.name, env.env_id) for algo in config.algos}
@@ -952,8 +954,7 @@ def results_table(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, An
             group = done_records(records, algo.name, env.env_id)
             cell = "–"
             if group:
-                mean, std = mean_std([record["final_return"] for record in group])
-                cell = f"{mean:.1f} ± {std:.1f} ({len(group)}/{len(config.seeds)})"
+                cell = f"{iqm_cell([record['final_return'] for record in group])} ({len(group)}/{len(config.seeds)})"
                 if len(budgets) > 1:
                     cell += f" @ {format_steps(config.budget(algo.name, env.env_id))}"
             cells.append(cell)
@@ -962,19 +963,44 @@ def results_table(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, An
 
 
 def wall_time_table(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, Any]]) -> list[str]:
-    """:return: Wall-clock time per run, mean ± std across seeds"""
+    """:return: Wall-clock time per run, IQM across seeds and its interval"""
     rows = []
     for env in config.envs:
         cells = [env.env_id]
         for algo in config.algos:
             times = [record["wall_time_s"] for record in done_records(records, algo.name, env.env_id)]
             if times:
-                mean, std = mean_std(times)
-                cells.append(f"{format_duration(mean)} ± {format_duration(std)}")
+                cells.append(iqm_cell(times, format_duration))
             else:
                 cells.append("–")
         rows.append(cells)
     return markdown_table(["env", *(algo.name for algo in config.algos)], rows)
+
+
+#: The algorithms of this package, compared with each of the others by probability of improvement
+OWN_ALGOS = ("bierl", "es")
+
+
+def improvement_table(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, Any]]) -> list[str]:
+    """:return: P(A > B) of this package's algorithms A against each other algorithm B, on the envs where both
+    have every seed done (rliable; final returns, no normalisation needed)"""
+    complete = {
+        (algo.name, env.env_id): [record["final_return"] for record in done_records(records, algo.name, env.env_id)]
+        for algo in config.algos
+        for env in config.envs
+    }
+    n_seeds = len(config.seeds)
+    rows = []
+    for own in [algo.name for algo in config.algos if algo.name in OWN_ALGOS]:
+        for other in [algo.name for algo in config.algos if algo.name != own]:
+            envs = [e.env_id for e in config.envs if len(complete[own, e.env_id]) == len(complete[other, e.env_id]) == n_seeds]
+            if not envs:
+                continue
+            x = np.array([complete[own, env] for env in envs]).T
+            y = np.array([complete[other, env] for env in envs]).T
+            probability, low, high = improvement_probability(x, y)
+            rows.append([f"P({own} > {other})", f"{probability:.2f} [{low:.2f}, {high:.2f}]", str(len(envs))])
+    return markdown_table(["", "probability [95% interval]", "envs"], rows) if rows else ["No pair with every seed done yet."]
 
 
 def runs_table(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, Any]]) -> list[str]:
@@ -1028,21 +1054,32 @@ def make_report(
         "## Final return",
         "",
         (
-            "Mean ± std (ddof=1) across seeds of each run's last evaluation (mean return of its episodes); "
-            "(done/seeds) runs. A cell with `@` has its own budget."
+            "Interquartile mean across seeds of each run's last evaluation (mean return of its episodes), with its "
+            "95% stratified-bootstrap interval (rliable, Agarwal et al. 2021); (done/seeds) runs. A cell with `@` has "
+            "its own budget."
         ),
         "",
         *results_table(config, records),
         "",
+        "## Probability of improvement",
+        "",
+        (
+            "P(A > B): the probability that a run of A ends above a run of B on an env drawn at random (rliable: "
+            "Mann-Whitney per env, averaged over the envs where both have every seed done; 95% stratified-bootstrap "
+            "interval)."
+        ),
+        "",
+        *improvement_table(config, records),
+        "",
         "## Wall-clock time per run",
         "",
-        "Whole process (start-up, set-up, training, evaluations), mean ± std across seeds.",
+        "Whole process (start-up, set-up, training, evaluations), IQM across seeds [95% bootstrap interval].",
         "",
         *wall_time_table(config, records),
         "",
     ]
     if plots:
-        lines += ["## Learning curves", "", "Evaluation return, mean ± std across seeds.", ""]
+        lines += ["## Learning curves", "", "Evaluation return, IQM across seeds with its 95% bootstrap band.", ""]
         lines += [f"![{plot}]({plot})" for plot in plots] + ["", WALLCLOCK_CAPTION, ""]
     lines += ["## Runs", "", *runs_table(config, records), ""]
     failed = failures(config, records)
@@ -1060,22 +1097,28 @@ def make_report(
 
 
 # ---------------------------------------------------------------------- plots
-def aggregate(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aggregate(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """
     :param curves: ``(x, y)`` of each seed, ``x`` increasing
-    :return: x, mean and std (ddof=0) of y across seeds, on the union of the seeds' x within the range
-        that every seed covers (linear interpolation)
+    :return: x, and the IQM of y across seeds with the low and high ends of its 95% bootstrap interval (rliable),
+        on the union of the seeds' x within the range that every seed covers (linear interpolation)
     """
     if len(curves) == 1:
         x, y = curves[0]
-        return np.asarray(x, float), np.asarray(y, float), np.zeros(len(y))
+        y = np.asarray(y, float)
+        return np.asarray(x, float), y, y, y
     low, high = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)
     grid = np.unique(np.concatenate([x for x, _ in curves]))
     grid = grid[(grid >= low) & (grid <= high)]
     if len(grid) == 0:
         grid = np.array([high])
     values = np.array([np.interp(grid, x, y) for x, y in curves])
-    return grid, values.mean(axis=0), values.std(axis=0)
+    iqm, low, high = np.array([iqm_interval(column, reps=CURVE_BOOTSTRAP_REPS) for column in values.T]).T
+    return grid, iqm, low, high
+
+
+#: Bootstrap resamples per point of a learning curve
+CURVE_BOOTSTRAP_REPS = 300
 
 
 def collect_curves(
@@ -1134,9 +1177,9 @@ def plot_curves(
             group = curves.get((algo.name, env.env_id))
             if not group:
                 continue
-            x, mean, std = aggregate([(curve[x_key], curve["returns"]) for curve in group])
-            line = axis.plot(x / divider, mean, label=f"{algo.name} ({len(group)})", marker="." if len(x) < 30 else None)
-            axis.fill_between(x / divider, mean - std, mean + std, alpha=0.2, color=line[0].get_color())
+            x, iqm, low, high = aggregate([(curve[x_key], curve["returns"]) for curve in group])
+            line = axis.plot(x / divider, iqm, label=f"{algo.name} ({len(group)})", marker="." if len(x) < 30 else None)
+            axis.fill_between(x / divider, low, high, alpha=0.2, color=line[0].get_color())
         axis.set_title(env.env_id)
         axis.set_xlabel(unit if x_key == "steps" else f"wall-clock time [{unit}]")
         axis.set_ylabel("evaluation return")
@@ -1145,7 +1188,7 @@ def plot_curves(
             axis.legend(fontsize=8)
     for axis in list(axes.flat)[len(config.envs) :]:
         axis.set_visible(False)
-    caption = "Mean ± std across seeds (number of seeds in brackets)."
+    caption = "IQM across seeds, 95% bootstrap band (rliable; number of seeds in brackets)."
     if x_key == "seconds":
         caption += " " + WALLCLOCK_CAPTION
     figure.text(0.01, 0.005, caption, fontsize=7, wrap=True, va="bottom")

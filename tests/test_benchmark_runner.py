@@ -100,7 +100,8 @@ def test_runs_records_report_and_plots(benchmark):
         assert record["final_return"] == pytest.approx(evaluations["results"][-1].mean())
         assert (log_folder / record["log_file"]).is_file()
         assert f"| {algo} | CartPole-v1 | 0 | done |" in report
-        assert f"{record['final_return']:.1f} ± 0.0 (1/1)" in report  # mean ± std across the (one) seed
+        value = f"{record['final_return']:.1f}"
+        assert f"{value} [{value}, {value}] (1/1)" in report  # IQM [interval] across the (one) seed
     assert "| CartPole-v1 (1k steps) |" in report and "## Wall-clock time per run" in report
     assert "`ppo.yml`: `CartPole-v1`" in report
     for plot in ("learning_curves_steps.png", "learning_curves_wallclock.png"):
@@ -233,7 +234,8 @@ def test_wall_clock_uses_what_was_seen_and_interpolates_the_rest():
 def test_aggregate_across_seeds():
     first = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 1.0, 2.0]))
     second = (np.array([0.0, 20.0]), np.array([2.0, 2.0]))  # seeds evaluated at other steps: interpolated
-    x, mean, std = aggregate([first, second])
+    x, iqm, low, high = aggregate([first, second])
     np.testing.assert_allclose(x, [0, 10, 20])
-    np.testing.assert_allclose(mean, [1.0, 1.5, 2.0])
-    np.testing.assert_allclose(std, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(iqm, [1.0, 1.5, 2.0])  # the IQM of two values is their mean
+    np.testing.assert_allclose(low, [0.0, 1.0, 2.0])  # bootstrap of two seeds: from both low to both high
+    np.testing.assert_allclose(high, [2.0, 2.0, 2.0])

@@ -1,0 +1,61 @@
+"""
+Cross-seed and cross-task aggregates with rliable (Agarwal et al. 2021, "Deep Reinforcement Learning at the
+Edge of the Statistical Precipice"): the interquartile mean with a 95% stratified-bootstrap interval, and the
+probability of improvement. ``pip install ".[benchmark]"`` in a checkout of sb3-bierl (rliable, arch<8).
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Bootstrap resamples of the intervals
+BOOTSTRAP_REPS = 2000
+
+
+def iqm_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[float, float, float]:
+    """
+    :param values: (n_runs,) one task's scores, one per seed
+    :param reps: Bootstrap resamples
+    :param seed: Seed of the bootstrap
+    :return: the IQM, and the low and high ends of its 95% bootstrap interval (all three equal for one run)
+    :raises ValueError: if ``values`` is empty
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    scores = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    if scores.size == 0:
+        raise ValueError("No value to aggregate")
+    if len(scores) == 1:
+        value = float(scores[0, 0])
+        return value, value, value
+    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+    estimates, intervals = rly.get_interval_estimates({"x": scores}, metrics.aggregate_iqm, reps=reps)
+    low, high = np.ravel(intervals["x"])
+    return float(np.ravel(estimates["x"])[0]), float(low), float(high)
+
+
+def improvement_probability(
+    x: np.ndarray, y: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> tuple[float, float, float]:
+    """
+    P(X > Y): the probability that a run of X beats a run of Y on a task drawn at random (Mann-Whitney, ties
+    count half), averaged over tasks, with a 95% stratified-bootstrap interval.
+
+    :param x: (n_runs_x, n_tasks) final returns of X (no normalisation needed: a per-task rank statistic)
+    :param y: (n_runs_y, n_tasks) final returns of Y, the same tasks in the same order
+    :param reps: Bootstrap resamples
+    :param seed: Seed of the bootstrap
+    :return: the probability, and the low and high ends of its interval
+    :raises ValueError: if the task counts differ or a side has no run
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or 0 in x.shape or 0 in y.shape:
+        raise ValueError(f"Expected (runs, tasks) arrays on the same tasks, got {x.shape} and {y.shape}")
+    np.random.seed(seed)
+    estimates, intervals = rly.get_interval_estimates({"p": (x, y)}, metrics.probability_of_improvement, reps=reps)
+    low, high = np.ravel(intervals["p"])
+    return float(np.ravel(estimates["p"])[0]), float(low), float(high)

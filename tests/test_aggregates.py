@@ -1,0 +1,27 @@
+"""rliable aggregates of the benchmark reports (issue 12)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rliable")
+
+from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval  # noqa: E402
+
+
+def test_iqm_ignores_an_outlier_and_brackets_itself():
+    iqm, low, high = iqm_interval([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert iqm == pytest.approx(3.0)  # the interquartile mean, not the mean (22)
+    assert low <= iqm <= high < 100.0
+    assert iqm_interval([7.5]) == (7.5, 7.5, 7.5)
+    with pytest.raises(ValueError, match="No value"):
+        iqm_interval([])
+
+
+def test_probability_of_improvement():
+    better = np.array([[10.0, 5.0], [11.0, 6.0], [12.0, 7.0]])  # 3 seeds x 2 tasks
+    worse = better - 20.0
+    assert improvement_probability(better, worse)[0] == 1.0
+    assert improvement_probability(worse, better)[0] == 0.0
+    assert improvement_probability(better, better)[0] == pytest.approx(0.5)  # ties count half
+    with pytest.raises(ValueError, match="same tasks"):
+        improvement_probability(better, worse[:, :1])
