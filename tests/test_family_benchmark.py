@@ -27,8 +27,8 @@ def test_report_compares_plain_and_wrapped_at_the_same_budget():
     records += [record("bierl", "Pendulum-v1", s, -200.0) for s in range(3)]
     records += [record("bierl", "Pendulum-v1", 9, 1000.0, budget=5)]  # another budget: left out
     text = report([experiment], records)
-    assert "-101.0 ± 1.0 (3)" in text and "-200.0 ± 0.0 (3)" in text
-    assert "- Pendulum-v1: BiERL minus ES = -99.0 (beyond one standard deviation across seeds)" in text
+    assert "-101.0 [-102.0, -100.0] (3)" in text and "-200.0 [-200.0, -200.0] (3)" in text  # IQM [interval]
+    assert "- Pendulum-v1: P(BiERL > ES) = 0.00 [0.00, 0.00]" in text
 
 
 def test_report_only_without_runs(tmp_path, capsys):

@@ -7,7 +7,8 @@ seeded environment with the deterministic policy. Each finished run is written a
 ``<out>/runs/<algo>_<env>_<seed>.json``, so an interrupted benchmark resumes where it stopped (runs whose
 JSON exists are skipped unless ``--force``). At the end the script writes:
 
-- ``<out>/results.md``: final return per environment and algorithm (mean ± std across seeds), the steps
+- ``<out>/results.md``: final return per environment and algorithm (IQM across seeds with its 95% bootstrap
+  interval, rliable), P(BiERL > ES), the steps
   and wall-clock time per run, and how often BiERL matches or beats ES (also printed to stdout);
 - ``<out>/hyperparameters.png``: BiERL's noise std and learning rate along training, per seed, against
   ES's fixed defaults.
@@ -314,15 +315,29 @@ def group_records(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], li
     return {key: sorted(group, key=lambda r: r["seed"]) for key, group in groups.items()}
 
 
-def seed_statistics(group: Sequence[dict[str, Any]]) -> tuple[float, float, int]:
+def seed_statistics(group: Sequence[dict[str, Any]]) -> tuple[float, float, float, int]:
     """
     :param group: The records of one (env, algo)
-    :return: Mean and standard deviation (ddof=1; 0 for one seed) of the final returns across seeds,
-        and the number of seeds
+    :return: The IQM of the final returns across seeds with the low and high ends of its 95% stratified-bootstrap
+        interval (rliable), and the number of seeds
     """
-    returns = np.array([r["eval_mean"] for r in group])
-    std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-    return float(np.mean(returns)), std, len(returns)
+    from sb3_bierl.benchmarks.aggregates import iqm_interval
+
+    returns = [r["eval_mean"] for r in group]
+    return (*iqm_interval(returns), len(returns))
+
+
+def improvement_line(groups: dict[tuple[str, str], list[dict[str, Any]]], envs: Sequence[str], a: str, b: str) -> str | None:
+    """:return: ``P(a > b)`` with its interval (rliable) over the envs where both have the same number of seeds, or None"""
+    from sb3_bierl.benchmarks.aggregates import improvement_probability
+
+    both = [e for e in envs if groups.get((e, a)) and len(groups[(e, a)]) == len(groups.get((e, b), []))]
+    if not both:
+        return None
+    x = np.array([[r["eval_mean"] for r in groups[(e, a)]] for e in both]).T
+    y = np.array([[r["eval_mean"] for r in groups[(e, b)]] for e in both]).T
+    probability, low, high = improvement_probability(x, y)
+    return f"P({label(a)} > {label(b)}) = {probability:.2f} [{low:.2f}, {high:.2f}] over {len(both)} task{'s' if len(both) > 1 else ''}"
 
 
 def format_duration(seconds: float) -> str:
@@ -380,9 +395,9 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
                 scores.append("–")
                 costs.append("–")
                 continue
-            mean, std, n = seed_statistics(group)
-            means[algo] = mean
-            scores.append(f"{mean:.1f} ± {std:.1f} ({n} seed{'s' if n > 1 else ''})")
+            iqm, low, high, n = seed_statistics(group)
+            means[algo] = iqm
+            scores.append(f"{iqm:.1f} [{low:.1f}, {high:.1f}] ({n} seed{'s' if n > 1 else ''})")
             steps = np.mean([r["num_timesteps"] for r in group])
             wall = np.mean([r["wall_time_s"] for r in group])
             costs.append(f"{steps:,.0f} steps, {format_duration(wall)}")
@@ -394,17 +409,17 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     lines = [
         "# BiERL vs ES",
         "",
-        "Final return of the deterministic policy: mean ± std across seeds of each run's mean return over "
+        "Final return of the deterministic policy: IQM across seeds [95% stratified-bootstrap interval] (rliable) of each run's mean return over "
         f"{' / '.join(map(str, episodes))} evaluation episodes (default hyperparameters; budget in environment steps, "
         "meta level included).",
         "",
-        *markdown_table(["Environment", "Budget", *map(label, algos), "Higher mean"], score_rows),
+        *markdown_table(["Environment", "Budget", *map(label, algos), "Higher IQM"], score_rows),
         "",
     ]
     if "es" in algos and "bierl" in algos:
-        both = [env_id for env_id in envs if groups.get((env_id, "es")) and groups.get((env_id, "bierl"))]
-        wins = sum(seed_statistics(groups[(e, "bierl")])[0] >= seed_statistics(groups[(e, "es")])[0] for e in both)
-        lines += [f"**BiERL >= ES on {wins} of {len(both)} tasks.**", ""]
+        line = improvement_line(groups, envs, "bierl", "es")
+        if line is not None:
+            lines += [f"**{line}** (probability of improvement, rliable).", ""]
     lines += ["## Cost per run", "", "Mean environment steps used and wall-clock time (construction and training) per run.", ""]
     lines += [*markdown_table(["Environment", *map(label, algos)], cost_rows), ""]
     if warnings:

@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from sb3_bierl.benchmarks.aggregates import improvement_probability
 from sb3_bierl.benchmarks.compare import (
     DEFAULT_SEEDS,
     RunSpec,
@@ -103,7 +106,7 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
     lines = [
         "# The ES family under BiERL",
         "",
-        "Final return of the deterministic policy: mean ± std across seeds (number of seeds in brackets) of "
+        "Final return of the deterministic policy: IQM across seeds [95% stratified-bootstrap interval] (rliable; number of seeds in brackets) of "
         "each run's mean evaluation return; every algorithm with its default hyperparameters, at equal "
         "environment steps (meta level included). Produced by `python -m sb3_bierl.benchmarks.family`.",
         "",
@@ -116,8 +119,8 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
             for algo in experiment.algos:
                 group = [r for r in groups.get((env_id, algo), []) if r["budget"] == budget]
                 if group:
-                    mean, std, n = seed_statistics(group)
-                    cells.append(f"{mean:.1f} ± {std:.1f} ({n})")
+                    iqm, low, high, n = seed_statistics(group)
+                    cells.append(f"{iqm:.1f} [{low:.1f}, {high:.1f}] ({n})")
                 else:
                     cells.append("–")
             rows.append([env_id, f"{budget:,}", *cells])
@@ -125,12 +128,12 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
                 a = [r for r in groups.get((env_id, plain), []) if r["budget"] == budget]
                 b = [r for r in groups.get((env_id, wrapped), []) if r["budget"] == budget]
                 if a and b:
-                    (mean_a, std_a, _), (mean_b, std_b, _) = seed_statistics(a), seed_statistics(b)
-                    diff = mean_b - mean_a
-                    within = "within" if abs(diff) <= max(std_a, std_b) else "beyond"
+                    probability, low, high = improvement_probability(
+                        np.array([[r["eval_mean"] for r in b]]).T, np.array([[r["eval_mean"] for r in a]]).T
+                    )
                     verdicts.append(
-                        f"- {env_id}: {label(wrapped)} minus {label(plain)} = {diff:+.1f} "
-                        f"({within} one standard deviation across seeds)"
+                        f"- {env_id}: P({label(wrapped)} > {label(plain)}) = {probability:.2f} [{low:.2f}, {high:.2f}] "
+                        "(probability of improvement across seeds, rliable)"
                     )
         lines += [f"## {experiment.title}", ""]
         lines += markdown_table(["Environment", "Budget", *map(label, experiment.algos)], rows)
