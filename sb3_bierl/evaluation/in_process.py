@@ -1,7 +1,13 @@
 """Default backend: every candidate of the population stepped together in this process."""
 
+import copy
+import hashlib
+import time
+import warnings
 from collections.abc import Callable
+from typing import Any
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch as th
@@ -27,20 +33,50 @@ class InProcessEvaluator(PopulationEvaluator):
     A non-finite observation stops the rollout with an error that names the candidate, the step and the
     observation index (as SB3's ``VecCheckNan``): it would poison the observation statistics for good.
 
+    An environment instance plays several episodes only where that cannot change them (see
+    ``reuse_envs``): a candidate's result depends on its parameters and episode seeds alone, not on
+    which instance played it nor on what that instance played before (e.g. BipedalWalker keeps its
+    Box2D world across resets, and its episodes drift with that world's history).
+
     :param env_fn: Function returning a new environment
+    :param reuse_envs: ``None``: decided by :class:`EnvReuse` (a check in a helper process; a new instance
+        for every episode until it answers, and for good if the episodes depend on the instance's
+        history). ``True``: instances play episode after episode (fastest; an environment that keeps
+        state across resets then gives results that depend on what each instance played before).
+        ``False``: a new instance for every episode.
     """
 
     #: Called during a rollout with the steps it has taken so far (a progress bar's feed), or None
     progress: Callable[[int], None] | None = None
 
-    def __init__(self, env_fn: Callable[[], gym.Env]):
+    def __init__(self, env_fn: Callable[[], gym.Env], reuse_envs: bool | None = None):
         self.env_fn = env_fn
         self.envs: list[gym.Env] = []
+        self._played: list[bool] = []  # whether each instance has started an episode
+        self.reuse = EnvReuse(reuse_envs)
+        self.reuse.start(self._env_fn_bytes)
         self._batched: BatchedPolicy | None = None
 
-    def _ensure_envs(self, n: int) -> None:
+    def _ensure_envs(self, n: int, reuse: bool = True) -> list[gym.Env]:
+        """:return: the first ``n`` instances (new ones in place of those that have played, unless ``reuse``)"""
         while len(self.envs) < n:
             self.envs.append(self.env_fn())
+            self._played.append(False)
+        if not reuse:
+            for i in range(n):
+                if self._played[i]:
+                    self._renew(i)
+        self._played[:n] = [True] * n
+        return self.envs[:n]
+
+    def _renew(self, i: int) -> gym.Env:
+        """Replace instance ``i`` by a new one; :return: the new one"""
+        self.envs[i].close()
+        self.envs[i] = env = self.env_fn()
+        return env
+
+    def _env_fn_bytes(self) -> bytes:
+        return cloudpickle.dumps(self.env_fn)
 
     def _policy_runner(self, policy: BasePolicy) -> BatchedPolicy:
         if self._batched is None or self._batched.policy is not policy:
@@ -83,9 +119,9 @@ class InProcessEvaluator(PopulationEvaluator):
         n_candidates, n_episodes = episode_seeds.shape
         if len(params) != n_candidates:
             raise ValueError(f"{len(params)} parameter vectors but {n_candidates} rows of episode seeds")
-        self._ensure_envs(n_candidates)
+        reuse = self.reuse.current(self._env_fn_bytes)
+        envs = self._ensure_envs(n_candidates, reuse)
         runner = self._policy_runner(policy)
-        envs = self.envs[:n_candidates]
         steps = [env.step for env in envs]
         all_params = th.as_tensor(np.asarray(params, dtype=np.float32))
         seeds = episode_seeds.tolist()
@@ -108,7 +144,7 @@ class InProcessEvaluator(PopulationEvaluator):
         while active:
             active_obs = obs[active_index]
             features = runner.features(active_obs)  # what the policy's statistics describe
-            if not np.isfinite(features).all():
+            if not np.isfinite(features.sum()):  # one cheap test per step; the search only after a hit
                 raise_non_finite(features, active, current_length, episode, seeds)
             moments.add(active_index, features)
             actions = runner(active_params, active_obs, features)
@@ -135,6 +171,9 @@ class InProcessEvaluator(PopulationEvaluator):
                     if e == n_episodes:
                         finished = True
                         continue
+                    if not reuse:  # a new instance for every episode
+                        envs[i] = self._renew(i)
+                        steps[i] = envs[i].step
                     next_obs, _ = envs[i].reset(seed=seeds[i][e])
                 obs[i] = next_obs
             if finished:
@@ -157,7 +196,199 @@ class InProcessEvaluator(PopulationEvaluator):
         for env in self.envs:
             env.close()
         self.envs = []
+        self._played = []
         self._batched = None
+        self.reuse.close()
+
+
+# ---------------------------------------------------------------------- may an instance play several episodes?
+#: The history check (:func:`check_env_history`): first reset seed of its episodes
+HISTORY_CHECK_SEED = 918_273_645
+#: Reference episodes of the check (reset seeds ``HISTORY_CHECK_SEED + k``)
+HISTORY_CHECK_REFERENCES = 3
+#: Rounds of the check: the used instance plays another episode, then a reference episode again
+HISTORY_CHECK_ROUNDS = 12
+#: Most steps of a reference episode (fewer if it ends)
+HISTORY_CHECK_STEPS = 200
+#: Most steps of each other episode the used instance plays in between
+HISTORY_CHECK_OTHER_STEPS = 50
+#: Wall-clock seconds after which the check gives up (then every episode gets a new instance)
+HISTORY_CHECK_SECONDS = 5.0
+
+#: Verdicts of finished checks in this process, by digest of the pickled environment function
+_verdicts: dict[bytes, str] = {}
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Bitwise equality of two observations (arrays, scalars, dicts or tuples of them)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _play(env: gym.Env, seed: int, actions: list[Any], deadline: float) -> list[Any]:
+    """:return: the reset observation, then (observation, reward, terminated, truncated) of each step"""
+    episode: list[Any] = [env.reset(seed=seed)[0]]
+    for action in actions:
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+        obs, reward, terminated, truncated, _ = env.step(action)
+        episode.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            break
+    return episode
+
+
+def check_env_history(env_fn: Callable[[], gym.Env], max_seconds: float = HISTORY_CHECK_SECONDS) -> str:
+    """
+    Whether an environment instance plays an episode differently once it has played others: two new
+    instances play a reference episode each (a fixed reset seed, fixed random actions); another instance
+    then plays, :data:`HISTORY_CHECK_ROUNDS` times, an episode of its own followed by one of the
+    references, compared bit for bit (observations, rewards, ends) with the new instance's.
+
+    Deterministic (fixed seeds), bounded by the step counts above and by ``max_seconds``. It takes
+    environment steps, that ES does not count: run it in a helper process (:class:`EnvReuse` does).
+
+    :param env_fn: Function returning a new environment
+    :param max_seconds: Wall-clock limit
+    :return: ``"independent"`` (nothing seen), ``"dependent"`` (a used instance played a reference episode
+        differently, and a third new instance as the first), ``"nondeterministic"`` (two new instances
+        already differ: reusing instances changes nothing) or ``"timeout"``. Exceptions propagate.
+    """
+    deadline = time.monotonic() + max_seconds
+    made: list[gym.Env] = []
+
+    def new() -> gym.Env:
+        made.append(env_fn())
+        return made[-1]
+
+    try:
+        space = copy.deepcopy(new().action_space)
+        space.seed(HISTORY_CHECK_SEED)
+        seeds = [HISTORY_CHECK_SEED + k for k in range(HISTORY_CHECK_REFERENCES)]
+        actions = [[space.sample() for _ in range(HISTORY_CHECK_STEPS)] for _ in seeds]
+        references = [_play(made[0] if k == 0 else new(), seed, actions[k], deadline) for k, seed in enumerate(seeds)]
+        used = new()
+        for r in range(HISTORY_CHECK_ROUNDS):
+            other = [space.sample() for _ in range(HISTORY_CHECK_OTHER_STEPS)]
+            _play(used, HISTORY_CHECK_SEED + len(seeds) + r, other, deadline)
+            k = r % len(seeds)
+            episode = _play(used, seeds[k], actions[k], deadline)
+            if not _same(episode, references[k]):
+                again = _play(new(), seeds[k], actions[k], deadline)
+                return "dependent" if _same(again, references[k]) else "nondeterministic"
+        return "independent"
+    except _OutOfTime:
+        return "timeout"
+    finally:
+        for env in made:
+            try:
+                env.close()
+            except Exception:  # noqa: S110 (closing is best effort here)
+                pass
+
+
+class EnvReuse:
+    """
+    Whether the environment instances of a backend may play several episodes each.
+
+    With ``reuse_envs=None``, :func:`check_env_history` runs once, in the background, in a helper process
+    (:class:`~sb3_bierl.evaluation.processes.HistoryCheck`: its steps are not taken in this process);
+    until it answers, and for good if it finds the episodes depend on the instance's history (or fails),
+    every episode gets a new instance. Reusing only after a check that found nothing gives the same results
+    as new instances: when the answer comes changes the speed, not the results. Answers are remembered in
+    this process for the same (pickled) environment function.
+
+    :param reuse_envs: ``None`` (check), ``True`` (always reuse) or ``False`` (never)
+    """
+
+    def __init__(self, reuse_envs: bool | None = None):
+        if reuse_envs is not None and not isinstance(reuse_envs, bool):
+            raise TypeError(f"reuse_envs must be None, True or False, got {reuse_envs!r}")
+        self.setting = reuse_envs
+        self.verdict: bool | None = reuse_envs  # None: not known yet
+        self._check: Any = None  # HistoryCheck running
+        self._key: bytes | None = None
+
+    def current(self, env_fn_bytes: Callable[[], bytes]) -> bool:
+        """
+        :param env_fn_bytes: Returns the pickled environment function (called once, when the check starts)
+        :return: whether instances may be reused now (False while the check runs)
+        """
+        if self.verdict is not None:
+            return self.verdict
+        if self._check is None:
+            self.start(env_fn_bytes)
+        else:
+            self._collect(self._check.poll())
+        return bool(self.verdict)
+
+    def wait(self, timeout: float = HISTORY_CHECK_SECONDS + 10.0) -> None:
+        """Wait (at most ``timeout`` seconds) for a running check to answer; stop it if it does not."""
+        if self._check is not None:
+            self._collect(self._check.poll(timeout))
+            if self._check is not None:
+                self._collect(("ok", "timeout"))
+
+    def close(self) -> None:
+        """Stop a running check (it starts again on the next :meth:`current`); a verdict is kept."""
+        if self._check is not None:
+            self._check.stop()
+            self._check = None
+
+    def start(self, env_fn_bytes: Callable[[], bytes]) -> None:
+        """Start the check now, unless the answer is known or it runs (evaluators start it when built: the
+        helper's start-up then overlaps the model's)."""
+        if self.verdict is not None or self._check is not None:
+            return
+        from sb3_bierl.evaluation.processes import HistoryCheck  # processes imports this module
+
+        try:
+            data = env_fn_bytes()
+        except Exception as error:  # noqa: BLE001
+            self._collect(("error", f"the environment function cannot be pickled ({type(error).__name__}: {error})"))
+            return
+        self._key = hashlib.sha256(data).digest()
+        if self._key in _verdicts:
+            self._collect(("ok", _verdicts[self._key]))
+            return
+        try:
+            self._check = HistoryCheck(data, HISTORY_CHECK_SECONDS)
+        except Exception as error:  # noqa: BLE001
+            self._collect(("error", f"the helper process did not start ({type(error).__name__}: {error})"))
+
+    def _collect(self, answer: tuple[str, str] | None) -> None:
+        """Take the check's answer, if any (``("ok", verdict)`` or ``("error", text)``)."""
+        if answer is None:
+            return
+        self.close()
+        status, value = answer
+        if status != "ok":
+            self.verdict = False
+            reason = value.strip().splitlines()[-1] if value.strip() else "no reason given"
+            warnings.warn(
+                f"Could not check whether the environment's episodes depend on what an instance played before "
+                f"({reason}): every episode gets a new environment instance (the same results, maybe slower); "
+                "pass reuse_envs=True to reuse instances.",
+                stacklevel=2,
+            )
+            return
+        if value != "timeout" and self._key is not None:
+            _verdicts[self._key] = value
+        self.verdict = value in ("independent", "nondeterministic")
+        if value == "nondeterministic":
+            warnings.warn(
+                "Two new instances of the environment played the same episode (same reset seed, same actions) "
+                "differently: its results are not reproducible from the seed.",
+                stacklevel=2,
+            )
 
 
 def raise_non_finite(
@@ -169,9 +400,13 @@ def raise_non_finite(
     :param lengths: Steps taken in the current episode of each candidate
     :param episodes: Current episode of each candidate
     :param seeds: Episode seeds of each candidate
-    :raises ValueError: naming the first non-finite value: candidate, episode and its seed, step, index
+    :raises ValueError: naming the first non-finite value: candidate, episode and its seed, step, index (none
+        if all are finite: a sum of huge values may overflow)
     """
-    k, index = np.argwhere(~np.isfinite(features))[0]
+    bad = np.argwhere(~np.isfinite(features))
+    if len(bad) == 0:
+        return
+    k, index = bad[0]
     i = active[k]
     raise ValueError(
         f"Non-finite observation: candidate {i}, episode {episodes[i]} (reset seed {seeds[i][episodes[i]]}), step "

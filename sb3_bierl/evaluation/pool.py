@@ -19,6 +19,7 @@ from sb3_bierl.evaluation.base import (
     RolloutResult,
     split_result,
 )
+from sb3_bierl.evaluation.in_process import EnvReuse
 from sb3_bierl.evaluation.workers import (
     InlineNoise,
     NoiseSource,
@@ -78,6 +79,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         slices in this process until they have taken that many seconds in all, then start the
         workers in the background, and keep running the slices here until the workers are up
         (the environments then run in this process too, as with ``InProcessEvaluator``)
+    :param reuse_envs: Whether an environment instance may play several episodes (see
+        :class:`~sb3_bierl.evaluation.in_process.InProcessEvaluator`); ``None``: decided once here, by a
+        check in a helper process (:class:`~sb3_bierl.evaluation.in_process.EnvReuse`), for every worker
     """
 
     #: Seconds between two checks that busy workers are alive
@@ -90,9 +94,11 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         noise_table_size: int,
         noise_seed: int,
         local_until_s: float | None = None,
+        reuse_envs: bool | None = None,
     ):
         if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
             raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
+        self.reuse = EnvReuse(reuse_envs)
         self.n_workers = int(n_workers)
         self.noise_table_size = int(noise_table_size)
         self.noise_seed = int(noise_seed)
@@ -109,6 +115,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         self._local_seconds = 0.0
         self._launcher: threading.Thread | None = None
         self._launched: list[WorkerHandle] | BaseException | None = None
+        self.reuse.start(lambda: self._env_fn_bytes)
 
     # ------------------------------------------------------------------ public API
     def evaluate(
@@ -207,6 +214,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         if isinstance(launched, list):  # started in the background, never used
             self._workers = launched
         self._shutdown()
+        self.reuse.close()
         self._noise_source = None
         if self._local is not None:
             self._local.close()
@@ -299,6 +307,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             "alive_bonus_offset": float(alive_bonus_offset),
             "descriptor_fn": None if descriptor_fn is None else cloudpickle.dumps(descriptor_fn),
             "record_transitions": bool(record_transitions),
+            "reuse_envs": self.reuse.current(lambda: self._env_fn_bytes),
         }
         stale = any(worker.policy_version != self._policy_version for worker in workers)
         policy_bytes = cloudpickle.dumps(policy) if stale else None
@@ -336,11 +345,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
                     self._noise_source = self._share_noise(noise)
                 source = self._noise_source
             requests = self._requests(command, policy, workers, payloads, *options, source)
-            return merge_results(self._exchange(workers, requests))
+            result = merge_results(self._exchange(workers, requests))
         except BaseException:
             # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
             self._stop_all()
             raise
+        self.reuse.wait()  # a history check still running (rare: it is short) does not outlive the call
+        return result
 
     def _workers_ready(self) -> bool:
         """:return: whether to use the workers (starting them, or checking on their start, as needed)"""

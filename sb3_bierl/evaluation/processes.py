@@ -13,15 +13,21 @@ of processes.
 import multiprocessing as mp
 import signal
 import sys
+import threading
+import time
+import traceback
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection, wait
 
+import cloudpickle
 import gymnasium as gym
 
 from sb3_bierl.evaluation.base import RolloutResult
+from sb3_bierl.evaluation.in_process import check_env_history
 from sb3_bierl.evaluation.pool import WorkerHandle, WorkerPoolEvaluator
 from sb3_bierl.evaluation.workers import (
     Answer,
@@ -38,6 +44,9 @@ from sb3_bierl.strategies import NoiseTable
 #: :func:`main_script_hidden`)
 FORKSERVER_PRELOAD = ["sb3_bierl.evaluation.workers"]
 
+#: Held while ``__main__`` is altered by :func:`main_script_hidden` (processes may start from two threads)
+_main_lock = threading.RLock()
+
 
 @contextmanager
 def main_script_hidden() -> Iterator[None]:
@@ -48,17 +57,18 @@ def main_script_hidden() -> Iterator[None]:
     workers start, then restored. Workers do not need the script: the environment function and the
     policy come cloudpickled, with what the script defines inside them.
     """
-    main = sys.modules.get("__main__")
-    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
-    try:
-        if "__file__" in saved:
-            del main.__file__
-        if main is not None:
-            main.__spec__ = None
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(main, name, value)
+    with _main_lock:
+        main = sys.modules.get("__main__")
+        saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+        try:
+            if "__file__" in saved:
+                del main.__file__
+            if main is not None:
+                main.__spec__ = None
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(main, name, value)
 
 
 # ---------------------------------------------------------------------- processes
@@ -87,6 +97,7 @@ class ProcessEvaluator(WorkerPoolEvaluator):
         With ``"forkserver"``, the forkserver preloads :data:`FORKSERVER_PRELOAD` (if this is
         the process's first use of it)
     :param local_until_s: See :class:`WorkerPoolEvaluator` (default: start the workers at once)
+    :param reuse_envs: See :class:`WorkerPoolEvaluator` (default: decided by a check)
     """
 
     #: Seconds a worker has to exit after the close command before it is terminated
@@ -100,10 +111,11 @@ class ProcessEvaluator(WorkerPoolEvaluator):
         noise_seed: int,
         start_method: str | None = None,
         local_until_s: float | None = None,
+        reuse_envs: bool | None = None,
     ):
-        super().__init__(env_fn, n_workers, noise_table_size, noise_seed, local_until_s)
+        super().__init__(env_fn, n_workers, noise_table_size, noise_seed, local_until_s, reuse_envs)
         if start_method is None:
-            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            start_method = default_start_method()
         self.start_method = start_method
         self._workers: list[_ProcessHandle] = []
         self._noise_block: shared_memory.SharedMemory | None = None
@@ -275,3 +287,145 @@ def _worker_main(conn: Connection, rank: int, env_fn_bytes: bytes, sys_path: lis
             worker.close()
         finally:
             conn.close()
+
+
+# ---------------------------------------------------------------------- the history check, in a helper process
+def default_start_method() -> str:
+    """``"forkserver"`` where available, else ``"spawn"`` (``"fork"`` is unsafe once torch has started its threads)."""
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def history_check_start_method() -> str:
+    """
+    ``"fork"`` where it is safe enough for the history check (Linux, no other Python thread, Ray not
+    initialised: a forked Ray driver stops starting actors): its answer comes in a fraction of a second,
+    where a forkserver's first start takes seconds (it imports torch). The helper only runs the environment
+    and answers; if it ever hung, episodes would keep getting new instances (slower, same results).
+    Else :func:`default_start_method`.
+    """
+    if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
+        ray = sys.modules.get("ray")
+        if ray is None or not getattr(ray, "is_initialized", lambda: True)():
+            return "fork"
+    return default_start_method()
+
+
+class HistoryCheck:
+    """
+    :func:`~sb3_bierl.evaluation.in_process.check_env_history` in a helper process, in the background: its
+    environment steps are not taken in this process (where ES counts every step, and a script's
+    environments may count theirs). Started by :class:`~sb3_bierl.evaluation.in_process.EnvReuse`, with
+    :func:`history_check_start_method`: forked at once, or else started from a thread (a forkserver's first
+    start takes seconds; it is then up for the workers too).
+
+    :param env_fn_bytes: The cloudpickled environment function
+    :param max_seconds: The check's wall-clock limit
+    """
+
+    def __init__(self, env_fn_bytes: bytes, max_seconds: float):
+        self._helper = _Helper(env_fn_bytes, max_seconds)
+        self._finalizer = weakref.finalize(self, self._helper.stop)
+
+    def poll(self, timeout: float = 0.0) -> tuple[str, str] | None:
+        """:return: ``("ok", verdict)``, ``("error", text)``, or None while it runs (waiting up to ``timeout``)"""
+        return self._helper.poll(timeout)
+
+    def stop(self) -> None:
+        """Terminate it (or cancel its start) if it still runs, and release it."""
+        self._finalizer()
+
+
+class _Helper:
+    """The helper process of a :class:`HistoryCheck` (apart from it: the finalizer and the starting thread hold this)."""
+
+    def __init__(self, env_fn_bytes: bytes, max_seconds: float):
+        method = history_check_start_method()
+        ctx = mp.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+        self.conn, child_conn = ctx.Pipe(duplex=False)
+        args = (child_conn, env_fn_bytes, list(sys.path), max_seconds)
+        self.process = ctx.Process(target=_history_check_main, args=args, daemon=True, name="sb3-bierl-history-check")
+        self.lock = threading.Lock()
+        self.state = "starting"  # then "running", "failed" or "stopped"
+        self.error: BaseException | None = None
+        self.starter: threading.Thread | None = None
+        if method == "fork":  # from this thread, the only one: nothing else runs while it forks
+            self._start(child_conn, method)
+        else:
+            self.starter = threading.Thread(
+                target=self._start, args=(child_conn, method), daemon=True, name="sb3-bierl-history-check"
+            )
+            self.starter.start()
+
+    def _start(self, child_conn: Connection, method: str) -> None:
+        error = None
+        try:
+            with main_script_hidden(), warnings.catch_warnings():
+                if method == "fork":
+                    warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12: torch's threads
+                self.process.start()
+        except BaseException as exc:  # noqa: BLE001 (reported by poll)
+            error = exc
+        finally:
+            child_conn.close()
+        with self.lock:
+            stopped = self.state == "stopped"
+            if not stopped:
+                self.state, self.error = ("running", None) if error is None else ("failed", error)
+        if stopped and error is None:  # stopped while it started
+            _stop_process(self.process)
+
+    def poll(self, timeout: float) -> tuple[str, str] | None:
+        deadline = time.monotonic() + timeout
+        if self.starter is not None:
+            self.starter.join(timeout)
+        with self.lock:
+            state = self.state
+        if state == "starting":
+            return None
+        if state != "running":
+            return ("error", f"the helper process did not start ({type(self.error).__name__}: {self.error})")
+        try:
+            if self.conn.poll(max(0.0, deadline - time.monotonic())):
+                return self.conn.recv()
+            if self.process.is_alive():
+                return None
+            if self.conn.poll():  # answered just before it ended
+                return self.conn.recv()
+        except (OSError, EOFError):
+            pass
+        self.process.join(1.0)
+        return ("error", f"the helper process ended without an answer (exit code {self.process.exitcode})")
+
+    def stop(self) -> None:
+        with self.lock:
+            state, self.state = self.state, "stopped"
+        if state == "running":
+            _stop_process(self.process)
+        self.conn.close()
+
+
+def _stop_process(process: mp.process.BaseProcess) -> None:
+    """Terminate (then kill) a started process, and join it."""
+    if process.is_alive():
+        process.terminate()
+    process.join(1.0)
+    if process.is_alive():
+        process.kill()
+        process.join(1.0)
+
+
+def _history_check_main(conn: Connection, env_fn_bytes: bytes, sys_path: list[str], max_seconds: float) -> None:
+    """Run the check and send its answer (the helper process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent
+    sys.path[:0] = [path for path in sys_path if path not in sys.path]
+    try:
+        answer = ("ok", check_env_history(cloudpickle.loads(env_fn_bytes), max_seconds))
+    except Exception:
+        answer = ("error", traceback.format_exc())
+    try:
+        conn.send(answer)
+    except (OSError, ValueError):
+        pass
+    conn.close()

@@ -142,6 +142,8 @@ class RayEvaluator(WorkerPoolEvaluator):
     :param noise_seed: Seed of the noise table (must match the algorithm's)
     :param address: Address of the Ray cluster to join; ``None``: ``RAY_ADDRESS`` if set,
         else a local Ray with at least ``n_workers`` CPUs. Unused if Ray is already initialised.
+    :param reuse_envs: Whether an environment instance may play several episodes (see
+        :class:`~sb3_bierl.evaluation.pool.WorkerPoolEvaluator`; default: decided by a check)
     """
 
     #: Seconds the actors have to start (e.g. to get a CPU on the cluster) before the call fails
@@ -154,9 +156,10 @@ class RayEvaluator(WorkerPoolEvaluator):
         noise_table_size: int,
         noise_seed: int,
         address: str | None = None,
+        reuse_envs: bool | None = None,
     ):
         check_ray()  # fail now, not at the first rollout
-        super().__init__(env_fn, n_workers, noise_table_size, noise_seed)
+        super().__init__(env_fn, n_workers, noise_table_size, noise_seed, reuse_envs=reuse_envs)
         self.address = address
         self._workers: list[_ActorHandle] = []
         self._noise_ref: Any = None

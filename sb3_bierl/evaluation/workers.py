@@ -187,7 +187,9 @@ class RolloutWorker:
     of the transport: worker processes and Ray actors both call :meth:`answer`.
 
     A request's message holds ``episode_seeds``, ``buffers`` (the policy's buffers),
-    ``alive_bonus_offset``, optionally ``policy`` (a new cloudpickled policy) and ``noise``
+    ``alive_bonus_offset``, ``reuse_envs`` (whether an environment instance may play several
+    episodes: the parent decides, see :class:`~sb3_bierl.evaluation.in_process.EnvReuse`; missing:
+    no), optionally ``policy`` (a new cloudpickled policy) and ``noise``
     (a :class:`NoiseSource`, with the first population request), and either
     ``params`` (command ``"evaluate"``) or ``populations``, ``dim``, ``start`` and ``stop``
     (command ``"evaluate_population"``).
@@ -203,6 +205,7 @@ class RolloutWorker:
         self.evaluator: InProcessEvaluator | None = None
         self.noise: NoiseTable | None = None
         self.policy: BasePolicy | None = None
+        self.reuse_envs = False  # set by each request
 
     def answer(self, command: str, message: dict[str, Any]) -> Answer:
         """:return: ``("ok", result)``, or ``("error", traceback text)`` if handling raised"""
@@ -221,6 +224,7 @@ class RolloutWorker:
         if "noise" in message:
             self.noise = message["noise"].open()
         descriptor_fn = message.get("descriptor_fn")
+        self.reuse_envs = bool(message.get("reuse_envs", False))
         common = (
             message["episode_seeds"],
             message["buffers"],
@@ -263,7 +267,8 @@ class RolloutWorker:
         """
         policy = self._policy_with(buffers)
         if self.evaluator is None:
-            self.evaluator = InProcessEvaluator(cloudpickle.loads(self.env_fn_bytes))
+            self.evaluator = InProcessEvaluator(cloudpickle.loads(self.env_fn_bytes), reuse_envs=False)
+        self.evaluator.reuse.verdict = self.reuse_envs  # the parent's decision (never a check here)
         options = (alive_bonus_offset, descriptor_fn, record_transitions)
         return self.evaluator.evaluate(policy, params, episode_seeds, *options)
 
