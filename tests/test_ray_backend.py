@@ -129,3 +129,17 @@ def test_missing_ray_raises_import_error(monkeypatch):
     monkeypatch.setattr(ray_backend, "ray", None)
     with pytest.raises(ImportError, match=r'backend="ray" needs Ray: pip install "sb3-bierl\[ray\]"'):
         RayEvaluator(lambda: None, 2, **NOISE)
+
+
+@pytest.mark.timeout(120)
+def test_user_wrappers_reach_the_ray_actors():
+    """Issue 11 on Ray: the actors' copies carry the user's wrapper (its rewards are all <= -100 per step)."""
+    import gymnasium as gym
+    from test_env_contract import ScaledReward
+
+    model = ES("MlpPolicy", ScaledReward(gym.make("CartPole-v1")), n_pairs=2, backend="ray", n_workers=2, seed=0, **NOISE)
+    try:
+        model.learn(300)
+        assert np.all(model.last_rollout.returns <= -100.0 * model.last_rollout.lengths)
+    finally:
+        model.close()
