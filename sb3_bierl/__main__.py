@@ -14,10 +14,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_bierl import ESAC, NSRAES, NSRES, BiERL, ES
-
-#: What ``--algo`` may name
-ALGORITHMS: dict[str, type[ES]] = {"bierl": BiERL, "es": ES, "nsres": NSRES, "nsraes": NSRAES, "esac": ESAC}
+from sb3_bierl import ALGORITHMS, BiERL, ES
 #: Progress lines printed during training
 N_PROGRESS_LINES = 10
 

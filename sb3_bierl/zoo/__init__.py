@@ -34,10 +34,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sb3_bierl.bierl import BiERL
+from sb3_bierl import ALGORITHMS
 from sb3_bierl.es import ES
-from sb3_bierl.esac import ESAC
-from sb3_bierl.nsr_es import NSRAES, NSRES
 from sb3_bierl.zoo.hyperparams_opt import (
     convert_bierl_params,
     convert_es_params,
@@ -51,7 +49,7 @@ from sb3_bierl.zoo.hyperparams_opt import (
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
 
-ZOO_ALGOS: dict[str, type[ES]] = {"bierl": BiERL, "es": ES, "nsres": NSRES, "nsraes": NSRAES, "esac": ESAC}
+ZOO_ALGOS: dict[str, type[ES]] = ALGORITHMS
 SAMPLERS = {
     "bierl": sample_bierl_params,
     "es": sample_es_params,
