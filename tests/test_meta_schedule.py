@@ -8,7 +8,6 @@ from conftest import CountingEnv
 from stable_baselines3.common.logger import configure
 
 from sb3_bierl import BiERL
-from sb3_bierl.es.es import best_of_pairs
 from sb3_bierl.evaluation import RolloutResult, merge_antithetic
 from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, merge_populations
 
@@ -53,15 +52,17 @@ def test_without_centre_episodes_the_meta_level_costs_no_step():
 def test_chunked_learn_keeps_every_meta_update(interval):
     """``for _ in range(k): learn(small, reset_num_timesteps=False)`` == one ``learn``: a due update is never dropped."""
     generation = (2 * 4 + 1) * HORIZON
-    straight = make(seed=2, meta_interval=interval)
+    straight = make(seed=2, meta_interval=interval, meta_min_significance=0.0)  # a meta ES step at every update
     straight.learn(12 * generation)
-    chunked = make(seed=2, meta_interval=interval)
+    chunked = make(seed=2, meta_interval=interval, meta_min_significance=0.0)
     for _ in range(12):
         chunked.learn(generation // 2, reset_num_timesteps=False)  # chunks smaller than a generation
     assert chunked.num_timesteps == straight.num_timesteps
     assert chunked.meta_controller.n_meta_updates == straight.meta_controller.n_meta_updates == 12 // interval
     np.testing.assert_array_equal(chunked.strategy.theta, straight.strategy.theta)
     np.testing.assert_array_equal(chunked.meta_controller.phi, straight.meta_controller.phi)
+    assert chunked.meta_controller.n_meta_steps == 12 // interval
+    assert not np.array_equal(chunked.meta_controller.phi, make(seed=2).meta_controller.phi)  # the meta ES moved
 
 
 def test_too_few_pairs_for_the_meta_candidates_warns_once():
@@ -69,12 +70,6 @@ def test_too_few_pairs_for_the_meta_candidates_warns_once():
     with pytest.warns(UserWarning, match="at least 2 pairs"):
         model.learn(400)
     assert model.meta_controller.n_meta_updates == 0 and model.meta_controller.n_skipped >= 2
-
-
-def test_best_of_pairs():
-    returns = np.array([1.0, 5.0, np.nan, 3.0, 2.0, np.nan])  # pairs (1, 3), (5, 2), (nan, nan)
-    assert best_of_pairs(returns) == pytest.approx(4.0)
-    assert np.isnan(best_of_pairs(np.full(4, np.nan)))
 
 
 def test_merged_population_is_every_plus_half_then_every_minus_half():

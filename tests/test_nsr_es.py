@@ -245,8 +245,8 @@ class SharedGeneration(BaseCallback):
         before = model.num_timesteps
         theta = model.members[member].theta.copy()
         proposals = [{**model.hyperparameters, "novelty_weight": w} for w in (0.0, 1.0)]
-        fitness = model.meta_generation(model.hyperparameters, proposals)
-        assert fitness.shape == (2,) and np.all(np.isfinite(fitness))
+        returns = model.meta_generation(model.hyperparameters, proposals)
+        assert returns.shape == (2, 2 * (model.n_pairs // 2)) and np.all(np.isfinite(returns))
         assert model.generation_done and model.last_rollout.returns.size == 2 * model.n_pairs
         assert not np.array_equal(model.members[member].theta, theta)  # the member took the step
         assert len(model.archive) == archive_size + 1  # its new centre joined the archive (finish_step)

@@ -7,7 +7,8 @@ From checkpoints of a plain ES run (after ``--checkpoints`` generations), each o
 from the same state and with the same random numbers:
 
 - **one step**: BiERL's truncated fitness (``ES.meta_generation``): the last inner step redone with the
-  setting's learning rate, then the mean over the pairs of the better return of ``theta +- sigma * eps``;
+  setting's learning rate, then each kind of ``sb3_bierl.meta.fitness.FITNESS_KINDS`` over the same returns of
+  ``theta +- sigma * eps``: the mean over the pairs of the pair's mean (``"mean"``) or of its better return (``"best"``);
 - **K steps**: ES continued ``--horizon`` generations with the setting, then the deterministic policy's mean
   return over ``--eval-episodes`` fixed-seed episodes.
 
@@ -53,7 +54,7 @@ def probe(env_id: str, checkpoint: int, factors: Sequence[float], horizon: int, 
     import torch
 
     from sb3_bierl import ES
-    from sb3_bierl.es.es import best_of_pairs
+    from sb3_bierl.meta.fitness import FITNESS_KINDS, candidate_fitness, pair_fitness
 
     torch.set_num_threads(1)
     model = ES("MlpPolicy", env_id, seed=seed, n_workers=1)
@@ -63,7 +64,8 @@ def probe(env_id: str, checkpoint: int, factors: Sequence[float], horizon: int, 
         generations += 1
     defaults = es_defaults([])
     settings = [(defaults["sigma"] * fs, defaults["learning_rate"] * fl) for fs, fl in itertools.product(factors, factors)]
-    one_step, k_steps = [], []
+    one_step: dict[str, list[float]] = {kind: [] for kind in FITNESS_KINDS}
+    k_steps = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint"
         model.save(path)
@@ -72,7 +74,9 @@ def probe(env_id: str, checkpoint: int, factors: Sequence[float], horizon: int, 
             branch = ES.load(path, env=env_id, n_workers=1)
             hyperparameters = {**branch.scheduled_hyperparameters(), "sigma": sigma, "learning_rate": learning_rate}
             branch.hyperparameters = dict(hyperparameters)
-            one_step.append(float(branch.meta_generation(hyperparameters, [hyperparameters])[0]))
+            returns = branch.meta_generation(hyperparameters, [hyperparameters])
+            for kind in FITNESS_KINDS:
+                one_step[kind].append(float(candidate_fitness(pair_fitness(returns, kind))[0]))
             branch.close()
             # K steps: ES continued with this setting (the last step redone with its learning rate too)
             branch = ES.load(path, env=env_id, n_workers=1, sigma=sigma, learning_rate=learning_rate)
@@ -90,26 +94,44 @@ def probe(env_id: str, checkpoint: int, factors: Sequence[float], horizon: int, 
         "settings": settings,
         "one_step": one_step,
         "k_steps": k_steps,
-        "spearman": spearman(one_step, k_steps),
+        "spearman": {kind: spearman(values, k_steps) for kind, values in one_step.items()},
     }
+
+
+def by_fitness(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """:return: ``record[key]`` per fitness kind (a record written before the ``"mean"`` fitness holds ``"best"`` only)"""
+    value = record[key]
+    return value if isinstance(value, dict) else {"best": value}
 
 
 def make_report(records: Sequence[dict[str, Any]]) -> str:
     """:return: The Markdown report"""
     lines = ["# Short-horizon bias of the one-step truncated fitness", ""]
     rows = []
+    kinds = sorted({kind for r in records for kind in by_fitness(r, "one_step")})
+
+    def setting(r: dict[str, Any], scores: Sequence[float]) -> str:
+        sigma, learning_rate = r["settings"][int(np.argmax(scores))]
+        return f"sigma {sigma:.3g}, lr {learning_rate:.3g}"
+
     for r in records:
-        best_one = r["settings"][int(np.argmax(r["one_step"]))]
-        best_k = r["settings"][int(np.argmax(r["k_steps"]))]
+        correlations, one_step = by_fitness(r, "spearman"), by_fitness(r, "one_step")
         rows.append(
-            [r["env"], str(r["checkpoint"]), str(r["horizon"]), f"{r['spearman']:.2f}",
-             f"sigma {best_one[0]:.3g}, lr {best_one[1]:.3g}", f"sigma {best_k[0]:.3g}, lr {best_k[1]:.3g}"]
+            [r["env"], str(r["checkpoint"]), str(r["horizon"])]
+            + [f"{correlations[k]:.2f}" if k in correlations else "–" for k in kinds]
+            + [setting(r, one_step[k]) if k in one_step else "–" for k in kinds]
+            + [setting(r, r["k_steps"])]
         )
     lines += markdown_table(
-        ["Task", "Checkpoint (generations)", "Horizon K", "Spearman(one step, K steps)", "Best by one step", "Best after K steps"], rows
+        ["Task", "Checkpoint (generations)", "Horizon K"]
+        + [f"Spearman({k}, K steps)" for k in kinds]
+        + [f"Best by one step ({k})" for k in kinds]
+        + ["Best after K steps"],
+        rows,
     )
-    if records:
-        lines += ["", f"Mean Spearman correlation over {len(records)} probes: {np.mean([r['spearman'] for r in records]):.2f}."]
+    for kind in kinds:
+        values = [by_fitness(r, "spearman")[kind] for r in records if kind in by_fitness(r, "spearman")]
+        lines += ["", f"Mean Spearman correlation of the {kind!r} fitness over {len(values)} probes: {np.mean(values):.2f}."]
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_json(path, probe(env_id, checkpoint, args.factors, args.horizon, args.eval_episodes, args.seed))
             record = json.loads(path.read_text())
             records.append(record)
-            print(f"{env_id} after {checkpoint} generations: Spearman {record['spearman']:.2f}", flush=True)
+            correlations = ", ".join(f"{k} {v:.2f}" for k, v in by_fitness(record, "spearman").items())
+            print(f"{env_id} after {checkpoint} generations: Spearman {correlations}", flush=True)
     report = make_report(records)
     (args.out / "results.md").write_text(report)
     print(report)

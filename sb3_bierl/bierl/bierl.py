@@ -20,6 +20,7 @@ from sb3_bierl.meta import (
     read_controller_file,
 )
 from sb3_bierl.meta.controller import TRAINABLE
+from sb3_bierl.meta.fitness import FITNESS_KINDS
 
 SelfBiERL = TypeVar("SelfBiERL", bound="BiERL")
 
@@ -87,6 +88,11 @@ class BiERL(ES):
     :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer, the
         default: few enough weights to learn within one run), ``"bias"`` (its bias alone: one offset per
         adapted hyperparameter) or ``"all"``
+    :param meta_fitness: How a meta candidate's share of the generation is scored: ``"mean"`` (the mean return
+        of its pairs: the return around its stepped centre at its sigma) or ``"best"`` (the better return of each
+        pair, biased towards large sigma); see :func:`sb3_bierl.meta.fitness.pair_fitness`
+    :param meta_min_significance: The meta ES steps only when its candidates' fitness difference has a paired
+        t statistic of at least this (0: at every meta update); see :class:`~sb3_bierl.meta.MetaController`
     :param meta_encoder: Deprecated name of ``meta`` (a ``FutureWarning``; it named the choice of meta level,
         not only of an encoder)
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
@@ -114,6 +120,8 @@ class BiERL(ES):
         meta_centre_episodes: int = 1,
         meta_max_change: float = 1.25,
         meta_trainable: str = "last_layer",
+        meta_fitness: str = "mean",
+        meta_min_significance: float = 1.0,
         meta_encoder: str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
@@ -149,6 +157,10 @@ class BiERL(ES):
             raise ValueError(f"meta_max_change must be a factor > 1, got {meta_max_change!r}")
         if meta_trainable not in TRAINABLE:
             raise ValueError(f"meta_trainable must be one of {TRAINABLE}, got {meta_trainable!r}")
+        if meta_fitness not in FITNESS_KINDS:
+            raise ValueError(f"meta_fitness must be one of {FITNESS_KINDS}, got {meta_fitness!r}")
+        if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
+            raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         if hyperparameter_bounds is None:
             initial = {"sigma": sigma, "learning_rate": learning_rate}
             hyperparameter_bounds = {
@@ -168,6 +180,8 @@ class BiERL(ES):
         self.meta_centre_episodes = meta_centre_episodes
         self.meta_max_change = meta_max_change
         self.meta_trainable = meta_trainable
+        self.meta_fitness = meta_fitness
+        self.meta_min_significance = meta_min_significance
         self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
@@ -223,6 +237,7 @@ class BiERL(ES):
             interval=self.meta_interval,
             centre_episodes=self.meta_centre_episodes,
             max_change=self.meta_max_change,
+            fitness=self.meta_fitness,
             seed=None if self.seed is None else self.seed + 1,
             verbose=self.verbose,
         )
@@ -235,6 +250,7 @@ class BiERL(ES):
             sigma=self.meta_sigma,
             learning_rate=self.meta_learning_rate,
             trainable=self.meta_trainable,
+            min_significance=self.meta_min_significance,
         )
         if self.meta_warm_start is not None:
             return MetaController.load(self.meta_warm_start, space, **common)

@@ -378,7 +378,9 @@ class ES(BaseAlgorithm):
         return True
 
     # ------------------------------------------------------------------ the meta level's view
-    def meta_generation(self, hyperparameters: dict[str, float], candidates: list[dict[str, float]]) -> np.ndarray:
+    def meta_generation(
+        self, hyperparameters: dict[str, float], candidates: list[dict[str, float]], share_noise: bool = False
+    ) -> np.ndarray:
         """
         One inner generation whose population is shared among meta candidates, so that their truncated
         fitness costs no extra step (the meta level's view of the inner algorithm; README, "How the code maps onto the paper"):
@@ -386,19 +388,21 @@ class ES(BaseAlgorithm):
         1. the last inner step is redone with ``hyperparameters["learning_rate"]`` (the meta level's
            own choice): the centre is ``theta``;
         2. candidate ``j`` rolls out ``n_pairs // len(candidates)`` antithetic pairs at its own sigma,
-           around the centre its learning rate gives the last step; candidates ``2k`` and ``2k + 1`` (an
-           antithetic meta pair) share their noise, and every candidate shares the episode seeds (common
-           random numbers); pairs left over go to ``hyperparameters`` at the centre;
-        3. the truncated fitness of candidate ``j`` is the mean over its pairs of the better return of the
-           pair: the return reached after its inner step and a step of its sigma along the better of
-           ``+eps`` and ``-eps`` (:func:`best_of_pairs`);
-        4. every pair then makes this generation's inner step (each pair's gradient estimate uses its own
+           around the centre its learning rate gives the last step; every candidate shares the episode seeds
+           (common random numbers); with ``share_noise``, candidates ``2k`` and ``2k + 1`` (an antithetic meta
+           pair) share their noise too, so that the inner step sees half as many distinct directions; pairs
+           left over go to ``hyperparameters`` at the centre;
+        3. every pair then makes this generation's inner step (each pair's gradient estimate uses its own
            sigma), with ``hyperparameters``.
+
+        The meta level scores each candidate from its returns (``sb3_bierl.meta.fitness``).
 
         :param hyperparameters: The generation's full hyperparameters (the meta level's own proposal)
         :param candidates: Full hyperparameters of each meta candidate; at most ``n_pairs`` of them
-        :return: the truncated fitness of each candidate, (len(candidates),) (NaN where no return of the
-            candidate was finite)
+        :param share_noise: Whether an antithetic meta pair shares its inner noise (common random numbers for
+            a fitness whose noise is first-order in the perturbation; the pair's mean cancels that term)
+        :return: (len(candidates), 2 * (n_pairs // len(candidates))) the returns of each candidate's pairs,
+            "+" half first (as rolled out: non-finite returns are left as they are)
         :raises ValueError: if there are more candidates than pairs
         """
         n_candidates = len(candidates)
@@ -408,24 +412,24 @@ class ES(BaseAlgorithm):
         strategy.rescale_last_step(hyperparameters["learning_rate"])
         per_candidate = self.n_pairs // n_candidates
         populations, centres = [], []
-        for first in range(0, n_candidates, 2):
-            shared = strategy.ask(self.noise, self.rng, per_candidate, sigma=1.0)
-            for h in candidates[first : first + 2]:
-                populations.append(Population(shared.noise_indices, h["sigma"]))
-                centres.append(strategy.stepped_centre(h["learning_rate"]))
+        for index, h in enumerate(candidates):
+            if index % 2 == 0 or not share_noise:
+                directions = strategy.ask(self.noise, self.rng, per_candidate, sigma=1.0)
+            populations.append(Population(directions.noise_indices, h["sigma"]))
+            centres.append(strategy.stepped_centre(h["learning_rate"]))
         results = self.evaluate_populations(populations, centres)
         leftover = self.n_pairs - per_candidate * n_candidates
         if leftover:
             populations.append(strategy.ask(self.noise, self.rng, leftover, hyperparameters["sigma"]))
             results += self.evaluate_populations(populations[-1:], [strategy.theta])
-        fitness = np.array([best_of_pairs(result.returns) for result in results[:n_candidates]])
+        candidate_returns = np.stack([result.returns for result in results[:n_candidates]])
         merged = merge_antithetic(results)
         self.hyperparameters = dict(hyperparameters)
         self.update_step(strategy, merge_populations(populations), merged, self.hyperparameters)
         self.last_rollout = merged
         self.generation_done = True
         self.finish_step()
-        return fitness
+        return candidate_returns
 
     # ------------------------------------------------------------------ steps of a generation (subclass hooks)
     def start_generation(self) -> None:
@@ -574,19 +578,6 @@ class ES(BaseAlgorithm):
 
 
 # ---------------------------------------------------------------------- input checks
-def best_of_pairs(returns: np.ndarray) -> float:
-    """
-    :param returns: (2r,) returns of an antithetic population, "+" half first
-    :return: the mean over its pairs of the better of the two returns (non-finite returns ignored; NaN if none is finite)
-    """
-    returns = np.asarray(returns, dtype=np.float64)
-    returns = np.where(np.isfinite(returns), returns, np.nan)
-    half = returns.size // 2
-    best = np.fmax(returns[:half], returns[half:])  # fmax ignores a NaN beside a number
-    best = best[~np.isnan(best)]
-    return float(best.mean()) if best.size else float("nan")
-
-
 def check_at_least_one(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, (int, np.integer)) or value < 1:

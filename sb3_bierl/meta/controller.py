@@ -11,6 +11,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from sb3_bierl.meta.fitness import FITNESS_KINDS, candidate_fitness, pair_fitness, paired_t
 from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory, GenerationSummary
 from sb3_bierl.meta.network import MetaNetwork
 from sb3_bierl.meta.space import HyperparameterSpace
@@ -49,8 +50,11 @@ class BaseMetaController(BaseCallback):
         centre's features are then 0)
     :param max_change: Trust region: each hyperparameter moves by at most this factor per generation
     :param history_length: Generations kept in the fitness history
+    :param fitness: How a candidate's pairs are scored (:func:`~sb3_bierl.meta.fitness.pair_fitness`): ``"mean"``
+        (the return around its stepped centre at its sigma) or ``"best"`` (the better return of each pair)
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
+    :raises ValueError: if ``max_change <= 1`` or ``fitness`` is unknown
     """
 
     def __init__(
@@ -61,12 +65,21 @@ class BaseMetaController(BaseCallback):
         centre_episodes: int = 1,
         max_change: float = 1.25,
         history_length: int = 10,
+        fitness: str = "mean",
         seed: int | None = None,
         verbose: int = 0,
     ):
         super().__init__(verbose)
         if max_change <= 1.0:
             raise ValueError(f"max_change must be > 1 (a factor per generation), got {max_change}")
+        if fitness not in FITNESS_KINDS:
+            raise ValueError(f"fitness must be one of {FITNESS_KINDS}, got {fitness!r}")
+        self.fitness = fitness
+        #: Whether antithetic meta candidates share their inner noise (``ES.meta_generation``): only for "best",
+        #: whose noise is first-order in the perturbation; sharing halves the inner step's distinct directions
+        self.share_noise = fitness == "best"
+        #: (n_trials, pairs per trial) fitness of each pair at the last meta update
+        self.last_pair_fitness: np.ndarray | None = None
         self.space = space
         self.interval = interval
         self.n_trials = n_trials
@@ -95,6 +108,9 @@ class BaseMetaController(BaseCallback):
                 "This meta controller was saved by an earlier sb3-bierl, whose meta level differs: it cannot be "
                 "restored. The model loads with a new meta controller that starts from the initial hyperparameters."
             )
+        state.setdefault("fitness", "best")  # what a controller saved before session 5 used
+        state.setdefault("last_pair_fitness", None)
+        state.setdefault("share_noise", True)
         self.__dict__.update(state)
         self.locals, self.globals, self.parent = {}, {}, None
 
@@ -120,11 +136,14 @@ class BaseMetaController(BaseCallback):
         :param hyperparameters: The generation's own values of the adapted hyperparameters
         :param proposals: Values of the adapted hyperparameters, one dict per trial (pairs ``2k``, ``2k + 1``
             share their noise)
-        :return: the fitnesses (non-finite ones replaced by the worst), or None if none was finite
+        :return: (n_trials,) the fitnesses (each the mean of :attr:`last_pair_fitness`'s row; non-finite ones
+            replaced by the worst), or None if none was finite
         """
         model = self.model
         full = [{**model.hyperparameters, **proposal} for proposal in proposals]
-        clean = finite_or_worst(model.meta_generation({**model.hyperparameters, **hyperparameters}, full))
+        returns = model.meta_generation({**model.hyperparameters, **hyperparameters}, full, share_noise=self.share_noise)
+        self.last_pair_fitness = pair_fitness(returns, self.fitness)
+        clean = finite_or_worst(candidate_fitness(self.last_pair_fitness))
         if clean is not None:
             self.last_fitness = float(np.mean(clean))
         self.n_meta_updates += 1
@@ -227,8 +246,17 @@ class MetaController(BaseMetaController):
     :param trainable: The part of the network the meta ES trains: ``"last_layer"`` (default), ``"bias"`` (the
         last layer's bias: one offset per hyperparameter, on top of what the fixed network reads in the history)
         or ``"all"``
+    :param fitness: How a candidate's pairs are scored: ``"mean"`` or ``"best"`` (see :class:`BaseMetaController`)
+    :param min_significance: The meta ES steps only when an antithetic meta pair's fitness difference has a
+        paired t statistic (:func:`~sb3_bierl.meta.fitness.paired_t`, over the inner pairs the two candidates
+        share) of at least this in absolute value; 0 steps at every update. With two candidates and centred
+        ranks every step has the same length, signal or not: without the test, updates whose difference is
+        noise make the proposals a random walk (issue 9)
+    :param readout_gain: Scale of the initial readout (the generator's last layer) weights; 0 (default): the
+        proposals are the initial values whatever the history until the meta ES trains the readout
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
+    :raises ValueError: on an unknown ``trainable`` or ``fitness``, or ``min_significance < 0``
     """
 
     def __init__(
@@ -245,12 +273,19 @@ class MetaController(BaseMetaController):
         centre_episodes: int = 1,
         max_change: float = 1.25,
         trainable: str = "last_layer",
+        fitness: str = "mean",
+        min_significance: float = 1.0,
+        readout_gain: float = 0.0,
         seed: int | None = None,
         verbose: int = 0,
     ):
-        super().__init__(space, interval, 2 * n_pairs, centre_episodes, max_change, history_length, seed, verbose)
+        super().__init__(space, interval, 2 * n_pairs, centre_episodes, max_change, history_length, fitness, seed, verbose)
         if trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
+        if not np.isfinite(min_significance) or min_significance < 0:
+            raise ValueError(f"min_significance must be a t statistic >= 0, got {min_significance!r}")
+        self.min_significance = float(min_significance)
+        self.n_meta_steps = 0
         self.n_pairs = n_pairs
         self.sigma = sigma
         self.learning_rate = learning_rate
@@ -266,6 +301,7 @@ class MetaController(BaseMetaController):
                 generator_size,
                 initial_unit=space.initial_unit(),
                 history_length=history_length,
+                readout_gain=readout_gain,
             )
         self.set_phi(parameters_to_vector(self.network.parameters()).detach().numpy())
 
@@ -311,9 +347,29 @@ class MetaController(BaseMetaController):
         candidates = self.strategy.candidates(noise, meta_population)
         proposals = [self.within_trust_region(self.propose(c)) for c in candidates]
         fitness = self.evaluate_proposals(hyperparameters, proposals)
-        if fitness is not None:
+        if fitness is not None and self.is_significant():
             self.strategy.tell(noise, meta_population, fitness, self.learning_rate)
+            self.n_meta_steps += 1
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("min_significance", 0.0)  # saved before session 5: it stepped at every update
+        state.setdefault("n_meta_steps", state.get("n_meta_updates", 0))
+        super().__setstate__(state)
+
+    def _on_rollout_end(self) -> None:
+        super()._on_rollout_end()
+        self.logger.record("meta/n_steps", self.n_meta_steps)
+
+    def is_significant(self) -> bool:
+        """:return: whether some antithetic meta pair of the last meta update differs by at least ``min_significance`` (t)"""
+        if self.min_significance == 0.0:
+            return True
+        rows = self.last_pair_fitness
+        return any(abs(paired_t(rows[k], rows[k + 1])) >= self.min_significance for k in range(0, len(rows) - 1, 2))
+
+    def summary(self) -> dict[str, Any]:
+        """:return: the base counters, and the meta ES steps taken (updates that passed ``min_significance``)"""
+        return {**super().summary(), "n_meta_steps": self.n_meta_steps}
     # ------------------------------------------------------------------ warm start
     def save(self, path: str | os.PathLike) -> None:
         """Save the meta network on its own (a warm-start file for another task: see :meth:`load`)."""

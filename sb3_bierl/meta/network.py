@@ -19,8 +19,10 @@ class MetaNetwork(nn.Module):
     :param generator_size: Hidden size of the MLP generator
     :param initial_unit: Outputs proposed at initialisation (the last layer's bias is set to
         reach them from an empty history of ``history_length`` rows, and its weights are scaled
-        down, so the first proposals are the initial values)
+        by ``readout_gain``, so the first proposals are the initial values)
     :param history_length: Length of the history windows the network reads
+    :param readout_gain: Scale of the last layer's initial weights (PyTorch's default initialisation times
+        this); 0: the initial outputs do not depend on the history at all
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class MetaNetwork(nn.Module):
         generator_size: int = 32,
         initial_unit: np.ndarray | None = None,
         history_length: int = 1,
+        readout_gain: float = 0.1,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -49,7 +52,7 @@ class MetaNetwork(nn.Module):
         )
         with th.no_grad():
             last = self.generator[-1]
-            last.weight.mul_(0.1)
+            last.weight.mul_(readout_gain)
             if initial_unit is not None:
                 # an empty (zero) history must map exactly to the initial values
                 target = th.as_tensor(np.arctanh(np.clip(initial_unit, -0.99, 0.99)), dtype=th.float32)

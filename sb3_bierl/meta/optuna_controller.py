@@ -30,6 +30,7 @@ class OptunaController(BaseMetaController):
     :param max_change: Trust region: factor by which a hyperparameter may move per generation
     :param history_length: Generations kept in the fitness history
     :param sampler: An Optuna sampler (default: ``TPESampler(seed=seed)``)
+    :param fitness: How a trial's pairs are scored: ``"mean"`` or ``"best"`` (see :class:`BaseMetaController`)
     :param seed: Seed of the sampler
     :param verbose: Verbosity level
     """
@@ -43,10 +44,11 @@ class OptunaController(BaseMetaController):
         max_change: float = 1.25,
         history_length: int = 10,
         sampler: optuna.samplers.BaseSampler | None = None,
+        fitness: str = "mean",
         seed: int | None = None,
         verbose: int = 0,
     ):
-        super().__init__(space, interval, n_trials, centre_episodes, max_change, history_length, seed, verbose)
+        super().__init__(space, interval, n_trials, centre_episodes, max_change, history_length, fitness, seed, verbose)
         if sampler is None:
             sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=2 * n_trials)
         with quiet_optuna():
