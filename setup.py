@@ -1,5 +1,6 @@
 """
-Packaging is configured in setup.cfg. This file only adds ``sb3_bierl_zoo.pth`` at the root of
+Packaging is configured in setup.cfg. This file gives the packages, with the top-level ``hyperparams/``
+folder (the RL Zoo's layout) installed as ``sb3_bierl.hyperparams``, and adds ``sb3_bierl_zoo.pth`` at the root of
 site-packages, for regular (``pip install .``) and editable (``pip install -e .``) installs alike:
 its one line imports ``sb3_bierl_zoo_hook`` (standard library only) at start-up, which registers
 BiERL and ES with the RL Baselines3 Zoo when, and only when, ``rl_zoo3`` is imported.
@@ -13,7 +14,7 @@ BiERL and ES with the RL Baselines3 Zoo when, and only when, ``rl_zoo3`` is impo
 
 import os
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 PTH_NAME = "sb3_bierl_zoo.pth"
@@ -43,4 +44,8 @@ class build_py_with_pth(build_py):
         return outputs
 
 
-setup(cmdclass={"build_py": build_py_with_pth})
+setup(
+    packages=[*find_packages(include=["sb3_bierl*"]), "sb3_bierl.hyperparams"],
+    package_dir={"sb3_bierl.hyperparams": "hyperparams"},
+    cmdclass={"build_py": build_py_with_pth},
+)

@@ -2,7 +2,7 @@
 Head-to-head benchmark of BiERL and ES against the RL Baselines3 Zoo's algorithms, at equal
 environment steps. Every run is one ``rl_zoo3.train`` subprocess, so PPO, SAC (Stable-Baselines3),
 TRPO, ARS (sb3-contrib) train with the zoo's own hyperparameters and ES, BiERL with
-``sb3_bierl/hyperparams/{es,bierl}.yml``, and all of them are evaluated by the same ``EvalCallback``::
+``hyperparams/{es,bierl}.yml``, and all of them are evaluated by the same ``EvalCallback``::
 
     python -m sb3_bierl.benchmark zoo_configs/small.yml                # CartPole-v1, ~10 min on 2 cores
     python -m sb3_bierl.benchmark zoo_configs/mujoco.yml --jobs 16     # MuJoCo + Box2D (days: see the file)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sb3_bierl.strategies import Adam, NoiseTable, OpenAIES, centered_ranks, finite_or_worst
+from sb3_bierl.strategies import Adam, NoiseTable, OpenAIES, Population, centered_ranks, finite_or_worst
 
 
 def test_centered_ranks_values():
@@ -93,3 +93,21 @@ def test_adam_first_step_is_learning_rate_sized():
     adam = Adam(3)
     step = adam.step(np.array([1.0, -2.0, 0.5]), 0.01)
     np.testing.assert_allclose(step, [0.01, -0.01, 0.01], rtol=1e-4)
+
+
+@pytest.mark.parametrize("sigma", [0.1, np.array([0.05, 0.1, 0.2, 0.4])])
+def test_a_worker_slice_is_bit_identical_to_the_update_s_candidates(sigma):
+    """One construction of candidates (``antithetic_rows``): a worker's rows equal ``OpenAIES.candidates``' rows."""
+    from sb3_bierl.evaluation.workers import population_rows
+    from sb3_bierl.strategies.openai_es import antithetic_rows
+
+    noise = NoiseTable(10_000, seed=0)
+    es = OpenAIES(np.random.default_rng(0).normal(size=7))
+    population = Population(es.ask(noise, np.random.default_rng(1), 4, 1.0).noise_indices, sigma)
+    everything = es.candidates(noise, population)
+    assert everything.dtype == np.float32
+    for start, stop in [(0, 8), (1, 6), (3, 5), (7, 8)]:
+        np.testing.assert_array_equal(antithetic_rows(noise, es.theta, population, np.arange(start, stop)), everything[start:stop])
+    if np.ndim(sigma) == 0:  # the workers' populations have one sigma each
+        spec = [(es.theta, population.noise_indices, sigma)]
+        np.testing.assert_array_equal(population_rows(noise, spec + spec, 6, 11), np.concatenate([everything[6:], everything[:3]]))

@@ -91,6 +91,39 @@ def load_config(run_dir: Path, env_id: str) -> dict:
 
 
 # ---------------------------------------------------------------------- installation
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_hyperparameter_files_have_one_source_the_top_level_folder():
+    """The Zoo's layout: ``hyperparams/`` at the top of the repository, installed as ``sb3_bierl.hyperparams``."""
+    assert (REPOSITORY / "hyperparams" / "bierl.yml").is_file()
+    assert not (REPOSITORY / "sb3_bierl" / "hyperparams").exists(), "a second copy of the hyperparameter files"
+    for algo in ZOO_ALGOS:
+        path = hyperparams_path(algo)
+        assert path.is_file(), f"no hyperparameter file for {algo!r}"
+        if (REPOSITORY / "setup.py").is_file() and Path(sb3_bierl_zoo_hook.__file__).parent == REPOSITORY:  # editable
+            assert path == REPOSITORY / "hyperparams" / f"{algo}.yml"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="building a wheel needs setuptools")
+def test_a_regular_install_ships_the_hyperparameter_files(tmp_path):
+    """``pip install .`` installs the wheel built here: it has every file of ``hyperparams/`` and the zoo hook."""
+    import zipfile
+
+    process = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPOSITORY)],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert process.returncode == 0, process.stderr
+    (wheel,) = tmp_path.glob("sb3_bierl-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for file in (REPOSITORY / "hyperparams").glob("*.yml"):
+        assert f"sb3_bierl/hyperparams/{file.name}" in names
+    assert {"sb3_bierl/hyperparams/__init__.py", "sb3_bierl_zoo.pth", "sb3_bierl/meta/pretrained/meta_controller.pt"} <= names
+
+
 def test_pth_is_installed_and_start_up_stays_cheap(tmp_path):
     site_dirs = {*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
     if site.ENABLE_USER_SITE:

@@ -26,7 +26,6 @@ from sb3_bierl.evaluation.workers import (
     PopulationSpec,
     Request,
     RolloutWorker,
-    SeededNoise,
     check_answer,
     check_batch,
     merge_results,
@@ -253,9 +252,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         :return: their handles, in rank order; stop any started ones before raising
         """
 
+    @abstractmethod
     def _share_noise(self, noise: NoiseTable) -> NoiseSource:
-        """:return: how the workers get ``noise`` (default: each generates its own copy from the seed)"""
-        return SeededNoise(noise.size, noise.seed)
+        """:return: how the workers get ``noise`` (shared memory, the object store...: never a copy per worker)"""
 
     @abstractmethod
     def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:

@@ -14,7 +14,8 @@ from stable_baselines3.common.policies import BasePolicy
 
 from sb3_bierl.evaluation.base import DescriptorFn, RolloutResult, Transitions
 from sb3_bierl.evaluation.in_process import CandidateObsStats, InProcessEvaluator
-from sb3_bierl.strategies import NoiseTable
+from sb3_bierl.strategies import NoiseTable, Population
+from sb3_bierl.strategies.openai_es import antithetic_rows
 
 # One centre, its noise indices and its sigma: what a worker needs to rebuild a population
 PopulationSpec = tuple[np.ndarray, np.ndarray, float]
@@ -73,17 +74,15 @@ def merge_results(results: list[RolloutResult]) -> RolloutResult:
 def population_rows(
     noise: NoiseTable,
     populations: list[PopulationSpec],
-    dim: int,
     start: int,
     stop: int,
 ) -> np.ndarray:
     """
-    Rows ``start:stop`` of the concatenated candidates of several populations, built exactly
-    as :meth:`OpenAIES.candidates` does ("+" half first, float32).
+    Rows ``start:stop`` of the concatenated candidates of several populations, each built by
+    :func:`~sb3_bierl.strategies.openai_es.antithetic_rows` (as :meth:`OpenAIES.candidates`).
 
     :param noise: The noise table
     :param populations: (centre, noise indices, sigma) of each population
-    :param dim: Dimension of the parameter vector
     :param start: First global candidate index
     :param stop: One past the last global candidate index
     """
@@ -93,9 +92,7 @@ def population_rows(
         lo, hi = max(start, offset), min(stop, offset + size)
         if lo < hi:
             local = np.arange(lo - offset, hi - offset)
-            eps = noise.get_batch(indices[local % len(indices)], dim) * sigma
-            plus = (local < len(indices))[:, None]
-            rows.append(np.where(plus, theta + eps, theta - eps).astype(np.float32))
+            rows.append(antithetic_rows(noise, np.asarray(theta), Population(np.asarray(indices), sigma), local))
         offset += size
     return np.concatenate(rows)
 
@@ -113,17 +110,6 @@ def wrap_noise(array: np.ndarray, seed: int) -> NoiseTable:
     table = NoiseTable.__new__(NoiseTable)
     table.size, table.seed, table.noise = len(array), int(seed), array
     return table
-
-
-@dataclass
-class SeededNoise:
-    """The worker generates its own copy of the table from its seed (any transport, ~1 s and 64 MiB each)."""
-
-    size: int
-    seed: int
-
-    def open(self) -> NoiseTable:
-        return NoiseTable(self.size, self.seed)
 
 
 @dataclass
@@ -288,7 +274,7 @@ class RolloutWorker:
         Evaluate candidates ``start:stop`` of the concatenated populations, rebuilt from the noise table.
 
         :param populations: (centre, noise indices, sigma) of each population
-        :param dim: Dimension of the parameter vector
+        :param dim: Dimension of the parameter vector (every centre must have it)
         :param start: First global candidate index
         :param stop: One past the last global candidate index
         :param episode_seeds: (stop - start, n_episodes) episode seeds of these candidates
@@ -299,7 +285,9 @@ class RolloutWorker:
         """
         if self.noise is None:
             raise RuntimeError(f"{self.name} received no noise table")
-        params = population_rows(self.noise, populations, dim, start, stop)
+        if any(np.size(theta) != dim for theta, _, _ in populations):
+            raise ValueError(f"{self.name}: a centre's size differs from the policy's {dim} parameters")
+        params = population_rows(self.noise, populations, start, stop)
         return self.evaluate(
             params,
             episode_seeds,

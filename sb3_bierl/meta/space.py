@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ADAPTABLE = ("sigma", "learning_rate", "weight_decay")
+from sb3_bierl.es.es import ES
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,17 @@ class HyperparameterSpace:
 
     :param bounds: ``{name: (low, high)}``
     :param initial: ``{name: value}``, the starting value of each (must lie inside its bounds)
-    :param adaptable: The names the inner algorithm lets a meta level set
+    :param adaptable: The names the inner algorithm lets a meta level set (default: OpenAI-ES's,
+        ``ES.adaptable_hyperparameters``)
+    :raises ValueError: on empty bounds, a name not in ``adaptable``, bounds that are not ``0 < low < high``
+        and finite, or an initial value outside its bounds
     """
 
     def __init__(
         self,
         bounds: dict[str, tuple[float, float]],
         initial: dict[str, float],
-        adaptable: tuple[str, ...] = ADAPTABLE,
+        adaptable: tuple[str, ...] = ES.adaptable_hyperparameters,
     ):
         if not bounds:
             raise ValueError("hyperparameter_bounds is empty: give at least one of " + ", ".join(adaptable))

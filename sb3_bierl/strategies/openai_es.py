@@ -60,10 +60,8 @@ class OpenAIES:
         return Population(noise.sample_indices(rng, n_pairs, self.dim), float(sigma))
 
     def candidates(self, noise: NoiseTable, population: Population, theta: np.ndarray | None = None) -> np.ndarray:
-        """:return: the 2n candidate vectors (float32), "+" half first"""
-        theta = self.theta if theta is None else theta
-        eps = noise.get_batch(population.noise_indices, self.dim) * sigma_column(population.sigma)
-        return np.concatenate([theta + eps, theta - eps]).astype(np.float32)
+        """:return: the 2n candidate vectors (float32), "+" half first (see :func:`antithetic_rows`)"""
+        return antithetic_rows(noise, self.theta if theta is None else theta, population)
 
     def gradient(
         self, noise: NoiseTable, population: Population, returns: np.ndarray, shaped: bool = False
@@ -132,6 +130,26 @@ class OpenAIES:
 
     def copy(self) -> "OpenAIES":
         return copy.deepcopy(self)
+
+
+def antithetic_rows(noise: NoiseTable, theta: np.ndarray, population: Population, rows: np.ndarray | None = None) -> np.ndarray:
+    """
+    Candidates of an antithetic population: row ``i < n`` is ``theta + sigma_i * eps_i``, row ``n + i`` is
+    ``theta - sigma_i * eps_i``. The one construction of candidates, for the ES update and every rollout
+    backend (a worker builds only its rows), so that all agree to the bit.
+
+    :param noise: The noise table
+    :param theta: (dim,) the centre
+    :param population: The population (one sigma, or one per pair)
+    :param rows: Indices among the ``2 n`` candidates to build (default: all, in order)
+    :return: (len(rows), dim) float32
+    """
+    n = population.n_pairs
+    rows = np.arange(2 * n) if rows is None else np.asarray(rows)
+    pairs, inverse = np.unique(rows % n, return_inverse=True)  # each eps read once, even when both signs are asked
+    sigma = population.sigma if np.ndim(population.sigma) == 0 else np.asarray(population.sigma, dtype=np.float64)[pairs]
+    eps = (noise.get_batch(population.noise_indices[pairs], theta.size) * sigma_column(sigma))[inverse]
+    return np.where((rows < n)[:, None], theta + eps, theta - eps).astype(np.float32)
 
 
 def sigma_column(sigma: float | np.ndarray) -> float | np.ndarray:

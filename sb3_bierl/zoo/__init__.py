@@ -23,12 +23,13 @@ What registration adds, and nothing else:
 - the Optuna samplers and converters of :mod:`sb3_bierl.zoo.hyperparams_opt` in
   ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``;
 - for these algorithms only, in ``ExperimentManager`` (:mod:`sb3_bierl.zoo.exp_manager`):
-  the default hyperparameter file is ``sb3_bierl/hyperparams/{algo}.yml`` (``-conf`` still wins),
+  the default hyperparameter file is ``hyperparams/{algo}.yml`` (the package ``sb3_bierl.hyperparams``) (``-conf`` still wins),
   ``--device auto`` means the CPU, BiERL's ``learning_rate`` stays a number (the zoo turns numbers
   into schedules; BiERL adapts it itself) and ``n_envs`` is 1.
 """
 
 import importlib
+import importlib.resources
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -47,7 +48,8 @@ from sb3_bierl.zoo.hyperparams_opt import (
     sample_nsres_params,
 )
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
+#: The hyperparameter files: the repository's top-level ``hyperparams/``, installed as ``sb3_bierl.hyperparams``
+HYPERPARAMS_DIR = Path(str(importlib.resources.files("sb3_bierl.hyperparams")))
 
 ZOO_ALGOS: dict[str, type[ES]] = ALGORITHMS
 SAMPLERS = {

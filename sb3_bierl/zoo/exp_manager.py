@@ -6,7 +6,7 @@ by sb3-bierl (:func:`sb3_bierl.zoo.zoo_algorithm`); for any other algorithm the 
 unchanged.
 
 - Default hyperparameter file: the zoo looks for ``<rl_zoo3>/hyperparams/{algo}.yml``; without
-  ``-conf`` (and if the zoo has no such file itself) ours is used, shipped in ``sb3_bierl/hyperparams``.
+  ``-conf`` (and if the zoo has no such file itself) ours is used (``hyperparams/``, installed as ``sb3_bierl.hyperparams``).
 - ``--device auto`` (the zoo's default) means the CPU: ES works on flat parameter vectors on the CPU.
   An explicit ``--device`` is passed through.
 - ``learning_rate``: the zoo turns every number into a ``ConstantSchedule`` and ``lin_<x>`` into a
