@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if isinstance(model, BiERL) and model.meta_controller is not None:
         print(
             "Every generation is a meta update: its population is shared among the meta network's proposals of sigma "
-            "and learning rate, and each proposal is scored by the returns of its share (no extra step)."
+            "and learning rate, and each proposal is scored by the returns of its share (no extra step); the meta "
+            "network takes a step when its proposals' scores differ significantly."
         )
     start = time.time()
     model.learn(args.timesteps, callback=ProgressLines(args.timesteps // N_PROGRESS_LINES))
@@ -92,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\nmean return over {args.eval_episodes} episodes: {before:.1f} before training, {after:.1f} ± {after_std:.1f} after")
     summary = f"{model.num_timesteps:,d} steps in {elapsed:.0f} s ({model.num_timesteps / elapsed:,.0f} steps/s)"
     if isinstance(model, BiERL) and model.meta_controller is not None:
-        summary += f", {model.meta_controller.n_meta_updates} meta updates"
+        meta = model.meta_controller
+        summary += f", {meta.n_meta_updates} meta updates"
+        if hasattr(meta, "n_meta_steps"):  # the meta network's (not Optuna's)
+            summary += f" ({meta.n_meta_steps} of them stepped the meta network)"
     print(summary)
     if args.save:
         model.save(args.save)
