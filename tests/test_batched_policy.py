@@ -23,3 +23,19 @@ def test_batched_forward_matches_each_policy_alone(env_id, policy):
         np.testing.assert_allclose(runner._mlp_forward(runner._prepare(params), th.as_tensor(obs)).numpy()[i], generic[i], atol=1e-5)
     # a candidate's action does not depend on its batch: backends that slice the population agree
     np.testing.assert_array_equal(BatchedPolicy(model.policy)(params[2:5].clone(), obs[2:5]), fast[2:5])
+
+
+def test_the_rollout_layer_imports_no_policy_class():
+    """``sb3_bierl.evaluation`` sits below the SB3 glue: a policy declares its fast path (``batched_mlp_spec``)."""
+    import ast
+    from pathlib import Path
+
+    import sb3_bierl.evaluation
+
+    for path in Path(sb3_bierl.evaluation.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            for name in names:
+                assert not name.startswith(("sb3_bierl.es", "sb3_bierl.bierl", "sb3_bierl.meta", "sb3_contrib")), (path.name, name)

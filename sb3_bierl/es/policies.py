@@ -8,8 +8,11 @@ from gymnasium import spaces
 from sb3_contrib.ars.policies import ARSPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space, preprocess_obs
 from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
+
+from sb3_bierl.evaluation.batched_policy import BatchedMlpSpec
 
 
 class ESPolicy(ARSPolicy):
@@ -83,6 +86,29 @@ class ESPolicy(ARSPolicy):
         with th.no_grad():
             features = preprocess_obs(th.as_tensor(np.asarray(obs)), self.observation_space, self.normalize_images)
         return features.reshape(len(obs), -1).numpy()
+
+    def batched_mlp_spec(self) -> BatchedMlpSpec | None:
+        """
+        What the rollout layer's fast batched paths need (:class:`~sb3_bierl.evaluation.BatchedPolicy`): the
+        ``action_net`` layers, whether the features are the flattened observations, and the normalisation.
+
+        :return: the declaration, or None when a subclass changes the forward pass (the generic path then runs it)
+        """
+        if type(self).forward is not ARSPolicy.forward:
+            return None
+        numpy_ready = (
+            self.preprocessing_is_identity
+            and type(self).extract_features is ESPolicy.extract_features
+            and isinstance(self.features_extractor, FlattenExtractor)
+        )
+        normalised = self.normalize_observations
+        return BatchedMlpSpec(
+            layers=[(f"action_net.{i}", module) for i, module in enumerate(self.action_net)],
+            numpy_ready=numpy_ready,
+            obs_mean=self.obs_mean if normalised else None,
+            obs_std=self.obs_std if normalised else None,
+            clip_obs=self.clip_obs if normalised else np.inf,
+        )
 
     def set_obs_statistics(self, obs_rms: RunningMeanStd, epsilon: float = 1e-8) -> None:
         """Copy running statistics into the buffers used by the forward pass."""

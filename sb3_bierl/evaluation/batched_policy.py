@@ -1,13 +1,36 @@
 """One forward pass for a whole population of parameter vectors."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from sb3_contrib.ars.policies import ARSPolicy as ESPolicyForward
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 from torch.func import functional_call, vmap
+
+
+@dataclass
+class BatchedMlpSpec:
+    """
+    What a policy declares so that the fast batched paths apply to it, through a method
+    ``batched_mlp_spec() -> BatchedMlpSpec | None`` (:meth:`sb3_bierl.es.policies.ESPolicy.batched_mlp_spec`):
+    the rollout layer knows no policy class. Without it, the generic ``vmap`` path runs any SB3 policy.
+
+    :param layers: ``(name, module)`` of the layers that map the (normalised) features to the raw action, in
+        order; their parameters must be all of the policy's
+    :param numpy_ready: Whether the features are the observations flattened (no other preprocessing), so that
+        the numpy path may run the whole forward pass
+    :param obs_mean: (features,) buffer the features are normalised with, or None (no normalisation)
+    :param obs_std: (features,) buffer, with ``obs_mean``
+    :param clip_obs: Clip of the normalised features, with ``obs_mean``
+    """
+
+    layers: list[tuple[str, nn.Module]]
+    numpy_ready: bool = False
+    obs_mean: th.Tensor | None = None
+    obs_std: th.Tensor | None = None
+    clip_obs: float = np.inf
 
 
 class BatchedPolicy:
@@ -31,10 +54,12 @@ class BatchedPolicy:
             return functional_call(policy, params, (obs.unsqueeze(0),)).squeeze(0)
 
         self._vmap_forward = vmap(single)
-        self._mlp = _mlp_layers(policy)
+        declare = getattr(policy, "batched_mlp_spec", None)
+        self._spec: BatchedMlpSpec | None = declare() if callable(declare) else None
+        self._mlp = _mlp_layers(policy, self._spec)
         self._forward = self._mlp_forward if self._mlp is not None else self._vmap_forward
         # numpy fast path: a few small ops per step cost a third of torch's per-op overhead
-        self._numpy_mlp = _numpy_layers(policy, self._mlp)
+        self._numpy_mlp = _numpy_layers(self._spec, self._mlp)
         # observations as the policy's statistics see them: a plain flatten unless SB3's preprocessing changes them
         self._plain_features = not hasattr(policy, "obs_features") or policy.preprocessing_is_identity
         self._cached_params: th.Tensor | None = None
@@ -70,18 +95,19 @@ class BatchedPolicy:
                     for name, tensor in split.items()
                     if name.endswith((".weight_t", ".bias"))
                 }
-                self._numpy_split["obs_mean"] = self.policy.obs_mean.numpy()
-                self._numpy_split["obs_std"] = self.policy.obs_std.numpy()
+                if self._spec.obs_mean is not None:
+                    self._numpy_split["obs_mean"] = self._spec.obs_mean.numpy()
+                    self._numpy_split["obs_std"] = self._spec.obs_std.numpy()
             self._cached_params, self._cached_split = params, split
         return self._cached_split
 
     def _numpy_forward(self, obs: np.ndarray) -> np.ndarray:  # obs: raw or features (the same here)
         """The MLP fast path in numpy: one batched ``matmul`` per layer (each candidate's product is
         computed on its own, so its actions do not depend on its batch)."""
-        policy, weights = self.policy, self._numpy_split
+        spec, weights = self._spec, self._numpy_split
         x = np.asarray(obs, dtype=np.float32).reshape(len(obs), 1, -1)
-        if policy.normalize_observations:
-            x = np.clip((x - weights["obs_mean"]) / weights["obs_std"], -policy.clip_obs, policy.clip_obs)
+        if spec.obs_mean is not None:
+            x = np.clip((x - weights["obs_mean"]) / weights["obs_std"], -spec.clip_obs, spec.clip_obs)
         for kind, name in self._numpy_mlp:
             if kind == "linear":
                 x = np.matmul(x, weights[f"{name}.weight_t"])
@@ -132,13 +158,12 @@ class BatchedPolicy:
 ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.SiLU, nn.GELU, nn.Identity)
 
 
-def _mlp_layers(policy: BasePolicy) -> list[tuple[str, nn.Module]] | None:
-    """:return: the ``action_net`` layers of an ARS-style MLP policy whose only parameters are in
-    those layers, or None when the generic vmap path is needed"""
-    action_net = getattr(policy, "action_net", None)
-    if not isinstance(action_net, nn.Sequential) or type(policy).forward is not ESPolicyForward.forward:
+def _mlp_layers(policy: BasePolicy, spec: BatchedMlpSpec | None) -> list[tuple[str, nn.Module]] | None:
+    """:return: the declared MLP layers when they are Linear and elementwise layers holding all the policy's
+    parameters, or None when the generic vmap path is needed"""
+    if spec is None:
         return None
-    layers = [(f"action_net.{i}", module) for i, module in enumerate(action_net)]
+    layers = list(spec.layers)
     if not all(isinstance(module, (nn.Linear, *ELEMENTWISE)) for _, module in layers):
         return None
     mlp_params = {f"{name}.{p}" for name, module in layers for p, _ in module.named_parameters()}
@@ -150,17 +175,11 @@ def _mlp_layers(policy: BasePolicy) -> list[tuple[str, nn.Module]] | None:
 NUMPY_ACTIVATIONS: dict[type[nn.Module], str] = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.Identity: "identity"}
 
 
-def _numpy_layers(policy: BasePolicy, mlp: list[tuple[str, nn.Module]] | None) -> list[tuple[str, str]] | None:
-    """:return: ``(kind, name)`` of each layer for the numpy path, or None when it does not apply: only
-    an :class:`~sb3_bierl.es.policies.ESPolicy` on flat Box observations (its own normalisation, a
-    plain flatten: no image scaling), whose MLP uses Linear, Tanh, ReLU and Identity layers"""
-    from sb3_bierl.es.policies import ESPolicy  # the evaluation layer knows the policy only here
-
-    if mlp is None or not isinstance(policy, ESPolicy) or not policy.preprocessing_is_identity:
-        return None
-    if type(policy).extract_features is not ESPolicy.extract_features or not isinstance(
-        policy.features_extractor, FlattenExtractor
-    ):
+def _numpy_layers(spec: BatchedMlpSpec | None, mlp: list[tuple[str, nn.Module]] | None) -> list[tuple[str, str]] | None:
+    """:return: ``(kind, name)`` of each layer for the numpy path, or None when it does not apply: the policy
+    declares flat observation features (``numpy_ready``: its own normalisation, no image scaling), and its MLP
+    uses Linear, Tanh, ReLU and Identity layers"""
+    if mlp is None or spec is None or not spec.numpy_ready:
         return None
     layers = []
     for name, module in mlp:
