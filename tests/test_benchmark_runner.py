@@ -1,7 +1,8 @@
 """
-The head-to-head runner ``python -m sb3_bierl.benchmark CONFIG``, run as a user runs it: real
-``rl_zoo3.train`` trainings (tiny: CartPole-v1, 1000 steps) in subprocesses, then its records,
-``results.md`` and plots; a second run that skips what is done; a failing run; ``--dry-run``.
+The head-to-head runner ``python -m sb3_bierl.benchmarks.head_to_head CONFIG``, run as a user runs it:
+real ``rl_zoo3.train`` trainings (tiny: CartPole-v1, 1000 steps) in subprocesses, then its records,
+``results.md`` and plots; a second run that skips what is done; a failing run; ``--dry-run``; the old
+name ``python -m sb3_bierl.benchmark``.
 
 As in ``test_zoo.py``, rl_zoo3 is never imported in the test process (it patches gymnasium's
 ``TimeLimit`` for the whole process), so the module is skipped with ``find_spec``.
@@ -22,7 +23,7 @@ import yaml
 if importlib.util.find_spec("rl_zoo3") is None:  # same as pytest.importorskip("rl_zoo3"), without importing it
     pytest.skip('rl_zoo3 is not installed (pip install -e ".[zoo]")', allow_module_level=True)
 
-from sb3_bierl.benchmark import (
+from sb3_bierl.benchmarks.head_to_head import (
     ConfigError,
     aggregate,
     expand_runs,
@@ -57,10 +58,10 @@ def write_config(folder: Path, name: str, **config) -> Path:
 
 
 def run_benchmark(config: Path, cwd: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """``python -m sb3_bierl.benchmark CONFIG ARGUMENTS`` in a fresh interpreter, output captured."""
+    """``python -m sb3_bierl.benchmarks.head_to_head CONFIG ARGUMENTS`` in a fresh interpreter, output captured."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "sb3_bierl.benchmark", str(config), *arguments],
+        [sys.executable, "-m", "sb3_bierl.benchmarks.head_to_head", str(config), *arguments],
         cwd=cwd, env=environment, capture_output=True, text=True, timeout=TIMEOUT, check=False,
     )  # fmt: skip
 
@@ -166,6 +167,18 @@ def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path):
     assert sorted(str(path.relative_to(tmp_path)) for path in (tmp_path / log_folder).rglob("*")) == [
         str(log_folder / "hyperparams"), str(log_folder / "hyperparams" / "ppo.yml"),
     ]  # fmt: skip
+
+
+def test_the_old_name_still_works():
+    """``sb3_bierl.benchmark``, the runner's old name: same command (no warning), same names."""
+    from sb3_bierl import benchmark as old_module
+    from sb3_bierl.benchmarks import head_to_head
+
+    command = [sys.executable, "-m", "sb3_bierl.benchmark", "--help"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert process.returncode == 0 and process.stderr == "", describe(process)
+    assert process.stdout.startswith("usage: python -m sb3_bierl.benchmarks.head_to_head ")
+    assert old_module.__all__ == head_to_head.__all__ and old_module.load_config is load_config
 
 
 # ---------------------------------------------------------------------- in-process pieces (no training)
