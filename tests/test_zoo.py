@@ -296,6 +296,28 @@ def test_explicit_entry_point_without_the_hook(tmp_path):
     assert plain.returncode != 0 and "invalid choice: 'es'" in plain.stderr
 
 
+@pytest.mark.skipif(importlib.util.find_spec("psutil") is None, reason="the CPU-time budget needs psutil")
+@pytest.mark.parametrize("algo", ["ppo", "bierl"])
+def test_the_zoo_loads_the_cpu_time_budget_from_a_hyperparameter_file(tmp_path, algo):
+    """The campaign's budget (issue 13) is an SB3 callback the zoo reads from the ``callback:`` key."""
+    conf = tmp_path / "budget.yml"
+    conf.write_text(
+        "CartPole-v1:\n"
+        "  policy: MlpPolicy\n"
+        "  n_timesteps: !!float 1e8\n"
+        "  callback:\n"
+        "    - sb3_bierl.benchmarks.cpu_budget.CPUTimeBudget:\n"
+        "        budget_s: 3\n"
+        "        verbose: 1\n"
+    )
+    process = run_python(
+        ["-m", "rl_zoo3.train", "--algo", algo, "--env", "CartPole-v1", "-conf", str(conf), "-f", "logs",
+         "--seed", "0", "--num-threads", "1", "--eval-freq", "-1"],
+        tmp_path,
+    )
+    assert "CPU-time budget of 3 s reached" in process.stdout
+
+
 @pytest.mark.parametrize(
     "algo, env_id, params",
     [
