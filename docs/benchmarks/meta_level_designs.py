@@ -1,0 +1,66 @@
+"""
+BiERL's meta level before and after session 5, against ES, on the issue-9 suite at the defaults (rliable).
+
+Reads the per-run files of ``python -m sb3_bierl.benchmarks.meta_level`` from two folders: the runs of the design
+before session 5 (``meta_level_runs/``, commit e136131) and of the current one (``meta_level_session5_runs/``,
+commit 2f1cb9e; its ES runs are copies of the first folder's, which the current code reproduces exactly).
+Run from this folder: ``python meta_level_designs.py`` (prints Markdown).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
+from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS
+
+HERE = Path(__file__).resolve().parent
+FOLDERS = {"before": HERE / "meta_level_runs", "session 5": HERE / "meta_level_session5_runs"}
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def finals(folder: Path, algo: str) -> dict[tuple[str, int], float]:
+    """:return: ``{(env, seed): final return}`` of one algorithm's runs in a folder"""
+    out = {}
+    for path in folder.glob(f"{algo}_*.json"):
+        record = json.loads(path.read_text())
+        if record["algo"] == algo:
+            out[(record["env"], record["seed"])] = record["eval_mean"]
+    return out
+
+
+def matrix(values: dict[tuple[str, int], float], envs: list[str]) -> np.ndarray:
+    """:return: (seeds, tasks) final returns"""
+    return np.array([[values[(env, seed)] for env in envs] for seed in SEEDS])
+
+
+def main() -> None:
+    es = finals(FOLDERS["before"], "es")
+    designs = {label: finals(folder, "bierl") for label, folder in FOLDERS.items()}
+    envs = [env for env in SUITE_BUDGETS if all((env, s) in d for d in (es, *designs.values()) for s in SEEDS)]
+    print("| Task | ES | BiERL before session 5 | BiERL session 5 |")
+    print("|---|---|---|---|")
+    for env in envs:
+        cells = []
+        for values in (es, *designs.values()):
+            iqm, low, high = iqm_interval([values[(env, s)] for s in SEEDS])
+            cells.append(f"{iqm:.1f} [{low:.1f}, {high:.1f}]")
+        print(f"| {env} | " + " | ".join(cells) + " |")
+    print()
+    print(f"Probability of improvement over the {len(envs)} tasks, 5 seeds each (rliable, 95% stratified-bootstrap interval):")
+    print()
+    print("| Comparison | P(X > Y) [95% CI] |")
+    print("|---|---|")
+    pairs = [
+        ("BiERL session 5", designs["session 5"], "ES", es),
+        ("BiERL before session 5", designs["before"], "ES", es),
+        ("BiERL session 5", designs["session 5"], "BiERL before session 5", designs["before"]),
+    ]
+    for x_label, x, y_label, y in pairs:
+        p, low, high = improvement_probability(matrix(x, envs), matrix(y, envs))
+        print(f"| {x_label} > {y_label} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+
+
+if __name__ == "__main__":
+    main()
