@@ -45,8 +45,9 @@ class BiERL(ES):
 
     It trains its own weights by ES every ``meta_interval`` generations, from the first one, at no
     extra step: that generation's population is shared among ``2 * meta_n_pairs`` meta candidates, each
-    scored by the return reached after its inner step and a step of its sigma (the truncated fitness,
-    ``ES.meta_generation``), and every rollout still moves the inner level. The only extra steps are
+    scored by the mean return of its pairs around its stepped centre (the truncated fitness,
+    ``ES.meta_generation`` and ``sb3_bierl.meta.fitness``), and every rollout still moves the inner level;
+    the meta network steps only when its candidates differ significantly (``meta_min_significance``). The only extra steps are
     ``meta_centre_episodes`` rollouts of the centre per generation, which feed the meta features (about 3%
     of the steps at the defaults; logged as ``meta/step_overhead``). All steps count in ``num_timesteps``.
 

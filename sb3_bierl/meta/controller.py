@@ -223,9 +223,9 @@ class MetaController(BaseMetaController):
 
     Meta update (README, "How the code maps onto the paper"): ``n_pairs`` antithetic perturbations ``phi +- sigma * delta`` of the
     trained part of the network each propose ``h_j``; the generation is shared among them
-    (:meth:`BaseMetaController.evaluate_proposals`: the truncated fitness of ``h_j`` is the return reached
-    after its inner step and one step of its sigma, from its share of the generation's rollouts);
-    ``phi`` takes an OpenAI-ES step on the centred ranks.
+    (:meth:`BaseMetaController.evaluate_proposals`: the truncated fitness of ``h_j`` comes from its share of
+    the generation's rollouts, around the centre its learning rate gives the last inner step, at its sigma);
+    ``phi`` takes an OpenAI-ES step on the centred ranks when the twins differ significantly (``min_significance``).
 
     Online, ES trains only the generator's last layer (``trainable="last_layer"``, about 70 weights for two
     hyperparameters): with a few candidates per generation, ES on the whole network (about 2k weights) learns
