@@ -108,10 +108,15 @@ def test_hyperparameter_files_have_one_source_the_top_level_folder():
 @pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="building a wheel needs setuptools")
 def test_a_regular_install_ships_the_hyperparameter_files(tmp_path):
     """``pip install .`` installs the wheel built here: it has every file of ``hyperparams/`` and the zoo hook."""
+    import shutil
     import zipfile
 
+    # built from a copy: setuptools builds in the source tree (build/, *.egg-info), which must stay clean
+    source = tmp_path / "source"
+    junk = shutil.ignore_patterns(".git", ".ci-venv", "bench_results", "build", "*.egg-info", "docs", "logs", "__pycache__")
+    shutil.copytree(REPOSITORY, source, ignore=junk)
     process = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPOSITORY)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=SUBPROCESS_TIMEOUT,
