@@ -7,12 +7,12 @@ commit 2f1cb9e; its ES runs are copies of the first folder's, which the current 
 Run from this folder: ``python meta_level_designs.py`` (prints Markdown).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
+from sb3_bierl.benchmarks.compare import load_records
 from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS
 
 HERE = Path(__file__).resolve().parent
@@ -22,12 +22,7 @@ SEEDS = (0, 1, 2, 3, 4)
 
 def finals(folder: Path, algo: str) -> dict[tuple[str, int], float]:
     """:return: ``{(env, seed): final return}`` of one algorithm's runs in a folder"""
-    out = {}
-    for path in folder.glob(f"{algo}_*.json"):
-        record = json.loads(path.read_text())
-        if record["algo"] == algo:
-            out[(record["env"], record["seed"])] = record["eval_mean"]
-    return out
+    return {(r["env"], r["seed"]): r["eval_mean"] for r in load_records(folder) if r["algo"] == algo}
 
 
 def matrix(values: dict[tuple[str, int], float], envs: list[str]) -> np.ndarray:

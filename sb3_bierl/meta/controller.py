@@ -370,6 +370,7 @@ class MetaController(BaseMetaController):
     def summary(self) -> dict[str, Any]:
         """:return: the base counters, and the meta ES steps taken (updates that passed ``min_significance``)"""
         return {**super().summary(), "n_meta_steps": self.n_meta_steps}
+
     # ------------------------------------------------------------------ warm start
     def save(self, path: str | os.PathLike) -> None:
         """Save the meta network on its own (a warm-start file for another task: see :meth:`load`)."""

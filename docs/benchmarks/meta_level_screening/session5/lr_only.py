@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
+from sb3_bierl.benchmarks.compare import load_records
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2, 3, 4)
@@ -18,12 +19,7 @@ ENVS = ("Pendulum-v1", "LunarLanderContinuous-v3", "Swimmer-v5", "Hopper-v5", "H
 
 
 def suite_runs(folder: Path, algo: str) -> dict[tuple[str, int], float]:
-    out = {}
-    for path in folder.glob(f"{algo}_*.json"):
-        record = json.loads(path.read_text())
-        if record["algo"] == algo:
-            out[(record["env"], record["seed"])] = record["eval_mean"]
-    return out
+    return {(r["env"], r["seed"]): r["eval_mean"] for r in load_records(folder) if r["algo"] == algo}
 
 
 lr_only = {}

@@ -4,7 +4,7 @@ import json, sys, time, os
 import numpy as np, torch as th
 from sb3_bierl import BiERL, ES
 from sb3_bierl.benchmarks.compare import evaluate_final
-from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS
+from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, make_generation_trace
 th.set_num_threads(1)
 out, tag, env_id, seed, sf, lf = sys.argv[1:7]
 extra = {k: eval(v) for k, v in (a.split("=", 1) for a in sys.argv[7:])}
@@ -17,13 +17,9 @@ cls = ES if tag == "es" else BiERL
 model = cls("MlpPolicy", env_id, seed=seed, n_workers=1, sigma=0.02 * float(sf), learning_rate=0.01 * float(lf), **extra)
 if share is not None:
     model.meta_controller.share_noise = bool(share)
-trace = []
-from stable_baselines3.common.callbacks import BaseCallback
-class T(BaseCallback):
-    def _on_step(self): return True
-    def _on_rollout_end(self):
-        trace.append([self.model.num_timesteps, self.model.hyperparameters["sigma"], self.model.hyperparameters["learning_rate"]])
-model.learn(SUITE_BUDGETS[env_id], callback=T())
+trace = make_generation_trace()  # rows: steps, sigma, learning rate, population mean return, meta updates
+model.learn(SUITE_BUDGETS[env_id], callback=trace)
+trace = trace.rows
 ev = evaluate_final(model, env_id, seed, 10).tolist()
 meta = model.meta_controller.summary() if getattr(model, "meta_controller", None) else {}
 rec = dict(tag=tag, env=env_id, seed=seed, sf=float(sf), lf=float(lf), share=share, extra={k: str(v) for k, v in extra.items()}, final=ev, steps=model.num_timesteps, seconds=time.time() - t, meta=meta, trace=trace)
