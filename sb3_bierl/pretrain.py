@@ -1,102 +1,84 @@
 """
-Pre-train the BiERL meta controller on simple tasks, for a warm start on harder ones.
+Pre-train the BiERL meta controller on whole runs of a suite of cheap tasks (issue 10), for a warm start on others.
 
-    python -m sb3_bierl.pretrain --env Pendulum-v1 --env Swimmer-v5 --timesteps 300000 --output controller.pt
+    python -m sb3_bierl.pretrain --out pretrain_runs/default --generations 60 --n-processes 2
 
-The controller trains on each task in turn (``--rounds`` times over the list), carried from one
-BiERL run to the next; the file it writes is then used with
-``BiERL(..., meta_warm_start="controller.pt")``. The controller shipped with the package
-(``meta_warm_start="pretrained"``) was written by this command; its file records the command's arguments.
+ES on the controller's weights: every meta generation, each candidate drives whole BiERL runs (random starts of
+sigma and the learning rate, common random numbers across candidates) and is scored by the normalised late
+training curve of the run's centre (``sb3_bierl.pretraining``). Resumable: run the same command again to continue
+from ``<out>/checkpoint.pkl``. ``<out>/controller.pt`` (the centre, rewritten every meta generation) is the
+warm-start file: ``BiERL(..., meta_warm_start="<out>/controller.pt")``; it records this command, the commit and
+the meta-training curve (``<out>/curve.png`` plots it). The controller shipped with the package
+(``meta_warm_start="pretrained"``) was written by this command.
 """
 
 import argparse
 import pathlib
+import shutil
 import sys
-import tempfile
-import time
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import torch as th
 
-from sb3_bierl.bierl.bierl import BiERL
-from sb3_bierl.meta.warm_start import save_controller
-
-
-def pretrain(
-    env_ids: list[str],
-    timesteps: int,
-    output: str | pathlib.Path,
-    rounds: int = 1,
-    seed: int = 0,
-    meta_interval: int = 1,
-    init: str | None = None,
-    bierl_kwargs: dict[str, Any] | None = None,
-    verbose: int = 1,
-    command: str | None = None,
-) -> pathlib.Path:
-    """
-    Train one meta controller on ``env_ids`` in turn and save it to ``output``.
-
-    :param env_ids: The pre-training tasks
-    :param timesteps: Environment steps per task and round (meta level included)
-    :param output: The controller file to write
-    :param rounds: Passes over the list of tasks
-    :param seed: Seed of the first run (each run adds one)
-    :param meta_interval: Inner generations between meta updates (1: as much meta training as possible)
-    :param init: A controller file to start from (default: a new network)
-    :param bierl_kwargs: Other BiERL arguments (the same ones must be used when warm-starting)
-    :param verbose: 1 prints a line per run
-    :param command: The command line that asked for it, recorded in the file
-    :return: the path of the written file
-    """
-    output = pathlib.Path(output)
-    kwargs = dict(bierl_kwargs or {})
-    history = []
-    with tempfile.TemporaryDirectory() as tmp:
-        current = init
-        for round_ in range(rounds):
-            for k, env_id in enumerate(env_ids):
-                run_seed = seed + round_ * len(env_ids) + k
-                start = time.time()
-                model = BiERL("MlpPolicy", env_id, meta_interval=meta_interval, meta_warm_start=current, seed=run_seed, **kwargs)
-                model.learn(timesteps)
-                current = str(pathlib.Path(tmp) / f"controller_{round_}_{k}.pt")
-                record = {"env": env_id, "timesteps": timesteps, "seed": run_seed, "meta_updates": model.meta_controller.n_meta_updates}
-                history.append(record)
-                save_controller(model.meta_controller, current, {"pretrained_on": list(history)})
-                if verbose:
-                    final = model.last_rollout.returns.mean()
-                    print(
-                        f"round {round_ + 1}/{rounds}  {env_id:<28s} {model.meta_controller.n_meta_updates:4d} meta updates  "
-                        f"final population mean return {final:9.1f}  ({time.time() - start:.0f} s)",
-                        flush=True,
-                    )
-        metadata = {"pretrained_on": history, "command": command or ""}
-        save_controller(model.meta_controller, output, metadata)
-    return output
+from sb3_bierl.pretraining.meta_trainer import CONTROLLER, MetaTrainer
+from sb3_bierl.pretraining.plots import plot_curve
+from sb3_bierl.pretraining.suite import DEFAULT_SUITE, resolve_suite
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", action="append", required=True, help="A pre-training task (repeat the option)")
-    parser.add_argument("--timesteps", type=int, default=200_000, help="Environment steps per task and round")
-    parser.add_argument("--rounds", type=int, default=1, help="Passes over the tasks")
+    parser.add_argument("--out", required=True, help="Folder of the checkpoint, the controller file and the curve")
+    parser.add_argument("--generations", type=int, default=60, help="Meta generations in all (a resumed run counts those done)")
+    parser.add_argument("--env", action="append", default=None, help=f"A pre-training task (repeat; default: {[t.env_id for t in DEFAULT_SUITE]})")
+    parser.add_argument("--n-pairs", type=int, default=4, help="Antithetic pairs of candidate controllers per meta generation")
+    parser.add_argument("--sigma", type=float, default=0.1, help="Noise std on the trained weights")
+    parser.add_argument("--learning-rate", type=float, default=0.02, help="Adam step size of the meta ES")
+    parser.add_argument("--tasks-per-generation", type=int, default=2)
+    parser.add_argument("--start-spread", type=float, default=2 / 3, help="Random starts: share of the bounds' unit scale (0: defaults)")
+    parser.add_argument("--trainable", default="last_layer", choices=["last_layer", "bias", "all"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--meta-interval", type=int, default=1, help="Inner generations between meta updates")
     parser.add_argument("--init", default=None, help="Controller file to start from")
-    parser.add_argument("--n-workers", type=int, default=None, help="Rollout workers per run (default: BiERL's, the usable cores)")
-    parser.add_argument("--output", required=True, help="Controller file to write (.pt)")
+    parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel (each with one rollout worker)")
+    parser.add_argument("--output", default=None, help="Also copy the final controller file there")
+    parser.add_argument("--no-progress-bar", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.timesteps < 1 or args.rounds < 1 or (args.n_workers is not None and args.n_workers < 1):
-        parser.error("--timesteps, --rounds and --n-workers must be at least 1")
+    if args.generations < 1 or args.n_processes < 1:
+        parser.error("--generations and --n-processes must be at least 1")
+    try:
+        suite = resolve_suite(args.env)
+        trainer = MetaTrainer(
+            args.out,
+            suite,
+            n_pairs=args.n_pairs,
+            sigma=args.sigma,
+            learning_rate=args.learning_rate,
+            tasks_per_generation=args.tasks_per_generation,
+            start_spread=args.start_spread,
+            trainable=args.trainable,
+            seed=args.seed,
+            init=args.init,
+            metadata={"command": " ".join(["python -m sb3_bierl.pretrain", *argv])},
+        )
+    except ValueError as error:
+        parser.error(str(error))
     th.set_num_threads(1)
-    command = " ".join(["python -m sb3_bierl.pretrain", *argv])
-    bierl_kwargs = {} if args.n_workers is None else {"n_workers": args.n_workers}
-    path = pretrain(
-        args.env, args.timesteps, args.output, args.rounds, args.seed, args.meta_interval, args.init, bierl_kwargs, command=command
-    )
-    print(f"Saved the meta controller to {path}: use BiERL(..., meta_warm_start={str(path)!r})")
+    from stable_baselines3.common.logger import configure
+
+    logger = configure(str(pathlib.Path(args.out) / "logs" / f"from_generation_{trainer.generation}"), ["stdout", "csv"])
+    if args.n_processes == 1:
+        trainer.train(args.generations, None, not args.no_progress_bar, logger)
+    else:
+        with ProcessPoolExecutor(args.n_processes, mp_context=get_context("spawn")) as executor:
+            trainer.train(args.generations, executor, not args.no_progress_bar, logger)
+    controller = pathlib.Path(args.out) / CONTROLLER
+    if plot_curve(trainer.records, pathlib.Path(args.out) / "curve.png"):
+        print(f"Meta-training curve: {pathlib.Path(args.out) / 'curve.png'}")
+    if args.output:
+        shutil.copyfile(controller, args.output)
+        controller = pathlib.Path(args.output)
+    print(f"Saved the meta controller to {controller}: use BiERL(..., meta_warm_start={str(controller)!r})")
 
 
 if __name__ == "__main__":

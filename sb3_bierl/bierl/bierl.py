@@ -35,6 +35,22 @@ DEFAULT_BOUND_FACTOR = 8.0
 INNER_ALGORITHMS = ("es", "nsr_es", "nsra_es", "esac")
 
 
+def check_inside_saved_bounds(path: str | pathlib.Path, bounds: dict[str, tuple[float, float]], initial: dict[str, Any]) -> None:
+    """
+    :param path: The warm-start controller file
+    :param bounds: Its bounds, ``{name: (low, high)}``
+    :param initial: The model's initial hyperparameters
+    :raises ValueError: if an initial value lies outside the controller's bounds
+    """
+    for name, (low, high) in bounds.items():
+        value = initial.get(name)
+        if isinstance(value, (int, float)) and not low <= value <= high:
+            raise ValueError(
+                f"{name}={value} lies outside the bounds ({low}, {high}) of the warm-start controller {str(path)!r}: "
+                "start inside them, or pass hyperparameter_bounds to use the controller on another scale"
+            )
+
+
 class BiERL(ES):
     """
     BiERL (Wang et al. 2023, https://arxiv.org/abs/2308.01207): the inner level is OpenAI-ES
@@ -75,7 +91,8 @@ class BiERL(ES):
     :param meta_warm_start: Start the meta network from a saved controller: a file written by
         ``MetaController.save`` or ``python -m sb3_bierl.pretrain``, or ``"pretrained"`` for the one
         shipped with the package (its encoder and sizes replace ``meta``, ``meta_history_length``
-        and ``meta_hidden_size``)
+        and ``meta_hidden_size``; without ``hyperparameter_bounds``, its bounds are used: the scale it reads
+        and sets the hyperparameters on)
     :param meta_history_length: Generations the encoder reads
     :param meta_hidden_size: Encoder size
     :param meta_interval: Inner generations between two meta updates (1: every generation)
@@ -87,8 +104,10 @@ class BiERL(ES):
         (its return and rank among its perturbations); 0 saves those steps and leaves the features at 0
     :param meta_max_change: Trust region: the factor by which an adapted hyperparameter may move per generation
     :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer, the
-        default: few enough weights to learn within one run), ``"bias"`` (its bias alone: one offset per
-        adapted hyperparameter) or ``"all"``
+        default without ``meta_warm_start``: few enough weights to learn within one run; with it, the default is
+        what the controller file records, ``"none"`` for one written by ``python -m sb3_bierl.pretrain``), ``"bias"`` (its bias alone: one offset per
+        adapted hyperparameter), ``"all"``, or ``"none"``: no meta update, the network only proposes (how a
+        controller pre-trained by ``python -m sb3_bierl.pretrain`` is meant to run)
     :param meta_fitness: How a meta candidate's share of the generation is scored: ``"mean"`` (the mean return
         of its pairs: the return around its stepped centre at its sigma) or ``"best"`` (the better return of each
         pair, biased towards large sigma); see :func:`sb3_bierl.meta.fitness.pair_fitness`
@@ -120,7 +139,7 @@ class BiERL(ES):
         meta_learning_rate: float = 0.03,
         meta_centre_episodes: int = 1,
         meta_max_change: float = 1.25,
-        meta_trainable: str = "last_layer",
+        meta_trainable: str | None = None,
         meta_fitness: str = "mean",
         meta_min_significance: float = 1.0,
         meta_encoder: str | None = None,
@@ -144,7 +163,15 @@ class BiERL(ES):
         if meta_warm_start is not None:
             if meta in ("optuna", "none"):
                 raise ValueError(f"meta_warm_start loads a meta network: it needs meta 'lstm' or 'mean', not {meta!r}")
-            read_controller_file(meta_warm_start)  # fail now if it is not a controller file
+            saved = read_controller_file(meta_warm_start)  # fail now if it is not a controller file
+            if meta_trainable is None:
+                meta_trainable = saved["metadata"].get("meta_trainable", "last_layer")
+            if hyperparameter_bounds is None:
+                # the controller reads and sets the hyperparameters on the scale it was trained on
+                hyperparameter_bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
+                check_inside_saved_bounds(meta_warm_start, hyperparameter_bounds, {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay, **kwargs})
+        if meta_trainable is None:
+            meta_trainable = "last_layer"
         check_at_least_one(
             meta_history_length=meta_history_length,
             meta_hidden_size=meta_hidden_size,

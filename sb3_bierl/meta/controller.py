@@ -17,8 +17,8 @@ from sb3_bierl.meta.network import MetaNetwork
 from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.strategies import OpenAIES, finite_or_worst
 
-#: What the meta ES trains online (``MetaController(trainable=...)``)
-TRAINABLE = ("last_layer", "bias", "all")
+#: What the meta ES trains online (``MetaController(trainable=...)``); ``"none"``: nothing, the network only proposes
+TRAINABLE = ("last_layer", "bias", "all", "none")
 
 
 class BaseMetaController(BaseCallback):
@@ -114,6 +114,10 @@ class BaseMetaController(BaseCallback):
         self.__dict__.update(state)
         self.locals, self.globals, self.parent = {}, {}, None
 
+    #: Whether the controller runs meta updates during training (False: it only proposes, e.g. a pre-trained
+    #: network used as it is)
+    learns_online: bool = True
+
     @abstractmethod
     def propose(self) -> dict[str, float]:
         """:return: the hyperparameters the controller would use next (before the trust region)"""
@@ -173,7 +177,7 @@ class BaseMetaController(BaseCallback):
         if model.generation_done:
             return
         proposal = self.within_trust_region(self.propose())
-        due = self.n_generations % self.interval == 0
+        due = self.learns_online and self.n_generations % self.interval == 0
         if due and self.n_trials > model.n_pairs:
             if self.n_skipped == 0:
                 warnings.warn(
@@ -244,8 +248,9 @@ class MetaController(BaseMetaController):
     :param centre_episodes: Episodes of the unperturbed centre per generation (for the features)
     :param max_change: Trust region: factor by which a hyperparameter may move per generation
     :param trainable: The part of the network the meta ES trains: ``"last_layer"`` (default), ``"bias"`` (the
-        last layer's bias: one offset per hyperparameter, on top of what the fixed network reads in the history)
-        or ``"all"``
+        last layer's bias: one offset per hyperparameter, on top of what the fixed network reads in the history),
+        ``"all"``, or ``"none"``: no meta update runs, the network only proposes (a controller pre-trained on whole
+        runs by ``python -m sb3_bierl.pretrain``, used as it was trained; issue 10)
     :param fitness: How a candidate's pairs are scored: ``"mean"`` or ``"best"`` (see :class:`BaseMetaController`)
     :param min_significance: The meta ES steps only when an antithetic meta pair's fitness difference has a
         paired t statistic (:func:`~sb3_bierl.meta.fitness.paired_t`, over the inner pairs the two candidates
@@ -306,10 +311,17 @@ class MetaController(BaseMetaController):
         self.set_phi(parameters_to_vector(self.network.parameters()).detach().numpy())
 
     @property
+    def learns_online(self) -> bool:  # type: ignore[override]
+        """Whether meta updates run (``trainable`` is not ``"none"``)"""
+        return self.trainable != "none"
+
+    @property
     def n_frozen(self) -> int:
         """Number of leading network parameters the meta ES does not train"""
         if self.trainable == "all":
             return 0
+        if self.trainable == "none":
+            return sum(p.numel() for p in self.network.parameters())
         last = self.network.generator[-1]
         trained = last.bias.numel() + (last.weight.numel() if self.trainable == "last_layer" else 0)
         return sum(p.numel() for p in self.network.parameters()) - trained

@@ -1,0 +1,110 @@
+"""One whole inner run of pre-training: BiERL driven by a candidate controller, scored by its late training curve."""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from sb3_bierl.meta.warm_start import read_controller_file
+from sb3_bierl.pretraining.suite import PretrainingTask
+
+
+@dataclass
+class InnerRun:
+    """
+    :param task: The task and its budget
+    :param seed: Seed of the run (candidates of one meta generation share it: common random numbers)
+    :param start: Initial values of the adapted hyperparameters, ``{name: value}``, inside the controller's bounds
+    :param controller_file: A controller file (``save_controller``): its network's sizes and bounds
+    :param phi: (n_parameters,) all the network's parameters for this run; None: those of the file.
+        Ignored by a ``fixed`` run
+    :param fixed: Keep the hyperparameters at ``start`` for the whole run (the baseline of the curve: no
+        controller), with the same centre rollouts and score
+    :param late_fraction: Share of the last generations whose centre returns make the score
+    :param bierl_kwargs: Other BiERL arguments
+    """
+
+    task: PretrainingTask
+    seed: int
+    start: dict[str, float]
+    controller_file: str
+    phi: np.ndarray | None = None
+    fixed: bool = False
+    late_fraction: float = 0.5
+    bierl_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class CentreReturns(BaseCallback):
+    """Records the return of the unperturbed centre the meta level rolls out every generation."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        summary = self.model.meta_controller.history.previous  # the meta controller runs first (BiERL.learn)
+        if summary is not None and summary.centre_return is not None:
+            self.returns.append(float(summary.centre_return))
+
+
+def late_mean(returns: list[float], late_fraction: float) -> float:
+    """
+    :param returns: The centre's return per generation, oldest first
+    :param late_fraction: Share of the last generations to average (at least one)
+    :return: the mean of those returns: the area under the end of the training curve, a low-noise proxy of the
+        final return; nan without returns
+    """
+    if not returns:
+        return float("nan")
+    n = max(1, int(np.ceil(late_fraction * len(returns))))
+    return float(np.mean(returns[-n:]))
+
+
+def run_inner(run: InnerRun) -> dict[str, Any]:
+    """
+    Train BiERL for ``run.task.budget`` steps with the controller given, meta updates off (the controller only
+    proposes, ``meta_trainable="none"``), and score the run.
+
+    :param run: The run
+    :return: ``score`` (the late mean of the centre's returns), ``normalised`` (``task.normalise(score)``),
+        ``centre_returns``, ``num_timesteps``, ``final_hyperparameters``, ``cpu_time_s``
+    """
+    import torch as th
+
+    from sb3_bierl.bierl.bierl import BiERL
+
+    th.set_num_threads(1)
+    start_cpu = time.process_time()
+    saved = read_controller_file(run.controller_file)
+    bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
+    common: dict[str, Any] = dict(seed=run.seed, n_workers=1, verbose=0, meta_trainable="none", **run.start, **run.bierl_kwargs)
+    if run.fixed:
+        # a new network's readout starts at zero: it proposes the initial values whatever the history
+        model = BiERL("MlpPolicy", run.task.env_id, hyperparameter_bounds=bounds, **common)
+    else:
+        model = BiERL("MlpPolicy", run.task.env_id, meta_warm_start=run.controller_file, **common)
+        if run.phi is not None:
+            model.meta_controller.set_phi(run.phi)
+    centre = CentreReturns()
+    try:
+        model.learn(run.task.budget, callback=centre)
+    finally:
+        model.close()
+    score = late_mean(centre.returns, run.late_fraction)
+    return {
+        "env": run.task.env_id,
+        "seed": run.seed,
+        "start": dict(run.start),
+        "fixed": run.fixed,
+        "score": score,
+        "normalised": run.task.normalise(score),
+        "centre_returns": centre.returns,
+        "num_timesteps": int(model.num_timesteps),
+        "final_hyperparameters": {name: float(model.hyperparameters[name]) for name in bounds},
+        "cpu_time_s": time.process_time() - start_cpu,
+    }
