@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks-per-generation", type=int, default=2)
     parser.add_argument("--start-spread", type=float, default=2 / 3, help="Random starts: share of the bounds' unit scale (0: defaults)")
     parser.add_argument("--trainable", default="last_layer", choices=["last_layer", "bias", "all"])
+    parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="Controller file to start from")
     parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel (each with one rollout worker)")
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.generations < 1 or args.n_processes < 1:
         parser.error("--generations and --n-processes must be at least 1")
     try:
-        suite = resolve_suite(args.env)
+        suite = resolve_suite(args.env, args.scale)
         trainer = MetaTrainer(
             args.out,
             suite,

@@ -175,22 +175,6 @@ def test_bierl_wraps_esac(tmp_path):
     assert only_lr.adapt_sigma_automatically  # ESAC keeps tuning sigma itself
 
 
-def test_pretrain_carries_one_controller_across_tasks(tmp_path):
-    from sb3_bierl.pretrain import main
-
-    output = tmp_path / "pretrained.pt"
-    main(["--env", "Counting-v0", "--env", "Counting-v0", "--timesteps", "6000", "--output", str(output)])
-    data = read_controller_file(output)
-    runs = data["metadata"]["pretrained_on"]
-    assert [run["env"] for run in runs] == ["Counting-v0", "Counting-v0"] and runs[1]["seed"] == 1
-    assert all(run["meta_updates"] >= 1 for run in runs)
-    assert "python -m sb3_bierl.pretrain --env Counting-v0" in data["metadata"]["command"]
-    warm = make(meta_warm_start=output)
-    np.testing.assert_array_equal(warm.meta_controller.phi, data["phi"].numpy())
-    with pytest.raises(SystemExit):
-        main(["--env", "Counting-v0", "--timesteps", "0", "--output", str(output)])
-
-
 def test_meta_encoder_is_a_deprecated_name_of_meta(tmp_path):
     with pytest.warns(FutureWarning, match="use meta="):
         model = make(seed=0, meta_encoder="mean")

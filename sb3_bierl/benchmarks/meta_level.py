@@ -65,14 +65,15 @@ GRID_FACTORS: tuple[float, ...] = (0.25, 0.5, 2.0, 4.0)
 ROBUSTNESS_FACTORS: tuple[float, ...] = (0.25, 4.0)
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
-BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL"}
+#: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``)
+BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL"}
 ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P<lr>[0-9.]+))?(?:-n(?P<pairs>[0-9]+))?$")
 
 
 # ---------------------------------------------------------------------- algorithm names
 def algo_name(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> str:
     """
-    :param base: ``"es"`` or ``"bierl"``
+    :param base: ``"es"``, ``"bierl"`` or ``"warm"`` (BiERL warm-started from a pre-trained controller)
     :param sigma_factor: Factor of the default ``sigma`` at the start
     :param lr_factor: Factor of the default ``learning_rate`` at the start
     :return: The algorithm's name, e.g. ``"es-s4"`` or ``"bierl-lr0.25"``
@@ -165,12 +166,14 @@ def make_generation_trace() -> Any:
     return GenerationTrace()
 
 
-def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
+def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str, Any]:
     """
     Train one model and evaluate its deterministic policy.
 
     :param spec: The run
+    :param warm_start: The controller file of the ``warm`` runs (``BiERL(meta_warm_start=...)``)
     :return: The run's record (JSON-serialisable)
+    :raises ValueError: for a ``warm`` run without ``warm_start``
     """
     import torch
 
@@ -179,6 +182,10 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     torch.set_num_threads(1)
     algo_class = getattr(sb3_bierl, BASES[parse_algo(spec.algo)[0]])
     kwargs = algo_kwargs(spec.algo)
+    if parse_algo(spec.algo)[0] == "warm":
+        if warm_start is None:
+            raise ValueError(f"{spec.name} is a warm-started run: give the controller file (warm_start)")
+        kwargs["meta_warm_start"] = warm_start
     trace = make_generation_trace()
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -207,16 +214,26 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     }
     if meta is not None:
         record["meta"] = meta.summary()
+    if "meta_warm_start" in kwargs:
+        from sb3_bierl.meta.warm_start import read_controller_file
+
+        saved = read_controller_file(warm_start)["metadata"]
+        record["warm_start"] = {"file": str(warm_start), "commit": saved.get("commit"), "command": saved.get("command")}
     model.close()
     return record
 
 
-def run_worker(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
-    """Worker entry point: train, evaluate, save the JSON (unless another process wrote it meanwhile). :return: the run's record"""
+def run_worker(spec: RunSpec, runs_dir: str, warm_start: str | None = None) -> dict[str, Any]:
+    """
+    Worker entry point: train, evaluate, save the JSON (unless another process wrote it meanwhile).
+
+    :param warm_start: The controller file of ``warm`` runs (bind it with ``functools.partial``)
+    :return: the run's record
+    """
     path = Path(runs_dir) / f"{spec.name}.json"
     if path.exists():
         return json.loads(path.read_text())
-    record = train_and_evaluate(spec)
+    record = train_and_evaluate(spec, warm_start)
     write_json(path, record)
     return record
 
@@ -430,7 +447,7 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
         from matplotlib.ticker import EngFormatter
     except ImportError:
         return False
-    runs = [r for r in records if parse_algo(r["algo"])[0] == "bierl" and r.get("trace")]
+    runs = [r for r in records if parse_algo(r["algo"])[0] in ("bierl", "warm") and r.get("trace")]
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in runs)]
     if not envs:
         return False

@@ -169,6 +169,8 @@ class BiERL(ES):
             if hyperparameter_bounds is None:
                 # the controller reads and sets the hyperparameters on the scale it was trained on
                 hyperparameter_bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
+                # what the inner algorithm adapts besides: a controller that does not set it gives a clear error
+                hyperparameter_bounds.update({k: v for k, v in self.default_meta_bounds.items() if k not in hyperparameter_bounds})
                 check_inside_saved_bounds(meta_warm_start, hyperparameter_bounds, {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay, **kwargs})
         if meta_trainable is None:
             meta_trainable = "last_layer"

@@ -1,5 +1,6 @@
 """The pre-training tasks: cheap ones, each with a budget and the returns that normalise its score."""
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -40,12 +41,19 @@ DEFAULT_SUITE: tuple[PretrainingTask, ...] = (
 HELD_OUT: tuple[str, ...] = ("LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5", "Swimmer-v5", "Ant-v5")
 
 
-def resolve_suite(env_ids: list[str] | None) -> tuple[PretrainingTask, ...]:
+def resolve_suite(env_ids: list[str] | None, scale: float = 1.0) -> tuple[PretrainingTask, ...]:
     """
     :param env_ids: Ids of tasks of :data:`DEFAULT_SUITE` (None: all of them)
+    :param scale: Multiplier of the budgets (e.g. 0.05 for a quick check of the pipeline)
     :return: those tasks
-    :raises ValueError: on an id outside the suite (its budget and normalisation are unknown) or a held-out task
+    :raises ValueError: on an id outside the suite (its budget and normalisation are unknown), a held-out task,
+        or ``scale <= 0``
     """
+    if not scale > 0:
+        raise ValueError(f"The budget scale must be positive, got {scale}")
+    if scale != 1.0:
+        suite = resolve_suite(env_ids)
+        return tuple(dataclasses.replace(task, budget=max(1, round(task.budget * scale))) for task in suite)
     if not env_ids:
         return DEFAULT_SUITE
     known = {task.env_id: task for task in DEFAULT_SUITE}

@@ -1,0 +1,160 @@
+"""
+Does a pre-trained meta controller transfer? (issue 10) On tasks the controller never saw in pre-training, at
+equal environment steps (meta level included), several seeds, aggregated with rliable: BiERL warm-started from
+the controller (``warm``), BiERL from scratch (``bierl``) and ES at its defaults (``es``). Optionally from starts
+4 times off (``--starts``: ``s4``, ``s0.25``, ``lr4``, ``lr0.25``), where the controller can show that it
+corrects a bad start.
+
+Runs, names and files are those of ``python -m sb3_bierl.benchmarks.meta_level`` (the same budgets, evaluation
+and JSON records; ES and from-scratch runs of that benchmark can be copied into ``<out>/runs`` instead of being
+rerun: the code reproduces them exactly). Each finished run is written at once: the benchmark resumes.
+
+    python -m sb3_bierl.benchmarks.warm_start --controller pretrained --out bench_results/warm_start
+
+The report (``<out>/results.md``) gives the final returns per task, the probability of improvement of each
+comparison with 95% stratified-bootstrap intervals, and ``<out>/hyperparameters.png`` plots sigma and the
+learning rate along the warm-started and the from-scratch runs.
+"""
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_bierl.benchmarks.compare import RunSpec, load_records, markdown_table, run_all
+from sb3_bierl.benchmarks.meta_level import (
+    DEFAULT_SEEDS,
+    SUITE_BUDGETS,
+    final_returns,
+    normalisation,
+    plot_hyperparameters,
+    return_matrix,
+    rliable_summary,
+    run_worker,
+    score_matrix,
+)
+from sb3_bierl.meta.warm_start import read_controller_file, resolve_path
+from sb3_bierl.pretraining.suite import HELD_OUT
+
+#: The default held-out tasks: one Box2D task and two MuJoCo locomotion tasks (the cheaper of ``HELD_OUT``)
+DEFAULT_ENVS: tuple[str, ...] = ("LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5")
+#: Starts: the suffix of the algorithm name (see ``meta_level.algo_name``)
+STARTS: dict[str, str] = {"defaults": "", "s4": "-s4", "s0.25": "-s0.25", "lr4": "-lr4", "lr0.25": "-lr0.25"}
+#: The comparisons of the report: ``(x, y)`` for P(x > y)
+COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
+
+
+def plan_runs(envs: Sequence[str], seeds: Sequence[int], starts: Sequence[str], eval_episodes: int, scale: float = 1.0) -> list[RunSpec]:
+    """
+    :param envs: Held-out tasks (budgets: ``meta_level.SUITE_BUDGETS``, 300k steps for others)
+    :param seeds: Seeds
+    :param starts: Keys of :data:`STARTS`
+    :param eval_episodes: Episodes of the final evaluation
+    :param scale: Multiplier of the budgets
+    :return: the runs, seed by seed, the warm-started ones first
+    :raises ValueError: on a task the pre-training suite uses (not held out) or an unknown start
+    """
+    from sb3_bierl.pretraining.suite import DEFAULT_SUITE
+
+    trained_on = {task.env_id for task in DEFAULT_SUITE}
+    for env_id in envs:
+        if env_id in trained_on:
+            raise ValueError(f"{env_id} is a pre-training task, not a held-out one (held out: {HELD_OUT})")
+    for start in starts:
+        if start not in STARTS:
+            raise ValueError(f"Unknown start {start!r}: choose among {list(STARTS)}")
+    return [
+        RunSpec(base + STARTS[start], env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes)
+        for seed in seeds
+        for start in starts
+        for base in ("warm", "bierl", "es")
+        for env_id in envs
+    ]
+
+
+def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("defaults",)) -> str:
+    """:return: the Markdown report: final returns per task and algorithm, and the rliable comparisons per start"""
+    table = final_returns(records)
+    envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
+    envs += sorted({r["env"] for r in records} - set(envs))
+    lines = ["# Held-out evaluation of the pre-trained meta controller", ""]
+    controllers = {(r["warm_start"]["file"], r["warm_start"].get("commit")) for r in records if "warm_start" in r}
+    for file, commit in sorted(controllers, key=str):
+        lines.append(f"Controller: `{file}` (pre-trained at commit {commit}).")
+    lines += ["", "Final return of the deterministic policy: mean over seeds (number of seeds in brackets).", ""]
+    algos = [base + STARTS[start] for start in starts for base in ("warm", "bierl", "es")]
+    rows = []
+    for algo in algos:
+        cells = [f"{np.mean(list(table[(e, algo)].values())):.1f} ({len(table[(e, algo)])})" if table.get((e, algo)) else "–" for e in envs]
+        rows.append([algo, *cells])
+    lines += markdown_table(["Algorithm", *envs], rows) + [""]
+    for start in starts:
+        suffix = STARTS[start]
+        names = {base: base + suffix for base in ("warm", "bierl", "es")}
+        task_envs = [e for e in envs if all(table.get((e, a)) for a in names.values())]
+        if not task_envs:
+            continue
+        seeds = sorted(set.intersection(*(set(table[(e, a)]) for e in task_envs for a in names.values())))
+        returns = {a: return_matrix(table, a, task_envs, seeds) for a in names.values()}
+        normalised = [e for e in task_envs if normalisation(table, e) is not None]
+        scores = {a: score_matrix(table, a, normalised, seeds) for a in names.values()} if normalised else {}
+        lines += [
+            f"## Start: {start} (rliable)",
+            "",
+            f"Probability of improvement on {', '.join(task_envs)}, seeds {seeds}; normalised scores (0: ES at its "
+            f"defaults, 1: the best fixed setting of the meta-level benchmark's grid) on {', '.join(normalised) or 'no task'}.",
+            "",
+        ]
+        try:
+            lines += rliable_summary(scores, returns, [(names[x], names[y]) for x, y in COMPARISONS])
+        except ImportError:
+            lines += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the held-out evaluation (or only rebuild its report). :return: 1 if a run failed, else 0"""
+    parser = argparse.ArgumentParser(prog="python -m sb3_bierl.benchmarks.warm_start", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--controller", default="pretrained", help="Controller file ('pretrained': the shipped one)")
+    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Held-out tasks (among {HELD_OUT} or others)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
+    parser.add_argument("--starts", nargs="+", default=["defaults"], choices=list(STARTS))
+    parser.add_argument("--only", nargs="+", default=None, choices=["warm", "bierl", "es"], help="Run only these algorithms")
+    parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the budgets")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs")
+    parser.add_argument("--out", type=Path, default=Path("bench_results/warm_start"))
+    parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md from the saved runs")
+    args = parser.parse_args(argv)
+    if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
+        parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
+    try:
+        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale)
+        controller = str(resolve_path(args.controller))
+        read_controller_file(controller)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    if args.only:
+        specs = [s for s in specs if s.algo.split("-")[0] in args.only]
+    runs_dir = args.out / "runs"
+    failures = 0
+    if not args.report_only:
+        failures = run_all(specs, runs_dir, args.workers, force=False, worker=functools.partial(run_worker, warm_start=controller))
+    # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
+    records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
+    report = make_report(records, args.starts)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(report)
+    print(report)
+    if plot_hyperparameters([r for r in records if r["algo"].split("-")[0] in ("warm", "bierl")], args.out / "hyperparameters.png"):
+        print(f"Wrote {args.out / 'hyperparameters.png'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Long-horizon pre-training of the meta controller (issue 10) and the warm start it feeds."""
+
+import json
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_bierl import BiERL
+from sb3_bierl.meta import HyperparameterSpace, MetaController
+from sb3_bierl.meta.warm_start import read_controller_file
+from sb3_bierl.pretrain import main as pretrain_main
+from sb3_bierl.pretraining import DEFAULT_SUITE, HELD_OUT, InnerRun, MetaTrainer, PretrainingTask, run_inner
+from sb3_bierl.pretraining.inner_run import late_mean
+from sb3_bierl.pretraining.meta_trainer import CHECKPOINT, CONTROLLER, default_space
+from sb3_bierl.pretraining.suite import resolve_suite
+
+TINY = PretrainingTask("CartPole-v1", 1_500, 10.0, 500.0)
+
+
+def tiny_trainer(out_dir, **kwargs):
+    kwargs = {"suite": (TINY,), "n_pairs": 1, "tasks_per_generation": 1, "bierl_kwargs": {"n_pairs": 4}, **kwargs}
+    return MetaTrainer(out_dir, **kwargs)
+
+
+def test_trainable_none_only_proposes():
+    space = HyperparameterSpace({"sigma": (0.005, 0.08)}, {"sigma": 0.02})
+    controller = MetaController(space, trainable="none", seed=0)
+    assert not controller.learns_online
+    assert controller.n_frozen == controller.phi.size and controller.strategy.dim == 0
+    model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=2, meta_trainable="none", n_workers=1, seed=0)
+    model.learn(3_000)
+    summary = model.meta_controller.summary()
+    assert summary["n_generations"] > 2 and summary["n_meta_updates"] == 0
+    # a new readout starts at zero: the proposals stay at the initial values
+    assert model.hyperparameters["sigma"] == pytest.approx(0.02) and model.hyperparameters["learning_rate"] == pytest.approx(0.01)
+
+
+def test_suite_and_held_out_are_disjoint():
+    assert not {task.env_id for task in DEFAULT_SUITE} & set(HELD_OUT)
+    with pytest.raises(ValueError, match="held-out"):
+        resolve_suite(["HalfCheetah-v5"])
+    with pytest.raises(ValueError, match="Unknown pre-training task"):
+        resolve_suite(["NoSuchEnv-v0"])
+    assert [t.budget for t in resolve_suite(["Pendulum-v1"], scale=0.5)] == [100_000]
+    assert TINY.normalise(10.0) == 0.0 and TINY.normalise(500.0) == 1.0
+
+
+def test_late_mean():
+    assert late_mean([0.0, 0.0, 1.0, 3.0], 0.5) == 2.0
+    assert late_mean([5.0], 0.1) == 5.0
+    assert np.isnan(late_mean([], 0.5))
+
+
+def test_fixed_inner_run_keeps_its_start(tmp_path):
+    trainer = tiny_trainer(tmp_path)
+    trainer.save()
+    start = {"sigma": 0.05, "learning_rate": 0.004}
+    result = run_inner(InnerRun(TINY, seed=3, start=start, controller_file=str(tmp_path / CONTROLLER), fixed=True, bierl_kwargs={"n_pairs": 4}))
+    assert result["final_hyperparameters"] == pytest.approx(start)
+    assert result["num_timesteps"] >= TINY.budget and len(result["centre_returns"]) > 1
+    assert result["score"] == late_mean(result["centre_returns"], 0.5)
+
+
+def test_meta_trainer_steps_checkpoints_and_resumes(tmp_path):
+    trainer = tiny_trainer(tmp_path, seed=1)
+    theta = trainer.controller.strategy.theta.copy()
+    record = trainer.step()
+    assert record["generation"] == 1 and len(record["tasks"]) == 1 and len(record["tasks"][0]["candidates"]) == 2
+    assert not np.array_equal(theta, trainer.controller.strategy.theta)
+    saved = read_controller_file(tmp_path / CONTROLLER)
+    assert saved["metadata"]["meta_trainable"] == "none" and saved["metadata"]["meta_generations"] == 1
+    assert len(saved["metadata"]["curve"]) == 1 and saved["metadata"]["commit"]
+    assert np.allclose(saved["phi"].numpy(), trainer.controller.phi)
+    # a new trainer on the folder continues where the first stopped, with the same next draws
+    resumed = tiny_trainer(tmp_path, seed=1)
+    assert resumed.generation == 1 and np.array_equal(resumed.controller.strategy.theta, trainer.controller.strategy.theta)
+    assert resumed.plan() == trainer.plan()
+    with pytest.raises(ValueError, match="another configuration"):
+        tiny_trainer(tmp_path, seed=1, sigma=0.2)
+    # random starts lie inside the bounds, within start_spread of the unit scale
+    space = default_space()
+    for _, _, start in tiny_trainer(tmp_path / "other", seed=2, start_spread=0.5).plan():
+        assert np.all(np.abs(space.to_unit(start)) <= 0.5 + 1e-9)
+
+
+def test_pretrained_file_warm_starts_bierl(tmp_path):
+    trainer = tiny_trainer(tmp_path)
+    trainer.save()
+    model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=2, meta_warm_start=tmp_path / CONTROLLER, n_workers=1, seed=0)
+    # the file says how it runs (no online meta update) and on which scale (its bounds)
+    assert model.meta_trainable == "none" and model.hyperparameter_bounds == {"sigma": (0.0025, 0.16), "learning_rate": (0.00125, 0.08)}
+    assert np.allclose(model.meta_controller.phi, trainer.controller.phi)
+    model.learn(1_000)
+    assert model.meta_controller.n_meta_updates == 0
+    online = BiERL("MlpPolicy", "CartPole-v1", meta_warm_start=tmp_path / CONTROLLER, meta_trainable="last_layer")
+    assert online.meta_controller.learns_online
+    with pytest.raises(ValueError, match="outside the bounds"):
+        BiERL("MlpPolicy", "CartPole-v1", sigma=0.5, meta_warm_start=tmp_path / CONTROLLER)
+    custom = BiERL("MlpPolicy", "CartPole-v1", sigma=0.5, hyperparameter_bounds={"sigma": (0.1, 1.0), "learning_rate": (0.001, 0.1)}, meta_warm_start=tmp_path / CONTROLLER)
+    assert custom.meta_controller.space.parameters[0].initial == 0.5
+
+
+def test_trainer_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="nothing to pre-train"):
+        tiny_trainer(tmp_path, trainable="none")
+    with pytest.raises(ValueError, match="start_spread"):
+        tiny_trainer(tmp_path, start_spread=1.5)
+    with pytest.raises(ValueError, match="at least 1"):
+        tiny_trainer(tmp_path, n_pairs=0)
+
+
+def test_pretrain_command(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--out", str(out), "--env", "CartPole-v1", "--scale", "0.015", "--n-pairs", "1", "--tasks-per-generation", "1", "--n-processes", "1", "--no-progress-bar"]
+    pretrain_main([*argv, "--generations", "1"])
+    assert (out / CHECKPOINT).exists() and "meta_warm_start" in capsys.readouterr().out
+    saved = read_controller_file(out / CONTROLLER)
+    assert saved["metadata"]["command"].startswith("python -m sb3_bierl.pretrain --out")
+    assert saved["metadata"]["pretraining"]["budgets"] == {"CartPole-v1": 1500}
+    # the same command again resumes: the folder is at its target already, a second generation when asked
+    pretrain_main([*argv, "--generations", "2"])
+    assert read_controller_file(out / CONTROLLER)["metadata"]["meta_generations"] == 2
+    with pytest.raises(SystemExit):
+        pretrain_main(["--out", str(tmp_path / "x"), "--env", "Hopper-v5"])
+    json.dumps(saved["metadata"])  # the metadata is plain data
+    assert isinstance(saved["phi"], th.Tensor)
+
+
+def test_held_out_evaluation(tmp_path):
+    from sb3_bierl.benchmarks import warm_start
+
+    with pytest.raises(ValueError, match="pre-training task"):
+        warm_start.plan_runs(["Pendulum-v1"], [0], ["defaults"], 1)
+    specs = warm_start.plan_runs(["Hopper-v5"], [0, 1], ["defaults", "s4"], 1, scale=0.5)
+    assert [s.algo for s in specs[:6]] == ["warm", "bierl", "es", "warm-s4", "bierl-s4", "es-s4"] and specs[0].budget == 250_000
+    trainer = tiny_trainer(tmp_path / "pretrain")
+    trainer.save()
+    out = tmp_path / "eval"
+    argv = ["--controller", str(tmp_path / "pretrain" / CONTROLLER), "--envs", "LunarLanderContinuous-v3", "--seeds", "0"]
+    assert warm_start.main([*argv, "--scale", "0.004", "--eval-episodes", "1", "--workers", "1", "--out", str(out)]) == 0
+    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    assert sorted(r["algo"] for r in records) == ["bierl", "es", "warm"]
+    warm = next(r for r in records if r["algo"] == "warm")
+    assert warm["warm_start"]["file"].endswith(CONTROLLER) and warm["meta"]["n_meta_updates"] == 0
+    assert next(r for r in records if r["algo"] == "bierl")["meta"]["n_meta_updates"] > 0
+    assert "warm > bierl" in (out / "results.md").read_text()
