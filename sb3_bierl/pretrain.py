@@ -21,6 +21,7 @@ from multiprocessing import get_context
 
 import torch as th
 
+from sb3_bierl.es.es import BACKENDS
 from sb3_bierl.pretraining.meta_trainer import CONTROLLER, MetaTrainer
 from sb3_bierl.pretraining.plots import plot_curve
 from sb3_bierl.pretraining.suite import DEFAULT_SUITE, resolve_suite
@@ -40,13 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="Controller file to start from")
-    parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel (each with one rollout worker)")
+    parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel")
+    parser.add_argument("--n-workers", type=int, default=1, help="Rollout workers of each inner run (BiERL's n_workers)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="Rollout backend of each inner run (BiERL's backend: auto, inprocess, processes, ray)")
     parser.add_argument("--output", default=None, help="Also copy the final controller file there")
     parser.add_argument("--no-progress-bar", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.generations < 1 or args.n_processes < 1:
-        parser.error("--generations and --n-processes must be at least 1")
+    if args.generations < 1 or args.n_processes < 1 or args.n_workers < 1:
+        parser.error("--generations, --n-processes and --n-workers must be at least 1")
     try:
         suite = resolve_suite(args.env, args.scale)
         trainer = MetaTrainer(
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             trainable=args.trainable,
             seed=args.seed,
             init=args.init,
+            bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend} if (args.n_workers, args.backend) != (1, "auto") else None,
             metadata={"command": " ".join(["python -m sb3_bierl.pretrain", *argv])},
         )
     except ValueError as error:

@@ -60,6 +60,9 @@ def test_fixed_inner_run_keeps_its_start(tmp_path):
     assert result["final_hyperparameters"] == pytest.approx(start)
     assert result["num_timesteps"] >= TINY.budget and len(result["centre_returns"]) > 1
     assert result["score"] == late_mean(result["centre_returns"], 0.5)
+    # the inner run may use rollout workers: the same run, the same score
+    workers = run_inner(InnerRun(TINY, seed=3, start=start, controller_file=str(tmp_path / CONTROLLER), fixed=True, bierl_kwargs={"n_pairs": 4, "n_workers": 2, "backend": "processes"}))
+    assert workers["centre_returns"] == result["centre_returns"]
 
 
 def test_meta_trainer_steps_checkpoints_and_resumes(tmp_path):

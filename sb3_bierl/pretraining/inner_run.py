@@ -23,7 +23,8 @@ class InnerRun:
     :param fixed: Keep the hyperparameters at ``start`` for the whole run (the baseline of the curve: no
         controller), with the same centre rollouts and score
     :param late_fraction: Share of the last generations whose centre returns make the score
-    :param bierl_kwargs: Other BiERL arguments
+    :param bierl_kwargs: Other BiERL arguments (default ``n_workers=1``: pre-training runs inner runs in parallel
+        instead; ``n_workers`` and ``backend`` here give each inner run its own workers)
     """
 
     task: PretrainingTask
@@ -82,7 +83,7 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
     start_cpu = time.process_time()
     saved = read_controller_file(run.controller_file)
     bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
-    common: dict[str, Any] = dict(seed=run.seed, n_workers=1, verbose=0, meta_trainable="none", **run.start, **run.bierl_kwargs)
+    common: dict[str, Any] = {"n_workers": 1, "verbose": 0, **run.bierl_kwargs, "seed": run.seed, "meta_trainable": "none", **run.start}
     if run.fixed:
         # a new network's readout starts at zero: it proposes the initial values whatever the history
         model = BiERL("MlpPolicy", run.task.env_id, hyperparameter_bounds=bounds, **common)
