@@ -96,6 +96,8 @@ def test_pretrained_file_warm_starts_bierl(tmp_path):
     assert np.allclose(model.meta_controller.phi, trainer.controller.phi)
     model.learn(1_000)
     assert model.meta_controller.n_meta_updates == 0
+    origin = model.meta_controller.summary()["warm_start"]
+    assert origin["meta_generations"] == 0 and origin["commit"] == read_controller_file(tmp_path / CONTROLLER)["metadata"]["commit"]
     online = BiERL("MlpPolicy", "CartPole-v1", meta_warm_start=tmp_path / CONTROLLER, meta_trainable="last_layer")
     assert online.meta_controller.learns_online
     with pytest.raises(ValueError, match="outside the bounds"):

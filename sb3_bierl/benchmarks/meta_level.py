@@ -215,10 +215,7 @@ def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str
     if meta is not None:
         record["meta"] = meta.summary()
     if "meta_warm_start" in kwargs:
-        from sb3_bierl.meta.warm_start import read_controller_file
-
-        saved = read_controller_file(warm_start)["metadata"]
-        record["warm_start"] = {"file": str(warm_start), "commit": saved.get("commit"), "command": saved.get("command")}
+        record["warm_start"] = {"file": str(warm_start), **record["meta"]["warm_start"]}
     model.close()
     return record
 

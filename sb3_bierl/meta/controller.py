@@ -380,8 +380,16 @@ class MetaController(BaseMetaController):
         return any(abs(paired_t(rows[k], rows[k + 1])) >= self.min_significance for k in range(0, len(rows) - 1, 2))
 
     def summary(self) -> dict[str, Any]:
-        """:return: the base counters, and the meta ES steps taken (updates that passed ``min_significance``)"""
-        return {**super().summary(), "n_meta_steps": self.n_meta_steps}
+        """
+        :return: the base counters, the meta ES steps taken (updates that passed ``min_significance``) and, for a
+            warm-started controller, where its network comes from (``warm_start``: the command and commit recorded
+            in the file)
+        """
+        summary = {**super().summary(), "n_meta_steps": self.n_meta_steps}
+        origin = getattr(self, "warm_start_metadata", None)
+        if origin is not None:
+            summary["warm_start"] = {key: origin.get(key) for key in ("command", "commit", "meta_generations")}
+        return summary
 
     # ------------------------------------------------------------------ warm start
     def save(self, path: str | os.PathLike) -> None:
