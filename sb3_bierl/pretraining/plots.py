@@ -10,7 +10,8 @@ import numpy as np
 def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, window: int = 5) -> bool:
     """
     Plot the centre's and the fixed baseline's mean normalised score per meta generation (and their running
-    mean over ``window`` generations: each generation sees other tasks and starts).
+    mean over ``window`` generations: each generation sees other tasks and starts), their difference, and the
+    hyperparameters the centre's inner runs end with (geometric mean over the generation's tasks).
 
     :param records: ``MetaTrainer.records``
     :param path: The image to write
@@ -27,7 +28,7 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     if not records:
         return False
     generations = np.array([r["generation"] for r in records])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for key, label in (("centre", "controller (centre)"), ("fixed", "fixed start (no controller)"), ("candidates", "candidates (mean)")):
         values = np.array([r[key] for r in records], dtype=np.float64)
         smooth = np.convolve(values, np.ones(window) / window, mode="valid") if len(values) >= window else values
@@ -42,6 +43,14 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set_xlabel("meta generation")
     axes[1].set_ylabel("controller - fixed (normalised)")
+    # what the controller learned: where the centre's runs end, whatever their start
+    for name in records[0]["tasks"][0]["centre_final_hyperparameters"]:
+        values = [np.exp(np.mean([np.log(t["centre_final_hyperparameters"][name]) for t in r["tasks"]])) for r in records]
+        axes[2].plot(generations, values, label=name)
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("meta generation")
+    axes[2].set_ylabel("value at the end of the centre's runs")
+    axes[2].legend()
     fig.suptitle("Meta-training curve (python -m sb3_bierl.pretrain)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
