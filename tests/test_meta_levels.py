@@ -124,10 +124,15 @@ def test_shipped_pretrained_controller():
     assert PRETRAINED_PATH.exists(), f"the package must ship its pre-trained controller at {PRETRAINED_PATH}"
     data = read_controller_file("pretrained")
     assert data["hyperparameters"] == ["sigma", "learning_rate"]
-    assert data["metadata"]["pretrained_on"]
+    # written by the long-horizon pre-training, which records how, from which code, and how it is meant to run
+    metadata = data["metadata"]
+    assert metadata["command"].startswith("python -m sb3_bierl.pretrain") and len(metadata["commit"]) >= 40
+    assert metadata["meta_trainable"] == "none" and metadata["meta_generations"] == len(metadata["curve"]) > 0
     model = make(meta_warm_start="pretrained")
-    assert isinstance(model.meta_controller, MetaController)
+    assert isinstance(model.meta_controller, MetaController) and model.meta_trainable == "none"
+    assert model.hyperparameter_bounds == {name: tuple(data["bounds"][name]) for name in data["hyperparameters"]}
     model.learn(1000)
+    assert model.meta_controller.n_meta_updates == 0
 
 
 def test_bierl_wraps_nsr_es_and_adapts_the_novelty_weight(tmp_path):

@@ -8,8 +8,9 @@ deterministic evaluation):
 
 1. ``inner``: ES, NSR-ES and ESAC, plain and wrapped by BiERL, on two tasks;
 2. ``controllers``: the LSTM (default), mean-pool and Optuna meta levels on one task;
-3. ``warm_start``: BiERL with the shipped pre-trained controller (``meta_warm_start="pretrained"``,
-   pre-trained on Pendulum-v1 and Swimmer-v5) against BiERL from scratch, on a harder task.
+3. ``warm_start``: BiERL with the shipped pre-trained controller (``meta_warm_start="pretrained"``; the
+   held-out evaluation of issue 10 is ``python -m sb3_bierl.benchmarks.warm_start``) against BiERL from
+   scratch, on a harder task.
 
 Reproduce the figures in ``docs/benchmarks/family.md`` (resumable: finished runs are skipped)::
 
@@ -81,7 +82,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     Experiment(
         "warm_start",
-        "Warm start (controller pre-trained on Pendulum-v1 and Swimmer-v5) vs from scratch, on a harder task",
+        "Warm start (the shipped pre-trained controller) vs from scratch, on a harder task",
         {"Hopper-v5": 1_000_000},
         ("es", "bierl", "bierl_warm"),  # ES for context
         (("bierl", "bierl_warm"),),
