@@ -135,23 +135,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
     try:
         specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale)
-        controller = str(resolve_path(args.controller))
-        read_controller_file(controller)
+        read_controller_file(args.controller)
+        # "pretrained" stays a name (the records say the shipped controller); a path becomes absolute
+        controller = args.controller if args.controller == "pretrained" else str(resolve_path(args.controller).resolve())
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
-    if args.only:
-        specs = [s for s in specs if s.algo.split("-")[0] in args.only]
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
-        failures = run_all(specs, runs_dir, args.workers, force=False, worker=functools.partial(run_worker, warm_start=controller))
+        todo = [s for s in specs if not args.only or s.algo.split("-")[0] in args.only]
+        failures = run_all(todo, runs_dir, args.workers, force=False, worker=functools.partial(run_worker, warm_start=controller))
     # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
     records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
     report = make_report(records, args.starts)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(report)
     print(report)
-    if plot_hyperparameters([r for r in records if r["algo"].split("-")[0] in ("warm", "bierl")], args.out / "hyperparameters.png"):
+    planned = {spec.algo for spec in specs if spec.algo.split("-")[0] in ("warm", "bierl")}
+    if plot_hyperparameters([r for r in records if r["algo"] in planned], args.out / "hyperparameters.png"):
         print(f"Wrote {args.out / 'hyperparameters.png'}")
     return 1 if failures else 0
 
