@@ -304,7 +304,11 @@ def score_matrix(table: dict[tuple[str, str], dict[int, float]], algo: str, envs
 
 
 def rliable_summary(
-    scores: dict[str, np.ndarray], returns: dict[str, np.ndarray], pairs: Sequence[tuple[str, str]], reps: int = 2000
+    scores: dict[str, np.ndarray],
+    returns: dict[str, np.ndarray],
+    pairs: Sequence[tuple[str, str]],
+    reps: int = 2000,
+    seed: int = 0,
 ) -> list[str]:
     """
     With rliable (Agarwal et al. 2021): the IQM and mean of each algorithm's normalised scores with 95%
@@ -314,6 +318,8 @@ def rliable_summary(
     :param scores: Algorithm -> (n_runs, n_tasks) normalised scores (tasks with a headroom grid); may be empty
     :param returns: Algorithm -> (n_runs, n_tasks) final returns (every task)
     :param pairs: ``(x, y)`` pairs: P(x > y)
+    :param reps: Bootstrap replicates
+    :param seed: Seed of the bootstrap (the same runs give the same intervals)
     :return: Markdown lines
     """
     from rliable import library as rly
@@ -322,7 +328,8 @@ def rliable_summary(
     lines: list[str] = []
     if scores:
         estimates, intervals = rly.get_interval_estimates(
-            scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps
+            scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps,
+            random_state=np.random.RandomState(seed),
         )
         rows = [
             [name, f"{estimates[name][0]:.2f} [{intervals[name][0, 0]:.2f}, {intervals[name][1, 0]:.2f}]",
@@ -332,7 +339,9 @@ def rliable_summary(
         lines += markdown_table(["Algorithm", "IQM normalised score [95% CI]", "Mean [95% CI]", "Runs per task"], rows) + [""]
     pair_returns = {f"{x} > {y}": (returns[x], returns[y]) for x, y in pairs if x in returns and y in returns}
     if pair_returns:
-        estimates, intervals = rly.get_interval_estimates(pair_returns, metrics.probability_of_improvement, reps=reps)
+        estimates, intervals = rly.get_interval_estimates(
+            pair_returns, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
+        )
         rows = []
         for name in pair_returns:
             low, high = np.ravel(intervals[name])[:2]
