@@ -30,20 +30,40 @@ from sb3_bierl.pretraining.suite import DEFAULT_SUITE, resolve_suite
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="Folder of the checkpoint, the controller file and the curve")
-    parser.add_argument("--generations", type=int, default=60, help="Meta generations in all (a resumed run counts those done)")
-    parser.add_argument("--env", action="append", default=None, help=f"A pre-training task (repeat; default: {[t.env_id for t in DEFAULT_SUITE]})")
-    parser.add_argument("--n-pairs", type=int, default=4, help="Antithetic pairs of candidate controllers per meta generation")
+    parser.add_argument(
+        "--generations", type=int, default=60, help="Meta generations in all (a resumed run counts those done)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=None,
+        help=f"A pre-training task (repeat; default: {[t.env_id for t in DEFAULT_SUITE]})",
+    )
+    parser.add_argument(
+        "--n-pairs", type=int, default=4, help="Antithetic pairs of candidate controllers per meta generation"
+    )
     parser.add_argument("--sigma", type=float, default=0.1, help="Noise std on the trained weights")
     parser.add_argument("--learning-rate", type=float, default=0.02, help="Adam step size of the meta ES")
     parser.add_argument("--tasks-per-generation", type=int, default=2)
-    parser.add_argument("--start-spread", type=float, default=2 / 3, help="Random starts: share of the bounds' unit scale (0: defaults)")
+    parser.add_argument(
+        "--start-spread", type=float, default=2 / 3, help="Random starts: share of the bounds' unit scale (0: defaults)"
+    )
     parser.add_argument("--trainable", default="last_layer", choices=["last_layer", "bias", "all"])
-    parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="Controller file to start from")
     parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel")
-    parser.add_argument("--n-workers", type=int, default=1, help="Rollout workers of each inner run (BiERL's n_workers)")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="Rollout backend of each inner run (BiERL's backend: auto, inprocess, processes, ray)")
+    parser.add_argument(
+        "--n-workers", type=int, default=1, help="Rollout workers of each inner run (BiERL's n_workers)"
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="Rollout backend of each inner run (BiERL's backend: auto, inprocess, processes, ray)",
+    )
     parser.add_argument("--output", default=None, help="Also copy the final controller file there")
     parser.add_argument("--no-progress-bar", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -63,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
             trainable=args.trainable,
             seed=args.seed,
             init=args.init,
-            bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend} if (args.n_workers, args.backend) != (1, "auto") else None,
+            bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend}
+            if (args.n_workers, args.backend) != (1, "auto")
+            else None,
             metadata={"command": " ".join(["python -m sb3_bierl.pretrain", *argv])},
         )
     except ValueError as error:
@@ -71,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     th.set_num_threads(1)
     from stable_baselines3.common.logger import configure
 
-    logger = configure(str(pathlib.Path(args.out) / "logs" / f"from_generation_{trainer.generation}"), ["stdout", "csv"])
+    logger = configure(
+        str(pathlib.Path(args.out) / "logs" / f"from_generation_{trainer.generation}"), ["stdout", "csv"]
+    )
     if args.n_processes == 1:
         trainer.train(args.generations, None, not args.no_progress_bar, logger)
     else:

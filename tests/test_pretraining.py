@@ -33,7 +33,9 @@ def test_trainable_none_only_proposes():
     summary = model.meta_controller.summary()
     assert summary["n_generations"] > 2 and summary["n_meta_updates"] == 0
     # a new readout starts at zero: the proposals stay at the initial values
-    assert model.hyperparameters["sigma"] == pytest.approx(0.02) and model.hyperparameters["learning_rate"] == pytest.approx(0.01)
+    assert model.hyperparameters["sigma"] == pytest.approx(0.02) and model.hyperparameters[
+        "learning_rate"
+    ] == pytest.approx(0.01)
 
 
 def test_suite_and_held_out_are_disjoint():
@@ -56,12 +58,30 @@ def test_fixed_inner_run_keeps_its_start(tmp_path):
     trainer = tiny_trainer(tmp_path)
     trainer.save()
     start = {"sigma": 0.05, "learning_rate": 0.004}
-    result = run_inner(InnerRun(TINY, seed=3, start=start, controller_file=str(tmp_path / CONTROLLER), fixed=True, bierl_kwargs={"n_pairs": 4}))
+    result = run_inner(
+        InnerRun(
+            TINY,
+            seed=3,
+            start=start,
+            controller_file=str(tmp_path / CONTROLLER),
+            fixed=True,
+            bierl_kwargs={"n_pairs": 4},
+        )
+    )
     assert result["final_hyperparameters"] == pytest.approx(start)
     assert result["num_timesteps"] >= TINY.budget and len(result["centre_returns"]) > 1
     assert result["score"] == late_mean(result["centre_returns"], 0.5)
     # the inner run may use rollout workers: the same run, the same score
-    workers = run_inner(InnerRun(TINY, seed=3, start=start, controller_file=str(tmp_path / CONTROLLER), fixed=True, bierl_kwargs={"n_pairs": 4, "n_workers": 2, "backend": "processes"}))
+    workers = run_inner(
+        InnerRun(
+            TINY,
+            seed=3,
+            start=start,
+            controller_file=str(tmp_path / CONTROLLER),
+            fixed=True,
+            bierl_kwargs={"n_pairs": 4, "n_workers": 2, "backend": "processes"},
+        )
+    )
     assert workers["centre_returns"] == result["centre_returns"]
 
 
@@ -77,7 +97,9 @@ def test_meta_trainer_steps_checkpoints_and_resumes(tmp_path):
     assert np.allclose(saved["phi"].numpy(), trainer.controller.phi)
     # a new trainer on the folder continues where the first stopped, with the same next draws
     resumed = tiny_trainer(tmp_path, seed=1)
-    assert resumed.generation == 1 and np.array_equal(resumed.controller.strategy.theta, trainer.controller.strategy.theta)
+    assert resumed.generation == 1 and np.array_equal(
+        resumed.controller.strategy.theta, trainer.controller.strategy.theta
+    )
     assert resumed.plan() == trainer.plan()
     with pytest.raises(ValueError, match="another configuration"):
         tiny_trainer(tmp_path, seed=1, sigma=0.2)
@@ -92,17 +114,29 @@ def test_pretrained_file_warm_starts_bierl(tmp_path):
     trainer.save()
     model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=2, meta_warm_start=tmp_path / CONTROLLER, n_workers=1, seed=0)
     # the file says how it runs (no online meta update) and on which scale (its bounds)
-    assert model.meta_trainable == "none" and model.hyperparameter_bounds == {"sigma": (0.0025, 0.16), "learning_rate": (0.00125, 0.08)}
+    assert model.meta_trainable == "none" and model.hyperparameter_bounds == {
+        "sigma": (0.0025, 0.16),
+        "learning_rate": (0.00125, 0.08),
+    }
     assert np.allclose(model.meta_controller.phi, trainer.controller.phi)
     model.learn(1_000)
     assert model.meta_controller.n_meta_updates == 0
     origin = model.meta_controller.summary()["warm_start"]
-    assert origin["meta_generations"] == 0 and origin["commit"] == read_controller_file(tmp_path / CONTROLLER)["metadata"]["commit"]
+    assert (
+        origin["meta_generations"] == 0
+        and origin["commit"] == read_controller_file(tmp_path / CONTROLLER)["metadata"]["commit"]
+    )
     online = BiERL("MlpPolicy", "CartPole-v1", meta_warm_start=tmp_path / CONTROLLER, meta_trainable="last_layer")
     assert online.meta_controller.learns_online
     with pytest.raises(ValueError, match="outside the bounds"):
         BiERL("MlpPolicy", "CartPole-v1", sigma=0.5, meta_warm_start=tmp_path / CONTROLLER)
-    custom = BiERL("MlpPolicy", "CartPole-v1", sigma=0.5, hyperparameter_bounds={"sigma": (0.1, 1.0), "learning_rate": (0.001, 0.1)}, meta_warm_start=tmp_path / CONTROLLER)
+    custom = BiERL(
+        "MlpPolicy",
+        "CartPole-v1",
+        sigma=0.5,
+        hyperparameter_bounds={"sigma": (0.1, 1.0), "learning_rate": (0.001, 0.1)},
+        meta_warm_start=tmp_path / CONTROLLER,
+    )
     assert custom.meta_controller.space.parameters[0].initial == 0.5
 
 
@@ -117,7 +151,21 @@ def test_trainer_arguments_are_checked(tmp_path):
 
 def test_pretrain_command(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["--out", str(out), "--env", "CartPole-v1", "--scale", "0.015", "--n-pairs", "1", "--tasks-per-generation", "1", "--n-processes", "1", "--no-progress-bar"]
+    argv = [
+        "--out",
+        str(out),
+        "--env",
+        "CartPole-v1",
+        "--scale",
+        "0.015",
+        "--n-pairs",
+        "1",
+        "--tasks-per-generation",
+        "1",
+        "--n-processes",
+        "1",
+        "--no-progress-bar",
+    ]
     pretrain_main([*argv, "--generations", "1"])
     assert (out / CHECKPOINT).exists() and "meta_warm_start" in capsys.readouterr().out
     saved = read_controller_file(out / CONTROLLER)
@@ -138,12 +186,23 @@ def test_held_out_evaluation(tmp_path):
     with pytest.raises(ValueError, match="pre-training task"):
         warm_start.plan_runs(["Pendulum-v1"], [0], ["defaults"], 1)
     specs = warm_start.plan_runs(["Hopper-v5"], [0, 1], ["defaults", "s4"], 1, scale=0.5)
-    assert [s.algo for s in specs[:6]] == ["warm", "bierl", "es", "warm-s4", "bierl-s4", "es-s4"] and specs[0].budget == 250_000
+    assert [s.algo for s in specs[:6]] == ["warm", "bierl", "es", "warm-s4", "bierl-s4", "es-s4"] and specs[
+        0
+    ].budget == 250_000
     trainer = tiny_trainer(tmp_path / "pretrain")
     trainer.save()
     out = tmp_path / "eval"
-    argv = ["--controller", str(tmp_path / "pretrain" / CONTROLLER), "--envs", "LunarLanderContinuous-v3", "--seeds", "0"]
-    assert warm_start.main([*argv, "--scale", "0.004", "--eval-episodes", "1", "--workers", "1", "--out", str(out)]) == 0
+    argv = [
+        "--controller",
+        str(tmp_path / "pretrain" / CONTROLLER),
+        "--envs",
+        "LunarLanderContinuous-v3",
+        "--seeds",
+        "0",
+    ]
+    assert (
+        warm_start.main([*argv, "--scale", "0.004", "--eval-episodes", "1", "--workers", "1", "--out", str(out)]) == 0
+    )
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
     assert sorted(r["algo"] for r in records) == ["bierl", "es", "warm"]
     warm = next(r for r in records if r["algo"] == "warm")

@@ -20,9 +20,14 @@ ENVS = ("LunarLanderContinuous-v3", "Hopper-v5", "HalfCheetah-v5")
 SEEDS = (0, 1, 2, 3, 4)
 CONTROL = "es-s1.5-lr3"
 
-records = load_records(Path("bench_results/warm_start/runs")) + load_records(Path("bench_results/warm_start_control/runs"))
+records = load_records(Path("bench_results/warm_start/runs")) + load_records(
+    Path("bench_results/warm_start_control/runs")
+)
 table = final_returns(records)
-rows = [[algo, *(f"{np.mean([table[(e, algo)][s] for s in SEEDS]):.1f}" for e in ENVS)] for algo in ("warm", CONTROL, "bierl", "es")]
+rows = [
+    [algo, *(f"{np.mean([table[(e, algo)][s] for s in SEEDS]):.1f}" for e in ENVS)]
+    for algo in ("warm", CONTROL, "bierl", "es")
+]
 print("\n".join(markdown_table(["Mean over 5 seeds", *ENVS], rows)), "\n")
 returns = {algo: return_matrix(table, algo, ENVS, SEEDS) for algo in ("warm", CONTROL, "bierl", "es")}
 print("\n".join(rliable_summary({}, returns, [("warm", CONTROL), (CONTROL, "es"), (CONTROL, "bierl")])))

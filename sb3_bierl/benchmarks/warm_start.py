@@ -49,7 +49,9 @@ STARTS: dict[str, str] = {"defaults": "", "s4": "-s4", "s0.25": "-s0.25", "lr4":
 COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
 
 
-def plan_runs(envs: Sequence[str], seeds: Sequence[int], starts: Sequence[str], eval_episodes: int, scale: float = 1.0) -> list[RunSpec]:
+def plan_runs(
+    envs: Sequence[str], seeds: Sequence[int], starts: Sequence[str], eval_episodes: int, scale: float = 1.0
+) -> list[RunSpec]:
     """
     :param envs: Held-out tasks (budgets: ``meta_level.SUITE_BUDGETS``, 300k steps for others)
     :param seeds: Seeds
@@ -69,7 +71,9 @@ def plan_runs(envs: Sequence[str], seeds: Sequence[int], starts: Sequence[str], 
         if start not in STARTS:
             raise ValueError(f"Unknown start {start!r}: choose among {list(STARTS)}")
     return [
-        RunSpec(base + STARTS[start], env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes)
+        RunSpec(
+            base + STARTS[start], env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes
+        )
         for seed in seeds
         for start in starts
         for base in ("warm", "bierl", "es")
@@ -90,7 +94,10 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
     algos = [base + STARTS[start] for start in starts for base in ("warm", "bierl", "es")]
     rows = []
     for algo in algos:
-        cells = [f"{np.mean(list(table[(e, algo)].values())):.1f} ({len(table[(e, algo)])})" if table.get((e, algo)) else "–" for e in envs]
+        cells = [
+            f"{np.mean(list(table[(e, algo)].values())):.1f} ({len(table[(e, algo)])})" if table.get((e, algo)) else "–"
+            for e in envs
+        ]
         rows.append([algo, *cells])
     lines += markdown_table(["Algorithm", *envs], rows) + [""]
     for start in starts:
@@ -106,8 +113,11 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
         lines += [
             f"## Start: {start} (rliable)",
             "",
-            f"Probability of improvement on {', '.join(task_envs)}, seeds {seeds}; normalised scores (0: ES at its "
-            f"defaults, 1: the best fixed setting of the meta-level benchmark's grid) on {', '.join(normalised) or 'no task'}.",
+            (
+                f"Probability of improvement on {', '.join(task_envs)}, seeds {seeds}; normalised scores (0: ES at "
+                f"its defaults, 1: the best fixed setting of the meta-level benchmark's grid) on "
+                f"{', '.join(normalised) or 'no task'}."
+            ),
             "",
         ]
         try:
@@ -119,12 +129,18 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the held-out evaluation (or only rebuild its report). :return: 1 if a run failed, else 0"""
-    parser = argparse.ArgumentParser(prog="python -m sb3_bierl.benchmarks.warm_start", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_bierl.benchmarks.warm_start", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--controller", default="pretrained", help="Controller file ('pretrained': the shipped one)")
-    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Held-out tasks (among {HELD_OUT} or others)")
+    parser.add_argument(
+        "--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Held-out tasks (among {HELD_OUT} or others)"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
     parser.add_argument("--starts", nargs="+", default=["defaults"], choices=list(STARTS))
-    parser.add_argument("--only", nargs="+", default=None, choices=["warm", "bierl", "es"], help="Run only these algorithms")
+    parser.add_argument(
+        "--only", nargs="+", default=None, choices=["warm", "bierl", "es"], help="Run only these algorithms"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the budgets")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs")
@@ -137,14 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale)
         read_controller_file(args.controller)
         # "pretrained" stays a name (the records say the shipped controller); a path becomes absolute
-        controller = args.controller if args.controller == "pretrained" else str(resolve_path(args.controller).resolve())
+        controller = (
+            args.controller if args.controller == "pretrained" else str(resolve_path(args.controller).resolve())
+        )
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
         todo = [s for s in specs if not args.only or s.algo.split("-")[0] in args.only]
-        failures = run_all(todo, runs_dir, args.workers, force=False, worker=functools.partial(run_worker, warm_start=controller))
+        failures = run_all(
+            todo, runs_dir, args.workers, force=False, worker=functools.partial(run_worker, warm_start=controller)
+        )
     # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
     records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
     report = make_report(records, args.starts)

@@ -103,11 +103,11 @@ class BiERL(ES):
     :param meta_centre_episodes: Episodes of the unperturbed centre per generation, for the meta features
         (its return and rank among its perturbations); 0 saves those steps and leaves the features at 0
     :param meta_max_change: Trust region: the factor by which an adapted hyperparameter may move per generation
-    :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer, the
-        default without ``meta_warm_start``: few enough weights to learn within one run; with it, the default is
-        what the controller file records, ``"none"`` for one written by ``python -m sb3_bierl.pretrain``), ``"bias"`` (its bias alone: one offset per
-        adapted hyperparameter), ``"all"``, or ``"none"``: no meta update, the network only proposes (how a
-        controller pre-trained by ``python -m sb3_bierl.pretrain`` is meant to run)
+    :param meta_trainable: What the meta ES trains online: ``"last_layer"`` (the generator's last layer: few
+        enough weights to learn within one run), ``"bias"`` (its bias alone: one offset per adapted
+        hyperparameter), ``"all"``, or ``"none"``: no meta update, the network only proposes (how a controller
+        pre-trained by ``python -m sb3_bierl.pretrain`` is meant to run). Default: ``"last_layer"``, or with
+        ``meta_warm_start`` what the controller file records (``"none"`` for a pre-trained one)
     :param meta_fitness: How a meta candidate's share of the generation is scored: ``"mean"`` (the mean return
         of its pairs: the return around its stepped centre at its sigma) or ``"best"`` (the better return of each
         pair, biased towards large sigma); see :func:`sb3_bierl.meta.fitness.pair_fitness`
@@ -170,8 +170,10 @@ class BiERL(ES):
                 # the controller reads and sets the hyperparameters on the scale it was trained on
                 hyperparameter_bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
                 # what the inner algorithm adapts besides: a controller that does not set it gives a clear error
-                hyperparameter_bounds.update({k: v for k, v in self.default_meta_bounds.items() if k not in hyperparameter_bounds})
-                check_inside_saved_bounds(meta_warm_start, hyperparameter_bounds, {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay, **kwargs})
+                for name, bounds in self.default_meta_bounds.items():
+                    hyperparameter_bounds.setdefault(name, bounds)
+                initial = {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay, **kwargs}
+                check_inside_saved_bounds(meta_warm_start, hyperparameter_bounds, initial)
         if meta_trainable is None:
             meta_trainable = "last_layer"
         check_at_least_one(

@@ -83,7 +83,14 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
     start_cpu = time.process_time()
     saved = read_controller_file(run.controller_file)
     bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
-    common: dict[str, Any] = {"n_workers": 1, "verbose": 0, **run.bierl_kwargs, "seed": run.seed, "meta_trainable": "none", **run.start}
+    common: dict[str, Any] = {
+        "n_workers": 1,
+        "verbose": 0,
+        **run.bierl_kwargs,
+        "seed": run.seed,
+        "meta_trainable": "none",
+        **run.start,
+    }
     if run.fixed:
         # a new network's readout starts at zero: it proposes the initial values whatever the history
         model = BiERL("MlpPolicy", run.task.env_id, hyperparameter_bounds=bounds, **common)

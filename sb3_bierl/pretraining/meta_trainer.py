@@ -50,8 +50,12 @@ def source_commit() -> str:
     """:return: the git commit of the package's checkout (``+dirty`` with uncommitted changes), or ``"unknown"``"""
     root = pathlib.Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "sb3_bierl"], cwd=root, capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "sb3_bierl"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty.strip() else "")
@@ -99,7 +103,9 @@ class MetaTrainer:
         metadata: dict[str, Any] | None = None,
     ):
         if n_pairs < 1 or tasks_per_generation < 1:
-            raise ValueError(f"n_pairs and tasks_per_generation must be at least 1, got {n_pairs} and {tasks_per_generation}")
+            raise ValueError(
+                f"n_pairs and tasks_per_generation must be at least 1, got {n_pairs} and {tasks_per_generation}"
+            )
         if not (sigma > 0 and learning_rate > 0):
             raise ValueError(f"sigma and learning_rate must be > 0, got {sigma} and {learning_rate}")
         if not 0 <= start_spread <= 1:
@@ -213,18 +219,20 @@ class MetaTrainer:
         instances = self.plan()
         runs = []
         for task, seed, start in instances:
-            common = dict(
-                task=task,
-                seed=seed,
-                start=start,
-                controller_file=centre_file,
-                late_fraction=self.config["late_fraction"],
-                bierl_kwargs=self.config["bierl_kwargs"],
-            )
+            common: dict[str, Any] = {
+                "task": task,
+                "seed": seed,
+                "start": start,
+                "controller_file": centre_file,
+                "late_fraction": self.config["late_fraction"],
+                "bierl_kwargs": self.config["bierl_kwargs"],
+            }
             runs += [InnerRun(phi=phi, **common) for phi in phis] + [InnerRun(fixed=True, **common)]
         results = list(map_fn(run_inner_entry, runs))
         per_instance = len(phis) + 1
-        scores = np.array([[r["normalised"] for r in results[i : i + per_instance]] for i in range(0, len(results), per_instance)])
+        scores = np.array(
+            [[r["normalised"] for r in results[i : i + per_instance]] for i in range(0, len(results), per_instance)]
+        )
         utilities = np.zeros(len(trained))
         for row in scores:
             clean = finite_or_worst(row[: len(trained)])
@@ -257,7 +265,9 @@ class MetaTrainer:
         self.save()
         return record
 
-    def train(self, n_generations: int, executor: Executor | None = None, progress_bar: bool = True, logger: Any = None) -> None:
+    def train(
+        self, n_generations: int, executor: Executor | None = None, progress_bar: bool = True, logger: Any = None
+    ) -> None:
         """
         Run meta generations until ``n_generations`` are done (counting those of a resumed checkpoint).
 

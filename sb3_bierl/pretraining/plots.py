@@ -29,7 +29,11 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
         return False
     generations = np.array([r["generation"] for r in records])
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-    for key, label in (("centre", "controller (centre)"), ("fixed", "fixed start (no controller)"), ("candidates", "candidates (mean)")):
+    for key, label in (
+        ("centre", "controller (centre)"),
+        ("fixed", "fixed start (no controller)"),
+        ("candidates", "candidates (mean)"),
+    ):
         values = np.array([r[key] for r in records], dtype=np.float64)
         smooth = np.convolve(values, np.ones(window) / window, mode="valid") if len(values) >= window else values
         axes[0].plot(generations[len(generations) - len(smooth) :], smooth, label=label)
@@ -45,7 +49,9 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     axes[1].set_ylabel("controller - fixed (normalised)")
     # what the controller learned: where the centre's runs end, whatever their start
     for name in records[0]["tasks"][0]["centre_final_hyperparameters"]:
-        values = [np.exp(np.mean([np.log(t["centre_final_hyperparameters"][name]) for t in r["tasks"]])) for r in records]
+        values = [
+            np.exp(np.mean([np.log(t["centre_final_hyperparameters"][name]) for t in r["tasks"]])) for r in records
+        ]
         axes[2].plot(generations, values, label=name)
     axes[2].set_yscale("log")
     axes[2].set_xlabel("meta generation")
