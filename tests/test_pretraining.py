@@ -1,5 +1,6 @@
 """Long-horizon pre-training of the meta controller (issue 10) and the warm start it feeds."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -58,30 +59,15 @@ def test_fixed_inner_run_keeps_its_start(tmp_path):
     trainer = tiny_trainer(tmp_path)
     trainer.save()
     start = {"sigma": 0.05, "learning_rate": 0.004}
-    result = run_inner(
-        InnerRun(
-            TINY,
-            seed=3,
-            start=start,
-            controller_file=str(tmp_path / CONTROLLER),
-            fixed=True,
-            bierl_kwargs={"n_pairs": 4},
-        )
+    run = InnerRun(
+        TINY, seed=3, start=start, controller_file=str(tmp_path / CONTROLLER), fixed=True, bierl_kwargs={"n_pairs": 4}
     )
+    result = run_inner(run)
     assert result["final_hyperparameters"] == pytest.approx(start)
     assert result["num_timesteps"] >= TINY.budget and len(result["centre_returns"]) > 1
     assert result["score"] == late_mean(result["centre_returns"], 0.5)
     # the inner run may use rollout workers: the same run, the same score
-    workers = run_inner(
-        InnerRun(
-            TINY,
-            seed=3,
-            start=start,
-            controller_file=str(tmp_path / CONTROLLER),
-            fixed=True,
-            bierl_kwargs={"n_pairs": 4, "n_workers": 2, "backend": "processes"},
-        )
-    )
+    workers = run_inner(dataclasses.replace(run, bierl_kwargs={"n_pairs": 4, "n_workers": 2, "backend": "processes"}))
     assert workers["centre_returns"] == result["centre_returns"]
 
 

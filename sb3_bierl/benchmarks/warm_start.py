@@ -39,7 +39,7 @@ from sb3_bierl.benchmarks.meta_level import (
     score_matrix,
 )
 from sb3_bierl.meta.warm_start import read_controller_file, resolve_path
-from sb3_bierl.pretraining.suite import HELD_OUT
+from sb3_bierl.pretraining.suite import DEFAULT_SUITE, HELD_OUT
 
 #: The default held-out tasks: one Box2D task and two MuJoCo locomotion tasks (the cheaper of ``HELD_OUT``)
 DEFAULT_ENVS: tuple[str, ...] = ("LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5")
@@ -61,8 +61,6 @@ def plan_runs(
     :return: the runs, seed by seed, the warm-started ones first
     :raises ValueError: on a task the pre-training suite uses (not held out) or an unknown start
     """
-    from sb3_bierl.pretraining.suite import DEFAULT_SUITE
-
     trained_on = {task.env_id for task in DEFAULT_SUITE}
     for env_id in envs:
         if env_id in trained_on:
