@@ -3,8 +3,12 @@ which environment instance played it, what that instance played before, the back
 when the workers took over (BipedalWalker keeps its Box2D world across resets: a used instance drifts)."""
 
 import math
+import multiprocessing as mp
+import threading
 import time
+import warnings
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,7 +17,9 @@ from conftest import CountingEnv
 from sb3_bierl import ES
 from sb3_bierl.es import es as es_module
 from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory
+from sb3_bierl.evaluation import processes
 from sb3_bierl.evaluation.in_process import EnvReuse, check_env_history
+from sb3_bierl.evaluation.processes import HistoryCheck
 
 BOX2D, MUJOCO = "BipedalWalker-v3", "Hopper-v5"
 MAX_STEPS = 100  # episode cap: a few thousand steps are several generations
@@ -126,6 +132,31 @@ def wait_for_verdict(reuse, env_fn):
         reuse.current(None)
         time.sleep(0.01)
     return reuse.verdict
+
+
+def test_the_starting_thread_leaves_the_warnings_of_the_main_thread_alone(monkeypatch):
+    """The history check's helper, started from a thread (when other threads run), must not touch the process-wide
+    warnings state: a catch_warnings entered there and left later put back the filters and handler of its start,
+    so warnings the main thread recorded meanwhile (a user's catch_warnings, pytest.warns) went elsewhere."""
+    inside, release = threading.Event(), threading.Event()
+
+    def blocked_start(process):
+        inside.set()
+        release.wait(10)
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(processes, "history_check_start_method", lambda: "spawn")
+    monkeypatch.setattr(mp.context.SpawnProcess, "start", blocked_start)
+    check = HistoryCheck(cloudpickle.dumps(make_env_factory(gym.make("Counting-v0"))), 1.0)
+    assert inside.wait(10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        release.set()
+        check._helper.starter.join(10)
+        warnings.warn("seen by the main thread")
+    assert [str(w.message) for w in caught] == ["seen by the main thread"]
+    assert check.poll()[0] == "error"  # the failed start is reported, not hidden
+    check.stop()
 
 
 def test_check_runs_in_a_helper_process_and_then_instances_are_reused():

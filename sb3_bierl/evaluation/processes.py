@@ -361,10 +361,13 @@ class _Helper:
     def _start(self, child_conn: Connection, method: str) -> None:
         error = None
         try:
-            with main_script_hidden(), warnings.catch_warnings():
-                if method == "fork":
-                    warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12: torch's threads
-                self.process.start()
+            with main_script_hidden():
+                if method == "fork":  # in the calling thread: the warnings filters are process-wide, not per thread
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12: torch's threads
+                        self.process.start()
+                else:  # from the starting thread: no catch_warnings here, its exit would reset what the main
+                    self.process.start()  # thread set meanwhile (a user's filters, pytest.warns' recorder)
         except BaseException as exc:  # noqa: BLE001 (reported by poll)
             error = exc
         finally:
