@@ -9,9 +9,12 @@ included), every run one process with ``n_workers=1``, deterministic evaluation 
 2. ``defaults``: ES and BiERL at the shared defaults.
 3. ``robustness``: ES and BiERL started 4 times too large or too small in ``sigma`` or ``learning_rate``.
 
-A run's name is ``<algo>[-s<sigma factor>][-lr<learning-rate factor>]_<env>_<seed>``: for example
-``bierl-s4_Hopper-v5_0`` is BiERL started at 4 times the default sigma. Each finished run is written at once
-to ``<out>/runs/<name>.json`` (skipped on a rerun: the benchmark resumes where it stopped).
+A run's name is ``<algo>[-s<sigma factor>][-lr<learning-rate factor>]_<env>_<seed>``, the factors on
+:data:`REFERENCE` (sigma 0.02, learning rate 0.01: ES's defaults up to session 6), so that a name keeps its
+meaning when the defaults change: ``es`` is ES at sigma 0.02 and learning rate 0.01, ``es-s1.5-lr3`` ES at
+its defaults since session 7 (0.03 and 0.03), ``bierl-s6-lr3_Hopper-v5_0`` BiERL started at 4 times today's
+default sigma. The stages run around the current defaults (:func:`at_defaults`). Each finished run is written
+at once to ``<out>/runs/<name>.json`` (skipped on a rerun: the benchmark resumes where it stopped).
 
 The report (``<out>/results.md``) aggregates with rliable (Agarwal et al. 2021): IQM of the normalised score
 with 95% stratified-bootstrap intervals, probability of improvement; per-task tables too.
@@ -63,10 +66,18 @@ HEADROOM_ENVS: tuple[str, ...] = ("Pendulum-v1", "Swimmer-v5", "Hopper-v5", "Hal
 GRID_FACTORS: tuple[float, ...] = (0.25, 0.5, 2.0, 4.0)
 #: Factors of the robustness starts
 ROBUSTNESS_FACTORS: tuple[float, ...] = (0.25, 4.0)
+#: The robustness starts: ``(sigma factor, learning-rate factor)`` on the current defaults, one off at a time
+ROBUSTNESS_STARTS: tuple[tuple[float, float], ...] = (
+    *((f, 1.0) for f in ROBUSTNESS_FACTORS),
+    *((1.0, f) for f in ROBUSTNESS_FACTORS),
+)
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``)
 BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL"}
+#: The values the factors of a run's name multiply (ES's defaults up to session 6): a name means the same run
+#: whatever the package's defaults are
+REFERENCE: dict[str, float] = {"sigma": 0.02, "learning_rate": 0.01}
 ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P<lr>[0-9.]+))?(?:-n(?P<pairs>[0-9]+))?$")
 
 
@@ -74,8 +85,8 @@ ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P
 def algo_name(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> str:
     """
     :param base: ``"es"``, ``"bierl"`` or ``"warm"`` (BiERL warm-started from a pre-trained controller)
-    :param sigma_factor: Factor of the default ``sigma`` at the start
-    :param lr_factor: Factor of the default ``learning_rate`` at the start
+    :param sigma_factor: Factor of :data:`REFERENCE`'s ``sigma`` at the start
+    :param lr_factor: Factor of :data:`REFERENCE`'s ``learning_rate`` at the start
     :return: The algorithm's name, e.g. ``"es-s4"`` or ``"bierl-lr0.25"``
     """
     name = base
@@ -84,6 +95,23 @@ def algo_name(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> s
     if lr_factor != 1.0:
         name += f"-lr{lr_factor:g}"
     return name
+
+
+def default_factors() -> tuple[float, float]:
+    """:return: ES's default ``(sigma, learning_rate)`` as factors of :data:`REFERENCE` (``(1.5, 3.0)`` since session 7)"""
+    defaults = es_defaults([])
+    return tuple(round(defaults[name] / REFERENCE[name], 9) for name in ("sigma", "learning_rate"))  # type: ignore[return-value]
+
+
+def at_defaults(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> str:
+    """
+    :param base: ``"es"``, ``"bierl"`` or ``"warm"``
+    :param sigma_factor: Factor of ES's *current* default ``sigma`` at the start
+    :param lr_factor: Factor of ES's current default ``learning_rate`` at the start
+    :return: The run name (factors on :data:`REFERENCE`), e.g. ``at_defaults("es") == "es-s1.5-lr3"``
+    """
+    sigma, lr = default_factors()
+    return algo_name(base, round(sigma * sigma_factor, 9), round(lr * lr_factor, 9))
 
 
 def parse_algo(name: str) -> tuple[str, float, float]:
@@ -101,15 +129,14 @@ def parse_algo(name: str) -> tuple[str, float, float]:
 def algo_kwargs(name: str) -> dict[str, Any]:
     """
     :param name: An algorithm name, e.g. ``"es-s4"`` or ``"es-n8"`` (ES with 8 pairs: a diagnosis run)
-    :return: The constructor arguments it sets (those it does not set keep the defaults)
+    :return: The constructor arguments it sets: ``sigma`` and ``learning_rate`` always (:data:`REFERENCE` times
+        the name's factors), ``n_pairs`` if the name gives it (the others keep the defaults)
     """
     _, sigma_factor, lr_factor = parse_algo(name)
-    defaults = es_defaults([])
-    kwargs: dict[str, Any] = {}
-    if sigma_factor != 1.0:
-        kwargs["sigma"] = defaults["sigma"] * sigma_factor
-    if lr_factor != 1.0:
-        kwargs["learning_rate"] = defaults["learning_rate"] * lr_factor
+    kwargs: dict[str, Any] = {
+        "sigma": REFERENCE["sigma"] * sigma_factor,
+        "learning_rate": REFERENCE["learning_rate"] * lr_factor,
+    }
     pairs = ALGO_PATTERN.match(name)["pairs"]
     if pairs is not None:
         kwargs["n_pairs"] = int(pairs)
@@ -117,8 +144,8 @@ def algo_kwargs(name: str) -> dict[str, Any]:
 
 
 def is_grid_setting(name: str) -> bool:
-    """:return: whether ``name`` is ES at a fixed (sigma, learning rate) other than the defaults, with the default n_pairs"""
-    return parse_algo(name)[0] == "es" and name != "es" and "n_pairs" not in algo_kwargs(name)
+    """:return: whether ``name`` is ES at a fixed (sigma, learning rate) other than the current defaults, with the default n_pairs"""
+    return parse_algo(name)[0] == "es" and name != at_defaults("es") and "n_pairs" not in algo_kwargs(name)
 
 
 def stage_algos(stage: str) -> list[str]:
@@ -127,12 +154,11 @@ def stage_algos(stage: str) -> list[str]:
     :return: The algorithms the stage runs
     """
     if stage == "headroom":
-        return [algo_name("es", f) for f in GRID_FACTORS] + [algo_name("es", 1.0, f) for f in GRID_FACTORS]
+        return [at_defaults("es", f) for f in GRID_FACTORS] + [at_defaults("es", 1.0, f) for f in GRID_FACTORS]
     if stage == "defaults":
-        return ["es", "bierl"]
+        return [at_defaults("es"), at_defaults("bierl")]
     if stage == "robustness":
-        starts = [(f, 1.0) for f in ROBUSTNESS_FACTORS] + [(1.0, f) for f in ROBUSTNESS_FACTORS]
-        return [algo_name(base, s, lr) for s, lr in starts for base in ("bierl", "es")]
+        return [at_defaults(base, s, lr) for s, lr in ROBUSTNESS_STARTS for base in ("bierl", "es")]
     raise ValueError(f"Unknown stage {stage!r}: choose among headroom, defaults, robustness")
 
 
@@ -273,13 +299,13 @@ def final_returns(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], di
 
 def normalisation(table: dict[tuple[str, str], dict[int, float]], env_id: str) -> tuple[float, float, str] | None:
     """
-    The task's normalisation: 0 = ES at its defaults (mean over seeds), 1 = the best fixed ES setting in hindsight
-    (the best mean over seeds among the headroom grid's settings).
+    The task's normalisation: 0 = ES at its current defaults (mean over seeds), 1 = the best fixed ES setting in
+    hindsight (the best mean over seeds among the other fixed settings run: the headroom grid's).
 
     :return: ``(zero, one, best setting)``, or None without ES at its defaults, without a grid on this task, or
         when no grid setting beats the defaults (no headroom: the task has no scale to be normalised by)
     """
-    default = table.get((env_id, "es"))
+    default = table.get((env_id, at_defaults("es")))
     grid = {algo: runs for (env, algo), runs in table.items() if env == env_id and is_grid_setting(algo)}
     if not default or not grid:
         return None
@@ -357,7 +383,8 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     table = final_returns(records)
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
     envs += sorted({r["env"] for r in records} - set(envs))
-    algos = sorted({r["algo"] for r in records}, key=lambda a: (a not in ("es", "bierl"), a != "es", parse_algo(a)[1:], a))
+    es_name, bierl_name = at_defaults("es"), at_defaults("bierl")
+    algos = sorted({r["algo"] for r in records}, key=lambda a: (a not in (es_name, bierl_name), a != es_name, parse_algo(a)[1:], a))
     lines = ["# Does the meta level pay?", "", "Final return of the deterministic policy (mean over seeds of each run's "
              "mean evaluation return; number of seeds in brackets), at equal environment steps, meta level included.", ""]
     header = ["Algorithm", *envs]
@@ -374,7 +401,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
               "generation that reaches its budget (as SB3's on-policy algorithms stop after a rollout), so the steps "
               "used differ by up to a generation:", ""]
     rows = []
-    for algo in ("es", "bierl"):
+    for algo in (es_name, bierl_name):
         cells = []
         for env_id in envs:
             steps = [r["num_timesteps"] for r in records if r["env"] == env_id and r["algo"] == algo and "num_timesteps" in r]
@@ -386,10 +413,10 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     rows = []
     for env_id in envs:
         norm = normalisation(table, env_id)
-        default = table.get((env_id, "es"))
+        default = table.get((env_id, es_name))
         if norm is not None:
             rows.append([env_id, f"{norm[0]:.1f}", f"{norm[1]:.1f}", norm[2]])
-        elif default and any(env == env_id and a != "es" and a.startswith("es") for env, a in table):
+        elif default and any(env == env_id and a != es_name and parse_algo(a)[0] == "es" for env, a in table):
             rows.append([env_id, f"{np.mean(list(default.values())):.1f}", "–", "no grid setting beats the defaults"])
         elif default:
             rows.append([env_id, f"{np.mean(list(default.values())):.1f}", "–", "no headroom grid on this task"])
@@ -410,8 +437,8 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
         lines += markdown_table(["Algorithm", "meta/step_overhead (mean)", "First meta update (latest generation over runs)", "Meta updates per run (mean)"], rows) + [""]
 
     sections = (
-        ("At the defaults", [("bierl", "es")]),
-        ("Started 4 times off", [(algo_name("bierl", s, lr), algo_name("es", s, lr)) for s, lr in ((4, 1), (0.25, 1), (1, 4), (1, 0.25))]),
+        ("At the defaults", [(bierl_name, es_name)]),
+        ("Started 4 times off", [(at_defaults("bierl", s, lr), at_defaults("es", s, lr)) for s, lr in ROBUSTNESS_STARTS]),
     )
     for title, algo_pairs in sections:
         section: list[str] = []

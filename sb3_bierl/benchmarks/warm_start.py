@@ -30,6 +30,7 @@ from sb3_bierl.benchmarks.compare import RunSpec, load_records, markdown_table, 
 from sb3_bierl.benchmarks.meta_level import (
     DEFAULT_SEEDS,
     SUITE_BUDGETS,
+    at_defaults,
     final_returns,
     normalisation,
     plot_hyperparameters,
@@ -43,8 +44,19 @@ from sb3_bierl.pretraining.suite import DEFAULT_SUITE, HELD_OUT
 
 #: The default held-out tasks: one Box2D task and two MuJoCo locomotion tasks (the cheaper of ``HELD_OUT``)
 DEFAULT_ENVS: tuple[str, ...] = ("LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5")
-#: Starts: the suffix of the algorithm name (see ``meta_level.algo_name``)
-STARTS: dict[str, str] = {"defaults": "", "s4": "-s4", "s0.25": "-s0.25", "lr4": "-lr4", "lr0.25": "-lr0.25"}
+#: Starts: ``(sigma factor, learning-rate factor)`` on ES's current defaults (run names: ``meta_level.at_defaults``)
+STARTS: dict[str, tuple[float, float]] = {
+    "defaults": (1.0, 1.0),
+    "s4": (4.0, 1.0),
+    "s0.25": (0.25, 1.0),
+    "lr4": (1.0, 4.0),
+    "lr0.25": (1.0, 0.25),
+}
+
+
+def start_name(base: str, start: str) -> str:
+    """:return: the run name of ``base`` (``"warm"``, ``"bierl"`` or ``"es"``) from the start ``start`` (a key of :data:`STARTS`)"""
+    return at_defaults(base, *STARTS[start])
 #: The comparisons of the report: ``(x, y)`` for P(x > y)
 COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
 
@@ -70,7 +82,7 @@ def plan_runs(
             raise ValueError(f"Unknown start {start!r}: choose among {list(STARTS)}")
     return [
         RunSpec(
-            base + STARTS[start], env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes
+            start_name(base, start), env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes
         )
         for seed in seeds
         for start in starts
@@ -89,7 +101,7 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
     for file, commit in sorted(controllers, key=str):
         lines.append(f"Controller: `{file}` (pre-trained at commit {commit}).")
     lines += ["", "Final return of the deterministic policy: mean over seeds (number of seeds in brackets).", ""]
-    algos = [base + STARTS[start] for start in starts for base in ("warm", "bierl", "es")]
+    algos = [start_name(base, start) for start in starts for base in ("warm", "bierl", "es")]
     rows = []
     for algo in algos:
         cells = [
@@ -99,8 +111,7 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
         rows.append([algo, *cells])
     lines += markdown_table(["Algorithm", *envs], rows) + [""]
     for start in starts:
-        suffix = STARTS[start]
-        names = {base: base + suffix for base in ("warm", "bierl", "es")}
+        names = {base: start_name(base, start) for base in ("warm", "bierl", "es")}
         task_envs = [e for e in envs if all(table.get((e, a)) for a in names.values())]
         if not task_envs:
             continue
