@@ -57,6 +57,8 @@ STARTS: dict[str, tuple[float, float]] = {
 def start_name(base: str, start: str) -> str:
     """:return: the run name of ``base`` (``"warm"``, ``"bierl"`` or ``"es"``) from the start ``start`` (a key of :data:`STARTS`)"""
     return at_defaults(base, *STARTS[start])
+
+
 #: The comparisons of the report: ``(x, y)`` for P(x > y)
 COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
 
