@@ -101,8 +101,9 @@ class CPUTimeBudget(BaseCallback):
     :param check_interval_s: Wall-clock seconds between two measurements (a measurement walks the process
         tree: about a millisecond); training overshoots the budget by at most about this, times the cores busy,
         plus the part of a rollout an algorithm finishes before calling the callbacks (ES: its generation)
-    :param final_evaluation: When the budget stops training, whether the evaluation callbacks evaluate at that
-        step (unless they just did), so that the last evaluation is the return at the budget
+    :param final_evaluation: When the budget stops training, whether the evaluation callbacks evaluate once more
+        at training end (unless they just did at that step), so that the last evaluation is the return at the
+        budget (ES and BiERL: after the generation in progress, whose steps are counted, is done)
     :param log_path: Folder of the CPU log (:data:`CPU_LOG_NAME`); None: the first evaluation callback's
         ``log_path`` (the Zoo's run folder), else the logger's folder, else no log
     :param verbose: 1: print when the budget stops training
@@ -173,7 +174,7 @@ class CPUTimeBudget(BaseCallback):
         callback._on_step = timed_on_step  # type: ignore[method-assign]
 
     def _evaluate_now(self) -> None:
-        """The final evaluation, at the step where the budget stopped training."""
+        """The final evaluation, at the step where training stopped."""
         for callback in self._eval_callbacks:
             if callback.eval_freq <= 0 or self._last_evaluation.get(id(callback)) == self.model.num_timesteps:
                 continue
@@ -220,6 +221,8 @@ class CPUTimeBudget(BaseCallback):
         if self._ended:
             return
         self._ended = True
+        if self.exhausted and self.final_evaluation:
+            self._evaluate_now()
         self._measure()
         self._write_row("end", self.model.num_timesteps, self.used_s)
         for callback in self._eval_callbacks:  # leave them as they were
@@ -247,19 +250,19 @@ class CPUTimeBudget(BaseCallback):
             raise CPUBudgetExhausted(f"CPU-time budget of {self.budget_s:.0f} s reached")
         if time.monotonic() >= self._next_check:
             self._measure()
-        if self.used_s < self.budget_s:  # measured now, or at a recent rollout's end (SAC: every step)
+        if self.used_s < self.budget_s:  # measured now, or at a rollout's end since
             return True
         self.exhausted = self._stop_asked = True
         if self.verbose >= 1:
             print(
                 f"CPU-time budget of {self.budget_s:.0f} s reached after {self.num_timesteps:,d} steps: training stops"
             )
-        if self.final_evaluation:
-            self._evaluate_now()
-        return False
+        return False  # the final evaluation comes at training end: ES first finishes its generation
 
     def _on_rollout_end(self) -> None:
-        self.logger.record("time/train_cpu_s", self._measure())
+        if time.monotonic() >= self._next_check:  # SAC ends a rollout at every step: a measurement costs ~1 ms
+            self._measure()
+        self.logger.record("time/train_cpu_s", self.used_s)
         self.logger.record("time/eval_cpu_s", self.eval_used_s)
 
     def _on_training_end(self) -> None:
