@@ -69,7 +69,7 @@ def test_cpu_budget_and_eval_freq_most_specific_first(tmp_path):
         write_config(
             tmp_path,
             "budgets",
-            algos=["ppo", {"es": {"cpu_budget_s": 70, "eval_freq": "5e4"}}, "sac"],
+            algos=["ppo", {"es": {"cpu_budget_s": 70, "eval_freq": "5e4", "eval_at_steps": [20_000, "1e4"]}}, "sac"],
             envs=[
                 "Pendulum-v1",
                 {"id": "Hopper-v5", "cpu_budget_s": 500},
@@ -87,6 +87,7 @@ def test_cpu_budget_and_eval_freq_most_specific_first(tmp_path):
         ("ppo", "Ant-v5"): (1000.0, 10_000), ("es", "Ant-v5"): (70.0, 50_000), ("sac", "Ant-v5"): (20.5, 2000),
     }  # fmt: skip
     assert config.has_cpu_budget
+    assert {run.eval_at_steps for run in expand_runs(config)} == {(), (10_000, 20_000)}  # es's, sorted
     plain = load_config(
         write_config(tmp_path, "plain", algos=["ppo"], envs=["Pendulum-v1"], n_timesteps=1000, eval_freq=500)
     )
@@ -127,13 +128,13 @@ def test_the_merged_file_carries_the_budget_and_keeps_other_callbacks(tmp_path):
     path = write_config(
         tmp_path, "campaign",
         algos={"ppo": None, "es": {"conf_file": str(own)}},
-        envs=[{"id": "HalfCheetah-v5", "cpu_budget_s": 600}, {"id": "Pendulum-v1", "cpu_budget_s": {"default": 120, "ppo": 90}},
+        envs=[{"id": "HalfCheetah-v5", "cpu_budget_s": 600}, {"id": "Pendulum-v1", "cpu_budget_s": {"default": 120, "ppo": 90}, "eval_at_steps": {"es": [5000]}},
               "CartPole-v1"],
         n_timesteps=10_000_000, log_folder=str(tmp_path / "logs"),
     )  # fmt: skip
     config = load_config(path)
     sources = resolve_hyperparameters(config)
-    budget = {CPU_BUDGET_CALLBACK: {"budget_s": 120.0, "verbose": 1}}
+    budget = {CPU_BUDGET_CALLBACK: {"budget_s": 120.0, "verbose": 1, "eval_at_steps": [5000]}}
     es = yaml.safe_load((tmp_path / "logs" / "hyperparams" / "es.yml").read_text())
     assert es["Pendulum-v1"]["callback"] == [budget, {"my.module.Callback": {"every": 3}}]  # ours first, theirs kept
     assert es["CartPole-v1"] == {"policy": "MlpPolicy", "callback": "other.Callback"}  # no budget: unchanged
@@ -294,7 +295,7 @@ def test_the_progress_bar_counts_done_running_and_failed(tmp_path):
 def test_a_tiny_campaign_stops_on_the_budget(tmp_path):
     """PPO (SB3), ES (this package) and ARS (sb3-contrib, which ignores a callback's stop) on Pendulum-v1, 3 CPU s."""
     config = write_config(
-        tmp_path, "tiny_cpu", algos={"ppo": {"eval_freq": 1000}, "es": {"n_workers": 1, "eval_freq": 20_000}, "ars": {"eval_freq": 1000}},
+        tmp_path, "tiny_cpu", algos={"ppo": {"eval_freq": 1000}, "es": {"n_workers": 1, "eval_freq": 20_000, "eval_at_steps": [5000]}, "ars": {"eval_freq": 1000}},
         envs=["Pendulum-v1"], seeds=[0], n_timesteps=10_000_000, cpu_budget_s=3, eval_episodes=2, num_threads=1,
     )  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -319,6 +320,7 @@ def test_a_tiny_campaign_stops_on_the_budget(tmp_path):
         assert record["last_eval_timestep"] <= record["steps_reached"] and "CPU s of training" in process.stdout
         assert "CPU-time budget of 3 s reached" in (log_folder / record["log_file"]).read_text()
         assert record["cpu_evaluations"][-1][0] == record["last_eval_timestep"]  # the final evaluation, at the budget
+        assert (algo == "es") == (record["cpu_evaluations"][0][0] == 5000)  # ES's early evaluation
     report = (log_folder / "results.md").read_text()
     assert "| Pendulum-v1 (3 CPU s) |" in report and "## Steps reached and CPU time" in report
     assert "| ppo | Pendulum-v1 | 0 | done | 3 CPU s (cap 10M) |" in report and "| cpu_budget |" in report
@@ -353,3 +355,11 @@ def test_sigterm_stops_the_campaign_as_ctrl_c_does(tmp_path):
         [*command, "--dry-run"], cwd=tmp_path, env=environment, capture_output=True, text=True, check=False
     )
     assert "0 done (skipped), 1 to train" in again.stdout
+
+
+def test_extra_evaluations_need_a_cpu_budget(tmp_path):
+    config = {"algos": {"es": {"eval_at_steps": [1000]}}, "envs": ["Pendulum-v1"], "n_timesteps": 100_000}
+    with pytest.raises(ConfigError, match="eval_at_steps needs a CPU-time budget"):
+        load_config(write_config(tmp_path, "bad", **config))
+    with pytest.raises(ConfigError, match="algos.es.eval_at_steps: expected a list of step counts"):
+        load_config(write_config(tmp_path, "bad", **{**config, "algos": {"es": {"eval_at_steps": 1000}}}))

@@ -112,15 +112,17 @@ def test_an_algorithm_that_ignores_the_stop_is_interrupted():
 
 
 def test_es_is_evaluated_after_its_last_generation(tmp_path):
-    """ES reports a generation's steps after its rollouts: the final evaluation waits for the generation's update."""
+    """
+    ES reports a generation's steps after its rollouts: the final evaluation waits for the generation's update.
+    Evaluations at given step counts come on top of ``eval_freq``.
+    """
     model = ES("MlpPolicy", "CartPole-v1", seed=0, n_workers=1)
     evaluation = EvalCallback(
         Monitor(gym.make("CartPole-v1")), eval_freq=10_000_000, n_eval_episodes=1, log_path=str(tmp_path)
     )
-    budget = CPUTimeBudget(budget_s=1.0, check_interval_s=0.05)
+    budget = CPUTimeBudget(budget_s=1.0, check_interval_s=0.05, eval_at_steps=[1000, 100, 10_000_000])
     model.learn(10_000_000, callback=[budget, evaluation])
-    assert budget.exhausted and evaluation.evaluations_timesteps == [
-        model.num_timesteps
-    ]  # the one evaluation, at the end
+    # evaluations at the first step at or past 100 and 1000 steps, then the one at the end
+    assert budget.exhausted and evaluation.evaluations_timesteps == [100, 1000, model.num_timesteps]
     log = read_cpu_log(tmp_path)
     assert log.exhausted and log.end[0] == log.evaluations[-1][0] == model.num_timesteps

@@ -24,7 +24,7 @@ import csv
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,9 @@ class CPUTimeBudget(BaseCallback):
         budget (ES and BiERL: after the generation in progress, whose steps are counted, is done)
     :param log_path: Folder of the CPU log (:data:`CPU_LOG_NAME`); None: the first evaluation callback's
         ``log_path`` (the Zoo's run folder), else the logger's folder, else no log
+    :param eval_at_steps: Step counts at which the evaluation callbacks also evaluate (at the first step at or
+        past each), besides their ``eval_freq``: early points of the learning curve of an algorithm that takes
+        many steps, to compare it with one that takes few at equal steps
     :param verbose: 1: print when the budget stops training
     :raises ValueError: if ``budget_s`` or ``check_interval_s`` is not positive
     """
@@ -116,6 +119,7 @@ class CPUTimeBudget(BaseCallback):
         check_interval_s: float = 0.5,
         final_evaluation: bool = True,
         log_path: str | None = None,
+        eval_at_steps: Sequence[int] = (),
         verbose: int = 0,
     ):
         super().__init__(verbose)
@@ -127,6 +131,7 @@ class CPUTimeBudget(BaseCallback):
         self.check_interval_s = float(check_interval_s)
         self.final_evaluation = final_evaluation
         self.log_path = log_path
+        self.eval_at_steps = sorted(int(steps) for steps in eval_at_steps)
         self.used_s = 0.0  # training CPU seconds, in earlier learn calls and up to the last measurement
         self.eval_used_s = 0.0  # CPU seconds inside evaluation callbacks
         self.wall_s = 0.0  # wall-clock seconds of training and evaluation
@@ -174,7 +179,7 @@ class CPUTimeBudget(BaseCallback):
         callback._on_step = timed_on_step  # type: ignore[method-assign]
 
     def _evaluate_now(self) -> None:
-        """The final evaluation, at the step where training stopped."""
+        """Have the evaluation callbacks evaluate at this step (the final evaluation, those of ``eval_at_steps``)."""
         for callback in self._eval_callbacks:
             if callback.eval_freq <= 0 or self._last_evaluation.get(id(callback)) == self.model.num_timesteps:
                 continue
@@ -248,6 +253,10 @@ class CPUTimeBudget(BaseCallback):
         if self._stop_asked:  # the algorithm ignored our False
             self._end()
             raise CPUBudgetExhausted(f"CPU-time budget of {self.budget_s:.0f} s reached")
+        if self.eval_at_steps and self.model.num_timesteps >= self.eval_at_steps[0]:
+            while self.eval_at_steps and self.model.num_timesteps >= self.eval_at_steps[0]:
+                self.eval_at_steps.pop(0)
+            self._evaluate_now()
         if time.monotonic() >= self._next_check:
             self._measure()
         if self.used_s < self.budget_s:  # measured now, or at a rollout's end since

@@ -13,8 +13,9 @@ of them are evaluated by the same ``EvalCallback``::
 Config (YAML)::
 
     algos: [ppo, trpo, ars, es, bierl]     # or a mapping, each algo with options:
-    #  es: {n_timesteps: 2_000_000,         #   its own settings (n_timesteps, cpu_budget_s, eval_freq)
-    #       cpu_budget_s: 600, eval_freq: 100_000,
+    #  es: {n_timesteps: 2_000_000,         #   its own settings (n_timesteps, cpu_budget_s, eval_freq,
+    #       cpu_budget_s: 600, eval_freq: 100_000,         eval_at_steps)
+    #       eval_at_steps: [10_000, 50_000],  #   extra evaluations at these steps (needs cpu_budget_s)
     #       params: {n_pairs: 32},          #   passed as `-params n_pairs:32` (strings verbatim: the zoo
     #       n_workers: 2,                   #   evals them as Python); n_workers is -params n_workers:2
     #       train_args: [--device, cpu],    #   more arguments for rl_zoo3.train
@@ -33,9 +34,12 @@ Config (YAML)::
     tensorboard: false                     # true: -tb <log_folder>/tensorboard
     train_args: []                         # more arguments for every rl_zoo3.train command
 
-The settings ``n_timesteps``, ``cpu_budget_s`` and ``eval_freq`` of a run are, most specific first: the env's
-per-algo value, the algo's, the env's common value (``default:`` in a per-algo mapping), the config's. Steps may
-be written ``1_000_000`` or ``1e6``; a CPU budget is a positive number of seconds.
+The settings ``n_timesteps``, ``cpu_budget_s``, ``eval_freq`` and ``eval_at_steps`` of a run are, most specific
+first: the env's per-algo value, the algo's, the env's common value (``default:`` in a per-algo mapping), the
+config's. Steps may be written ``1_000_000`` or ``1e6``; a CPU budget is a positive number of seconds.
+``eval_at_steps`` (a list of steps) adds evaluations at the first step at or past each: early points of the
+learning curve of an algorithm that evaluates rarely because it takes many steps (ES), so that it can be
+compared at equal steps with one that takes few; the budget's callback makes them, so they need ``cpu_budget_s``.
 
 CPU-time budget (``cpu_budget_s``): the run's entry in its hyperparameter file gets the callback
 :class:`~sb3_bierl.benchmarks.cpu_budget.CPUTimeBudget` (first in its ``callback:`` list, the entry's own callbacks

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 #: Settings of a run that an algo, an env, or an env for one algo can override (most specific first)
-RUN_SETTINGS = ("n_timesteps", "cpu_budget_s", "eval_freq")
+RUN_SETTINGS = ("n_timesteps", "cpu_budget_s", "eval_freq", "eval_at_steps")
 CONFIG_KEYS = frozenset(
     {"algos", "envs", "seeds", *RUN_SETTINGS, "eval_episodes", "log_folder", "num_threads", "tensorboard", "train_args"}
 )
@@ -48,6 +48,7 @@ class AlgoConfig:
     :param n_timesteps: Its budget in environment steps, if it overrides the common one
     :param cpu_budget_s: Its CPU-time budget (CPU seconds of training), if it overrides the common one
     :param eval_freq: Its environment steps between evaluations, if it overrides the common one
+    :param eval_at_steps: Its extra evaluations (step counts; with a CPU-time budget), if they override the common ones
     :param params: Hyperparameters passed with ``-params``
     :param train_args: More arguments for ``rl_zoo3.train``
     :param conf_file: Hyperparameter file (``-conf``), None for the one the zoo reads by default
@@ -57,6 +58,7 @@ class AlgoConfig:
     n_timesteps: int | None = None
     cpu_budget_s: float | None = None
     eval_freq: int | None = None
+    eval_at_steps: tuple[int, ...] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     train_args: tuple[str, ...] = ()
     conf_file: str | None = None
@@ -94,6 +96,8 @@ class BenchmarkConfig:
     :param tensorboard: Whether the runs log to ``<log_folder>/tensorboard``
     :param train_args: More arguments for every ``rl_zoo3.train`` command
     :param cpu_budget_s: The default CPU-time budget (CPU seconds of training), None for none
+    :param eval_at_steps: The default extra evaluations (step counts at which the runs also evaluate; they need a
+        CPU-time budget, whose callback makes them), None for none
     """
 
     name: str
@@ -108,6 +112,7 @@ class BenchmarkConfig:
     tensorboard: bool = False
     train_args: tuple[str, ...] = ()
     cpu_budget_s: float | None = None
+    eval_at_steps: tuple[int, ...] | None = None
 
     def algo(self, name: str) -> AlgoConfig:
         """:return: The algorithm called ``name``"""
@@ -148,6 +153,10 @@ class BenchmarkConfig:
         """:return: The environment steps between two evaluations of the runs of ``algo`` on ``env_id``"""
         return int(self.setting("eval_freq", algo, env_id))
 
+    def extra_evaluations(self, algo: str, env_id: str) -> tuple[int, ...]:
+        """:return: The step counts at which the runs of ``algo`` on ``env_id`` also evaluate"""
+        return tuple(self.setting("eval_at_steps", algo, env_id) or ())
+
     @property
     def has_cpu_budget(self) -> bool:
         """Whether some run has a CPU-time budget."""
@@ -165,6 +174,7 @@ class Run:
     :param n_timesteps: Budget in environment steps (a step cap when there is a CPU-time budget)
     :param eval_freq: Environment steps between two evaluations
     :param cpu_budget_s: CPU-time budget (CPU seconds of training), None for none
+    :param eval_at_steps: Step counts at which it also evaluates (with its CPU-time budget)
     """
 
     algo: str
@@ -173,6 +183,7 @@ class Run:
     n_timesteps: int
     eval_freq: int = DEFAULT_EVAL_FREQ
     cpu_budget_s: float | None = None
+    eval_at_steps: tuple[int, ...] = ()
 
     @property
     def key(self) -> str:
@@ -215,8 +226,25 @@ def parse_seconds(value: Any, where: str) -> float:
     return seconds
 
 
+def parse_step_list(value: Any, where: str) -> tuple[int, ...]:
+    """
+    :param value: A list of step counts from the YAML file, e.g. ``[10_000, 5e4]``
+    :param where: Where it was found, for the error message
+    :return: Them as positive ints, sorted, each once
+    :raises ConfigError: if it is not a list of numbers of steps
+    """
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of step counts, got {value!r}")
+    return tuple(sorted({parse_steps(steps, where) for steps in value}))
+
+
 #: How each run setting is read
-SETTING_PARSERS = {"n_timesteps": parse_steps, "cpu_budget_s": parse_seconds, "eval_freq": parse_steps}
+SETTING_PARSERS = {
+    "n_timesteps": parse_steps,
+    "cpu_budget_s": parse_seconds,
+    "eval_freq": parse_steps,
+    "eval_at_steps": parse_step_list,
+}
 
 
 def parse_settings(options: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -343,6 +371,7 @@ def load_config(path: str | Path, log_folder: str | Path | None = None) -> Bench
         n_timesteps=settings.get("n_timesteps"),
         eval_freq=settings["eval_freq"],
         cpu_budget_s=settings.get("cpu_budget_s"),
+        eval_at_steps=settings.get("eval_at_steps"),
         eval_episodes=parse_steps(raw.get("eval_episodes", 10), "eval_episodes"),
         log_folder=Path(log_folder or raw.get("log_folder") or Path("logs", "benchmark", path.stem)),
         num_threads=int(raw.get("num_threads", 1)),
@@ -352,6 +381,10 @@ def load_config(path: str | Path, log_folder: str | Path | None = None) -> Bench
     for run in expand_runs(config):  # every budget is defined and leaves room for an evaluation
         if run.n_timesteps < run.eval_freq:
             raise ConfigError(f"{run.describe()}: budget {run.n_timesteps} < eval_freq {run.eval_freq}: no evaluation")
+        if run.eval_at_steps and run.cpu_budget_s is None:
+            raise ConfigError(
+                f"{run.describe()}: eval_at_steps needs a CPU-time budget (cpu_budget_s), which makes them"
+            )
     return config
 
 
@@ -368,6 +401,7 @@ def expand_runs(config: BenchmarkConfig) -> list[Run]:
             config.budget(algo.name, env.env_id),
             eval_freq=config.eval_frequency(algo.name, env.env_id),
             cpu_budget_s=config.cpu_budget(algo.name, env.env_id),
+            eval_at_steps=config.extra_evaluations(algo.name, env.env_id),
         )
         for seed in config.seeds
         for env in config.envs

@@ -7,7 +7,7 @@ the :class:`~sb3_bierl.benchmarks.cpu_budget.CPUTimeBudget` callback, before the
 
 import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,16 +132,18 @@ def resolve_hyperparameters(config: BenchmarkConfig) -> dict[tuple[str, str], Hy
             sources[algo.name, env.env_id] = HyperparamsSource(base, entry, given)
         if copies:  # only the (algo, env) that need a copy read the merged file
             wanted = {env_id: budgets[env_id] for env_id in copies}
-            merged = write_merged_hyperparams(config.log_folder, algo.name, base, entries, copies, wanted)
+            extra = {env_id: config.extra_evaluations(algo.name, env_id) for env_id in copies}
+            merged = write_merged_hyperparams(config.log_folder, algo.name, base, entries, copies, wanted, extra)
             for env_id, entry in copies.items():
                 sources[algo.name, env_id] = HyperparamsSource(base, entry, merged, budgets[env_id])
     return sources
 
 
-def with_cpu_budget(entry: Mapping[str, Any], budget_s: float) -> dict[str, Any]:
+def with_cpu_budget(entry: Mapping[str, Any], budget_s: float, eval_at_steps: Sequence[int] = ()) -> dict[str, Any]:
     """
     :param entry: A hyperparameter entry
     :param budget_s: CPU seconds of training
+    :param eval_at_steps: Step counts at which the run also evaluates
     :return: A copy of it whose ``callback:`` list starts with the budget (the zoo then calls the budget first,
         and its ``on_training_end`` after an interruption), followed by the callbacks it already had (but an
         earlier CPU-time budget, which this one replaces)
@@ -152,7 +154,10 @@ def with_cpu_budget(entry: Mapping[str, Any], budget_s: float) -> dict[str, Any]
         callback for callback in callbacks
         if callback != CPU_BUDGET_CALLBACK and not (isinstance(callback, Mapping) and CPU_BUDGET_CALLBACK in callback)
     ]  # fmt: skip
-    budget = {CPU_BUDGET_CALLBACK: {"budget_s": float(budget_s), "verbose": 1}}
+    arguments: dict[str, Any] = {"budget_s": float(budget_s), "verbose": 1}
+    if eval_at_steps:
+        arguments["eval_at_steps"] = [int(steps) for steps in eval_at_steps]
+    budget = {CPU_BUDGET_CALLBACK: arguments}
     return {**entry, "callback": [budget, *callbacks]}
 
 
@@ -163,6 +168,7 @@ def write_merged_hyperparams(
     entries: dict[str, Any],
     copies: Mapping[str, str],
     budgets: Mapping[str, float | None] | None = None,
+    eval_at_steps: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """
     :param log_folder: The benchmark's log folder
@@ -171,15 +177,19 @@ def write_merged_hyperparams(
     :param entries: Its entries (anchors and merge keys resolved by the YAML loader)
     :param copies: ``{env id: entry to copy under it}`` (an entry may be copied under its own id)
     :param budgets: ``{env id: CPU-time budget}`` of the copies that get :func:`with_cpu_budget`
+    :param eval_at_steps: ``{env id: step counts}`` of their extra evaluations
     :return: The written ``<log_folder>/hyperparams/<algo>.yml``
     """
-    budgets = budgets or {}
+    budgets, eval_at_steps = budgets or {}, eval_at_steps or {}
     path = log_folder / "hyperparams" / f"{algo}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     merged = dict(entries)
     for env_id, source in copies.items():
         budget = budgets.get(env_id)
-        merged[env_id] = entries[source] if budget is None else with_cpu_budget(entries[source], budget)
+        if budget is None:
+            merged[env_id] = entries[source]
+        else:
+            merged[env_id] = with_cpu_budget(entries[source], budget, eval_at_steps.get(env_id, ()))
     header = [
         (
             f"# Written by sb3_bierl.benchmarks.head_to_head: {base}, unchanged, plus copies of entries under new ids"

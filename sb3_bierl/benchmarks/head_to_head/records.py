@@ -53,7 +53,8 @@ def settings_match(record: Mapping[str, Any], run: Run, config: BenchmarkConfig)
         "eval_freq": run.eval_freq,
         "eval_episodes": config.eval_episodes,
     }
-    return all(record.get(key) == value for key, value in expected.items())
+    extra = list(record.get("eval_at_steps") or [])  # records and zoo runs without it have none
+    return all(record.get(key) == value for key, value in expected.items()) and extra == list(run.eval_at_steps)
 
 
 def is_done(record: Mapping[str, Any] | None, run: Run, config: BenchmarkConfig) -> bool:
@@ -127,6 +128,7 @@ def new_record(run: Run, config: BenchmarkConfig, command: Sequence[str] | None)
         "n_timesteps": run.n_timesteps,
         "cpu_budget_s": run.cpu_budget_s,
         "eval_freq": run.eval_freq,
+        "eval_at_steps": list(run.eval_at_steps),
         "eval_episodes": config.eval_episodes,
         "status": "running",
         "adopted": False,

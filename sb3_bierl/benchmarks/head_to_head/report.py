@@ -260,16 +260,31 @@ def failures(config: BenchmarkConfig, records: Mapping[Run, Mapping[str, Any]]) 
 
 
 def evaluation_frequencies(config: BenchmarkConfig) -> str:
-    """:return: ``every 10k environment steps``, or the frequency of each algo where they differ"""
+    """
+    :return: ``every 10k environment steps``, or the frequencies of each algo where they differ, and the
+        algos with extra evaluations at given steps
+    """
     frequencies = {
         algo.name: {config.eval_frequency(algo.name, env.env_id) for env in config.envs} for algo in config.algos
     }
     if len(set().union(*frequencies.values())) == 1:
-        return f"every {format_steps(next(iter(frequencies[config.algos[0].name])))} environment steps"
-    each = ", ".join(
-        f"{algo} {'/'.join(format_steps(f) for f in sorted(values))}" for algo, values in frequencies.items()
-    )
-    return f"every N environment steps ({each})"
+        text = f"every {format_steps(next(iter(frequencies[config.algos[0].name])))} environment steps"
+    else:
+        each = ", ".join(
+            f"{algo} {'/'.join(format_steps(f) for f in sorted(values))}" for algo, values in frequencies.items()
+        )
+        text = f"every N environment steps ({each})"
+    extra = {
+        algo.name: sorted({steps for env in config.envs for steps in config.extra_evaluations(algo.name, env.env_id)})
+        for algo in config.algos
+    }
+    extra = {algo: steps for algo, steps in extra.items() if steps}
+    if extra:
+        each = "; ".join(
+            f"{algo} at {', '.join(format_steps(steps) for steps in values)}" for algo, values in extra.items()
+        )
+        text += f", and early points of the learning curve ({each} steps)"
+    return text
 
 
 def budget_text(config: BenchmarkConfig) -> str:
