@@ -1,7 +1,7 @@
 """
 The command line, ``python -m sb3_bierl.benchmarks.head_to_head CONFIG [--jobs N] [--dry-run] [--report-only]
-[--log-folder DIR]``: plan what is done and what is left, print or train the runs, then write ``results.md``
-and the plots. (Here rather than in ``__main__.py``, which the package cannot import without ``python -m``
+[--log-folder DIR] [--no-progress-bar]``: plan what is done and what is left, print or train the runs, then write
+``results.md`` and the plots. (Here rather than in ``__main__.py``, which the package cannot import without ``python -m``
 warning that the module was imported before it ran.)
 """
 
@@ -21,9 +21,12 @@ from sb3_bierl.benchmarks.head_to_head.plots import collect_curves, plot_curves
 from sb3_bierl.benchmarks.head_to_head.records import adopt_zoo_run, is_done, read_record, settings_match, write_record
 from sb3_bierl.benchmarks.head_to_head.report import make_report
 from sb3_bierl.benchmarks.head_to_head.running import run_all
+from sb3_bierl.benchmarks.head_to_head.scores import normalised_scores, plot_performance_profile
 
 STEPS_PLOT = "learning_curves_steps.png"
 WALLCLOCK_PLOT = "learning_curves_wallclock.png"
+CPU_PLOT = "learning_curves_cpu.png"
+PROFILE_PLOT = "performance_profile.png"
 
 
 def collect_records(config: BenchmarkConfig, runs: Sequence[Run]) -> dict[Run, dict[str, Any]]:
@@ -37,10 +40,13 @@ def collect_records(config: BenchmarkConfig, runs: Sequence[Run]) -> dict[Run, d
 
 
 def write_outputs(
-    config: BenchmarkConfig, records: Mapping[Run, Mapping[str, Any]], sources: Mapping[tuple[str, str], HyperparamsSource]
+    config: BenchmarkConfig,
+    records: Mapping[Run, Mapping[str, Any]],
+    sources: Mapping[tuple[str, str], HyperparamsSource],
 ) -> Path:
     """
-    Write ``results.md`` and the learning-curve plots.
+    Write ``results.md``, the learning-curve plots (against steps, wall-clock time and, with a CPU-time budget,
+    training CPU time) and the performance profile.
 
     :return: The path of ``results.md``
     """
@@ -48,11 +54,18 @@ def write_outputs(
     curves = collect_curves(config, records)
     plots = []
     if curves:
-        for name, x_key in ((STEPS_PLOT, "steps"), (WALLCLOCK_PLOT, "seconds")):
+        axes = [(STEPS_PLOT, "steps"), (WALLCLOCK_PLOT, "seconds")] + (
+            [(CPU_PLOT, "cpu")] if config.has_cpu_budget else []
+        )
+        for name, x_key in axes:
             if plot_curves(config, curves, x_key, config.log_folder / name):
                 plots.append(name)
+    tasks, scores = normalised_scores(config, records)
+    profile = None
+    if tasks and plot_performance_profile(scores, tasks, config.log_folder / PROFILE_PLOT):
+        profile = PROFILE_PLOT
     path = config.log_folder / "results.md"
-    path.write_text(make_report(config, records, sources, plots))
+    path.write_text(make_report(config, records, sources, plots, curves, profile))
     return path
 
 
@@ -89,9 +102,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("config", type=Path, help="benchmark config (YAML), e.g. zoo_configs/small.yml")
     parser.add_argument("--jobs", type=int, default=1, help="trainings run in parallel (default 1)")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands of the runs still to do, run nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the commands of the runs still to do, run nothing"
+    )
     parser.add_argument("--report-only", action="store_true", help="only rebuild results.md and the plots")
     parser.add_argument("--log-folder", type=Path, help="overrides the config's log_folder")
+    parser.add_argument(
+        "--no-progress-bar", action="store_true", help="one line per finished run instead of a progress bar (logs, CI)"
+    )
     return parser.parse_args(argv)
 
 
@@ -124,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in pending:
             print(shlex.join(commands[run]))
         return 0
-    trained, interrupted = run_all(pending, commands, config, args.jobs)
+    trained, interrupted = run_all(pending, commands, config, args.jobs, progress_bar=not args.no_progress_bar)
     records = {**collect_records(config, runs), **done, **trained}
     report = write_outputs(config, records, sources)
     failed = [run for run in runs if records.get(run, {}).get("status") != "done"]

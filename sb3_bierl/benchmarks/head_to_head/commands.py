@@ -1,7 +1,7 @@
 """
 The command of every run: ``python -m rl_zoo3.train`` (``python -m sb3_bierl.zoo train`` for this package's
-algorithms) with the run's seed, budget, evaluation settings, hyperparameter file and parameters, and the
-environment variables it runs with.
+algorithms) with the run's seed, budget, evaluation settings, hyperparameter file (which carries the CPU-time
+budget, if any) and parameters, and the environment variables it runs with.
 """
 
 import os
@@ -37,7 +37,7 @@ def train_command(run: Run, config: BenchmarkConfig, source: HyperparamsSource |
         "--env", run.env_id,
         "--seed", str(run.seed),
         "-n", str(run.n_timesteps),
-        "--eval-freq", str(config.eval_freq),
+        "--eval-freq", str(run.eval_freq),
         "--eval-episodes", str(config.eval_episodes),
         "--n-eval-envs", "1",
         "-f", str(config.log_folder),

@@ -1,7 +1,8 @@
 """
-A run's evaluations, from the zoo's ``evaluations.npz``: reading them, the final return and whether the run
-is complete, the wall-clock time of each evaluation, and the watcher that notes when new ones appear while
-the run trains.
+A run's evaluations, from the zoo's ``evaluations.npz`` and, with a CPU-time budget, the run's CPU log
+(``cpu_time.csv``): reading them, the final return, steps reached and CPU times and whether the run is complete,
+the wall-clock and training CPU time of each evaluation, and the watcher that notes when new evaluations appear
+while the run trains.
 """
 
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_bierl.benchmarks.cpu_budget import CPU_LOG_NAME, CPULog, read_cpu_log
 from sb3_bierl.benchmarks.head_to_head.config import BenchmarkConfig
 
 
@@ -29,9 +31,30 @@ def load_evaluations(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return timesteps, results.reshape(len(timesteps), -1).mean(axis=1)
 
 
+def cpu_fields(log: CPULog) -> dict[str, Any]:
+    """
+    :param log: A run's CPU log, which has its end row
+    :return: The record's fields from it: ``steps_reached`` (environment steps at the end), ``train_cpu_s`` and
+        ``eval_cpu_s`` (CPU seconds of training, and of evaluations, in all), ``stopped_by`` (``"cpu_budget"``
+        or ``"n_timesteps"``) and ``cpu_evaluations`` (``[steps, train_cpu_s, eval_cpu_s, wall_s]`` at each
+        evaluation: training CPU seconds before it, evaluation CPU seconds with it, wall-clock seconds after it)
+    """
+    assert log.end is not None
+    steps, train_s, eval_s, _ = log.end
+    return {
+        "steps_reached": steps,
+        "train_cpu_s": train_s,
+        "eval_cpu_s": eval_s,
+        "stopped_by": "cpu_budget" if log.exhausted else "n_timesteps",
+        "cpu_evaluations": [list(row) for row in log.evaluations],
+    }
+
+
 def finish_evaluations(record: dict[str, Any], config: BenchmarkConfig) -> dict[str, Any]:
     """
-    Fill in the final return and check that the run is complete (``done`` becomes ``failed`` otherwise).
+    Fill in the final return (and, with a CPU-time budget, the CPU log's fields: :func:`cpu_fields`) and check
+    that the run is complete (``done`` becomes ``failed`` otherwise): it reached its step budget (its last
+    evaluation less than ``eval_freq`` before it), or its CPU-time budget stopped it.
 
     :param record: A record whose status is already ``done`` or ``failed``
     :param config: The benchmark
@@ -42,11 +65,20 @@ def finish_evaluations(record: dict[str, Any], config: BenchmarkConfig) -> dict[
     if evaluations is not None:
         record["final_return"] = float(evaluations[1][-1])
         record["last_eval_timestep"] = int(evaluations[0][-1])
+    budget = record.get("cpu_budget_s")
+    cpu_log = read_cpu_log(folder) if folder is not None and budget is not None else None
+    if cpu_log is not None and cpu_log.end is not None:
+        record.update(cpu_fields(cpu_log))
     if record["status"] != "done":
         return record
+    eval_freq = record.get("eval_freq", config.eval_freq)
     if evaluations is None:
         record.update(status="failed", error="no evaluations.npz in the run folder")
-    elif evaluations[0][-1] <= record["n_timesteps"] - config.eval_freq:
+    elif budget is not None and (cpu_log is None or cpu_log.end is None):
+        record.update(status="failed", error=f"no complete CPU log ({CPU_LOG_NAME}) in the run folder")
+    elif budget is not None and cpu_log.budget_s != budget:
+        record.update(status="failed", error=f"the CPU log's budget is {cpu_log.budget_s} s, not {budget} s")
+    elif record.get("stopped_by") != "cpu_budget" and evaluations[0][-1] <= record["n_timesteps"] - eval_freq:
         record.update(
             status="failed",
             error=f"incomplete: last evaluation at {evaluations[0][-1]} steps of a budget of {record['n_timesteps']}",
@@ -54,16 +86,32 @@ def finish_evaluations(record: dict[str, Any], config: BenchmarkConfig) -> dict[
     return record
 
 
+def train_cpu_time(timesteps: np.ndarray, record: Mapping[str, Any]) -> np.ndarray:
+    """
+    :param timesteps: Evaluation steps of a run with a CPU-time budget
+    :param record: Its record (with ``cpu_evaluations``)
+    :return: The training CPU seconds before each evaluation: from the CPU log, interpolated linearly in steps
+        (from 0 at step 0) for an evaluation the log does not have
+    """
+    points = [(0.0, 0.0)] + [(float(row[0]), float(row[1])) for row in record.get("cpu_evaluations") or []]
+    if record.get("steps_reached") is not None:
+        points.append((float(record["steps_reached"]), float(record["train_cpu_s"])))
+    steps, seconds = np.array(sorted(points)).T
+    return np.interp(timesteps, steps, np.maximum.accumulate(seconds))
+
+
 def wall_clock(timesteps: np.ndarray, record: Mapping[str, Any]) -> np.ndarray:
     """
     :param timesteps: Evaluation steps of a run
     :param record: Its record
     :return: The wall-clock time of each evaluation: seen by the runner where it was, else interpolated
-        at a constant step rate between the seen points, the training start and the process end
+        at a constant step rate between the seen points, the training start and the process end (at the
+        steps reached, or the step budget)
     """
     points = [(0.0, float(record.get("training_start_s") or 0.0))]
     points += [(float(steps), float(seconds)) for steps, seconds in record.get("eval_seen_at") or []]
-    end = (float(max(record["n_timesteps"], timesteps[-1])), float(record.get("wall_time_s") or points[-1][1]))
+    last = record.get("steps_reached") or record["n_timesteps"]  # a CPU budget stops runs before their step cap
+    end = (float(max(last, timesteps[-1])), float(record.get("wall_time_s") or points[-1][1]))
     if end[0] > points[-1][0]:
         points.append(end)
     steps, seconds = np.array(points).T

@@ -1,7 +1,8 @@
 """
 The runner's record of each run, ``<log_folder>/runs/<algo>_<env>_<seed>.json`` (status, run folder, wall
-time, final return, when each evaluation was seen): reading and writing it, whether a run is done with the
-current settings, and adopting a finished zoo run folder that has no record (read from the zoo's ``args.yml``).
+time, final return, when each evaluation was seen; with a CPU-time budget, the CPU log's steps reached and CPU
+times): reading and writing it, whether a run is done with the current settings (CPU-time budget included), and
+adopting a finished zoo run folder that has no record (read from the zoo's ``args.yml`` and the CPU log).
 """
 
 import json
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sb3_bierl.benchmarks.cpu_budget import read_cpu_log
 from sb3_bierl.benchmarks.head_to_head.config import BenchmarkConfig, Run
 from sb3_bierl.benchmarks.head_to_head.evaluations import finish_evaluations
 
@@ -39,15 +41,20 @@ def write_record(log_folder: Path, run: Run, record: dict[str, Any]) -> None:
 
 
 def settings_match(record: Mapping[str, Any], run: Run, config: BenchmarkConfig) -> bool:
-    """:return: Whether a record (or the zoo's saved arguments) has the run's seed, budget and evaluation settings"""
+    """
+    :return: Whether a record (or the zoo's saved arguments, with the CPU log's budget) has the run's seed,
+        budgets and evaluation settings
+    """
     expected = {
         "env": run.env_id,
         "seed": run.seed,
         "n_timesteps": run.n_timesteps,
-        "eval_freq": config.eval_freq,
+        "cpu_budget_s": run.cpu_budget_s,
+        "eval_freq": run.eval_freq,
         "eval_episodes": config.eval_episodes,
     }
-    return all(record.get(key) == value for key, value in expected.items())
+    extra = list(record.get("eval_at_steps") or [])  # records and zoo runs without it have none
+    return all(record.get(key) == value for key, value in expected.items()) and extra == list(run.eval_at_steps)
 
 
 def is_done(record: Mapping[str, Any] | None, run: Run, config: BenchmarkConfig) -> bool:
@@ -95,8 +102,9 @@ def adopt_zoo_run(run: Run, config: BenchmarkConfig) -> dict[str, Any] | None:
     """
     candidates = sorted((config.log_folder / run.algo).glob("*/*/args.yml"), key=lambda p: p.stat().st_mtime)
     for args_file in reversed(candidates):
-        arguments = read_zoo_args(args_file)
         folder = args_file.parent.parent
+        cpu_log = read_cpu_log(folder)
+        arguments = {**read_zoo_args(args_file), "cpu_budget_s": None if cpu_log is None else cpu_log.budget_s}
         model = folder / f"{args_file.parent.name}.zip"
         if not (settings_match(arguments, run, config) and model.is_file() and (folder / "evaluations.npz").is_file()):
             continue
@@ -118,7 +126,9 @@ def new_record(run: Run, config: BenchmarkConfig, command: Sequence[str] | None)
         "env": run.env_id,
         "seed": run.seed,
         "n_timesteps": run.n_timesteps,
-        "eval_freq": config.eval_freq,
+        "cpu_budget_s": run.cpu_budget_s,
+        "eval_freq": run.eval_freq,
+        "eval_at_steps": list(run.eval_at_steps),
         "eval_episodes": config.eval_episodes,
         "status": "running",
         "adopted": False,
@@ -133,4 +143,10 @@ def new_record(run: Run, config: BenchmarkConfig, command: Sequence[str] | None)
         "error": None,
         "final_return": None,
         "last_eval_timestep": None,
+        # from the CPU log, with a CPU-time budget: see evaluations.cpu_fields
+        "steps_reached": None,
+        "train_cpu_s": None,
+        "eval_cpu_s": None,
+        "stopped_by": None,
+        "cpu_evaluations": [],
     }

@@ -1,18 +1,22 @@
 """
 Training the runs: each in its own subprocess, ``jobs`` at a time, with its output in ``runs/<key>.log``,
 its run folder found from the zoo's ``Log path:`` line, its evaluations watched and its record written;
-Ctrl-C interrupts them all.
+a progress bar (runs done, running, failed, ETA; failures printed above it) or one line per finished run;
+Ctrl-C (or SIGTERM) interrupts them all.
 """
 
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from tqdm import tqdm
 
 from sb3_bierl.benchmarks.compare import format_duration
 from sb3_bierl.benchmarks.head_to_head.commands import child_environment
@@ -21,6 +25,10 @@ from sb3_bierl.benchmarks.head_to_head.evaluations import EvaluationWatcher, fin
 from sb3_bierl.benchmarks.head_to_head.records import new_record, read_record, write_record
 
 ERROR_TAIL_LINES = 15
+#: Seconds a training has to stop after SIGINT (the zoo saves its model) before it gets SIGTERM
+STOP_GRACE_S = 60.0
+#: Seconds between two refreshes of the progress bar when nothing changed (its ETA moves on)
+REFRESH_S = 10.0
 LOG_PATH_LINE = re.compile(r"^Log path: (?P<path>.+?)\s*$", re.MULTILINE)
 
 
@@ -57,6 +65,7 @@ def execute_run(
     config: BenchmarkConfig,
     start_lock: threading.Lock,
     stop: threading.Event,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
     """
     Train one run in a subprocess and write its record.
@@ -70,10 +79,11 @@ def execute_run(
     :param config: The benchmark
     :param start_lock: The lock of the run's (algo, env)
     :param stop: Set when the benchmark is interrupted: the run gets SIGINT (the zoo then saves its model)
+    :param on_start: Called once the process started (the progress bar counts it as running)
     :return: The final record, None if the benchmark was stopped before the run started
     """
     watcher: EvaluationWatcher | None = None
-    interrupted = False
+    interrupted, interrupted_at = False, 0.0
     with start_lock:
         if stop.is_set():
             return None
@@ -92,6 +102,8 @@ def execute_run(
             record.update(status="failed", error=f"could not start: {error}", wall_time_s=0.0)
             write_record(config.log_folder, run, record)
             return record
+        if on_start is not None:
+            on_start()
         while process.poll() is None and watcher is None:
             time.sleep(POLL_S / 5)
             folder = find_run_folder(log_file, config.log_folder)
@@ -105,7 +117,9 @@ def execute_run(
             watcher.poll(time.monotonic() - start)
         if stop.is_set() and not interrupted:
             process.send_signal(signal.SIGINT)
-            interrupted = True
+            interrupted, interrupted_at = True, time.monotonic()
+        elif interrupted and time.monotonic() - interrupted_at > STOP_GRACE_S:
+            process.terminate()  # it ignores SIGINT (started in the background of a shell without job control)
     record.update(wall_time_s=round(time.monotonic() - start, 3), returncode=process.returncode)
     record["run_folder"] = record["run_folder"] or find_run_folder(log_file, config.log_folder)
     record["eval_seen_at"] = watcher.seen if watcher is not None else []
@@ -120,8 +134,85 @@ def execute_run(
     return record
 
 
+class RunProgress:
+    """
+    The live view of a benchmark: a tqdm bar of the runs finished (ETA from tqdm) with the counts of runs done,
+    running and failed, and each failure's line printed above it; or, without a bar, one line per finished run.
+
+    ``started`` may be called from any thread; the other methods from the thread that owns the progress.
+
+    :param total: Runs to train
+    :param bar: Whether to show a bar (else one line per finished run, for logs and CI)
+    :param file: Where to write (default: standard output)
+    """
+
+    def __init__(self, total: int, bar: bool = True, file: TextIO | None = None):
+        self.total = total
+        self.done = self.failed = self.finished = 0
+        self._started = 0
+        self._lock = threading.Lock()
+        self.file = file if file is not None else sys.stdout
+        self._shown, self._next_refresh = "", 0.0
+        self.bar = tqdm(total=total, unit="run", file=self.file, dynamic_ncols=True, smoothing=0) if bar else None
+        self.refresh()
+
+    @property
+    def running(self) -> int:
+        """Runs started and not finished."""
+        with self._lock:
+            return self._started - self.finished
+
+    def postfix(self) -> str:
+        """:return: ``done=D, running=R, failed=F``"""
+        return f"done={self.done}, running={self.running}, failed={self.failed}"
+
+    def started(self) -> None:
+        """A run's process started."""
+        with self._lock:
+            self._started += 1
+
+    def finish(self, run: Run, record: Mapping[str, Any]) -> None:
+        """A run finished, with its final record."""
+        with self._lock:
+            self.finished += 1
+            self._started = max(self._started, self.finished)  # a run that failed to start was never counted
+        if record.get("status") == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        line = progress_line(run, record)
+        if self.bar is None:
+            print(f"[{self.finished}/{self.total}] {line}", file=self.file, flush=True)
+            return
+        if record.get("status") != "done":
+            self.bar.write(line, file=self.file)
+        self.bar.set_postfix_str(self.postfix(), refresh=False)
+        self.bar.update(1)
+
+    def refresh(self) -> None:
+        """Show the current counts (and the ETA) if they changed, or at least every ``REFRESH_S``."""
+        if self.bar is None:
+            return
+        postfix = self.postfix()
+        if postfix != self._shown or time.monotonic() >= self._next_refresh:
+            self.bar.set_postfix_str(postfix)
+            self._shown, self._next_refresh = postfix, time.monotonic() + REFRESH_S
+
+    def close(self) -> None:
+        """Leave the bar as it is (its last state stays on screen)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(self.postfix())
+            self.bar.close()
+
+
 def run_all(
-    runs: Sequence[Run], commands: Mapping[Run, list[str]], config: BenchmarkConfig, jobs: int
+    runs: Sequence[Run],
+    commands: Mapping[Run, list[str]],
+    config: BenchmarkConfig,
+    jobs: int,
+    progress_bar: bool = True,
+    progress: RunProgress | None = None,
+    execute: Callable[..., dict[str, Any] | None] = execute_run,
 ) -> tuple[dict[Run, dict[str, Any]], bool]:
     """
     Train runs, ``jobs`` at a time.
@@ -130,24 +221,37 @@ def run_all(
     :param commands: Their commands
     :param config: The benchmark
     :param jobs: How many run in parallel
+    :param progress_bar: Whether to show a progress bar (else one line per finished run)
+    :param progress: The live view to use (default: a new :class:`RunProgress`)
+    :param execute: Trains one run (:func:`execute_run` and its arguments)
     :return: The records of the runs that were trained, and whether the benchmark was interrupted
     """
     locks = {(run.algo, run.env_id): threading.Lock() for run in runs}
     stop = threading.Event()
     records: dict[Run, dict[str, Any]] = {}
+    progress = progress if progress is not None else RunProgress(len(runs), bar=progress_bar)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     executor = ThreadPoolExecutor(max_workers=max(jobs, 1))
     futures: dict[Future, Run] = {
-        executor.submit(execute_run, run, commands[run], config, locks[run.algo, run.env_id], stop): run for run in runs
+        executor.submit(execute, run, commands[run], config, locks[run.algo, run.env_id], stop, progress.started): run
+        for run in runs
     }
     interrupted = False
     try:
-        for number, future in enumerate(as_completed(futures), start=1):
-            run, record = futures[future], result_or_failure(future, futures[future], config)
-            if record is not None:
-                records[run] = record
-                print(f"[{number}/{len(runs)}] {progress_line(run, record)}", flush=True)
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run, record = futures[future], result_or_failure(future, futures[future], config)
+                if record is not None:
+                    records[run] = record
+                    progress.finish(run, record)
+            progress.refresh()  # runs started meanwhile, and the ETA
+        progress.close()
     except KeyboardInterrupt:
         interrupted = True
+        progress.close()
         print("\nInterrupted: stopping the running trainings (the zoo saves their models) ...", flush=True)
         stop.set()
         executor.shutdown(wait=True, cancel_futures=True)
@@ -157,7 +261,14 @@ def run_all(
                 records[run] = record
     finally:
         executor.shutdown(wait=True)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     return records, interrupted
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops the benchmark as Ctrl-C does (a runner in the background of a shell ignores SIGINT)."""
+    raise KeyboardInterrupt
 
 
 def result_or_failure(future: Future, run: Run, config: BenchmarkConfig) -> dict[str, Any] | None:
@@ -176,6 +287,8 @@ def progress_line(run: Run, record: Mapping[str, Any]) -> str:
     line = f"{record['status']:<11} {run.describe()}"
     if record.get("final_return") is not None:
         line += f": return {record['final_return']:.1f} at {record['last_eval_timestep']} steps"
+    if record.get("train_cpu_s") is not None:
+        line += f" ({record['train_cpu_s']:.0f} CPU s of training, stopped by {record['stopped_by']})"
     if record.get("wall_time_s") is not None:
         line += f", {format_duration(record['wall_time_s'])}"
     if record["status"] == "failed":
