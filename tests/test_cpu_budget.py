@@ -71,6 +71,31 @@ def test_bad_budgets_are_refused():
         CPUTimeBudget(10, check_interval_s=-1)
 
 
+@pytest.fixture(autouse=True)
+def idle_descendants():
+    """The budget counts this process's descendants: let those earlier tests left busy settle first (a forkserver
+    started by an earlier test's ES keeps importing its preload modules for a few CPU seconds in the background)."""
+    psutil = pytest.importorskip("psutil")
+
+    def descendants_cpu() -> float:
+        total = 0.0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return total
+
+    deadline, last = time.monotonic() + 30.0, descendants_cpu()
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = descendants_cpu()
+        if now - last < 0.01:
+            break
+        last = now
+    yield
+
+
 class SlowEvaluation(gym.Wrapper):
     """An evaluation env whose steps burn CPU: evaluations cost far more than training."""
 
@@ -86,10 +111,14 @@ def test_evaluations_do_not_eat_the_budget_and_are_logged(tmp_path):
     slow = Monitor(SlowEvaluation(gym.make("CartPole-v1")))
     evaluation = EvalCallback(slow, eval_freq=512, n_eval_episodes=2, log_path=str(tmp_path))
     budget = CPUTimeBudget(budget_s=1.5, check_interval_s=0.05)
+    before = time.process_time()
     model.learn(10_000_000, callback=[budget, evaluation])
+    spent = time.process_time() - before
     assert budget.exhausted and budget.used_s >= 1.5  # training alone used the budget ...
     eval_steps = sum(sum(lengths) for lengths in evaluation.evaluations_length)
-    assert budget.eval_used_s >= 0.004 * eval_steps and budget.eval_used_s > 1.5  # ... evaluations came on top
+    assert len(evaluation.evaluations_timesteps) >= 2 and budget.eval_used_s >= 0.004 * eval_steps
+    # ... evaluations came on top (how many fit depends on the machine's load: PPO's threads spin when it is busy)
+    assert spent >= 0.95 * (budget.used_s + budget.eval_used_s)
     # the final evaluation is at the step where the budget stopped training
     assert evaluation.evaluations_timesteps[-1] == model.num_timesteps
     log = read_cpu_log(tmp_path)
