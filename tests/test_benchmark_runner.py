@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from runner_helpers import _rl_zoo3_stays_out_of_this_process, write_config  # noqa: F401 (an autouse fixture)
 
 if importlib.util.find_spec("rl_zoo3") is None:  # same as pytest.importorskip("rl_zoo3"), without importing it
     pytest.skip('rl_zoo3 is not installed (pip install -e ".[zoo]")', allow_module_level=True)
@@ -43,18 +44,6 @@ TINY = {
     "eval_freq": 500,
     "eval_episodes": 2,
 }
-
-
-@pytest.fixture(autouse=True)
-def _rl_zoo3_stays_out_of_this_process():
-    yield
-    assert "rl_zoo3" not in sys.modules, "a test imported rl_zoo3 (and its gymnasium patches) into the test process"
-
-
-def write_config(folder: Path, name: str, **config) -> Path:
-    path = folder / f"{name}.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 def run_benchmark(config: Path, cwd: Path, *arguments: str) -> subprocess.CompletedProcess:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from runner_helpers import _rl_zoo3_stays_out_of_this_process, write_config  # noqa: F401 (an autouse fixture)
 
 if importlib.util.find_spec("rl_zoo3") is None:  # same as pytest.importorskip("rl_zoo3"), without importing it
     pytest.skip('rl_zoo3 is not installed (pip install -e ".[zoo]")', allow_module_level=True)
@@ -49,18 +50,6 @@ from sb3_bierl.benchmarks.head_to_head.scores import normalise
 
 TIMEOUT = 300
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _rl_zoo3_stays_out_of_this_process():
-    yield
-    assert "rl_zoo3" not in sys.modules, "a test imported rl_zoo3 (and its gymnasium patches) into the test process"
-
-
-def write_config(folder: Path, name: str, **config) -> Path:
-    path = folder / f"{name}.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 # ---------------------------------------------------------------------- config
