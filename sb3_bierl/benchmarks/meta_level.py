@@ -10,11 +10,12 @@ included), every run one process with ``n_workers=1``, deterministic evaluation 
 3. ``robustness``: ES and BiERL started 4 times too large or too small in ``sigma`` or ``learning_rate``.
 
 A run's name is ``<algo>[-s<sigma factor>][-lr<learning-rate factor>]_<env>_<seed>``, the factors on
-:data:`REFERENCE` (sigma 0.02, learning rate 0.01: ES's defaults up to session 6), so that a name keeps its
-meaning when the defaults change: ``es`` is ES at sigma 0.02 and learning rate 0.01, ``es-s1.5-lr3`` ES at
-its defaults since session 7 (0.03 and 0.03), ``bierl-s6-lr3_Hopper-v5_0`` BiERL started at 4 times today's
-default sigma. The stages run around the current defaults (:func:`at_defaults`). Each finished run is written
-at once to ``<out>/runs/<name>.json`` (skipped on a rerun: the benchmark resumes where it stopped).
+:data:`REFERENCE` (sigma 0.02, learning rate 0.01: ES's defaults), so that a name keeps its meaning if the
+defaults ever change: ``es`` is ES at sigma 0.02 and learning rate 0.01, ``es-s1.5-lr3`` ES at 0.03 and 0.03,
+``bierl-s4_Hopper-v5_0`` BiERL started at 4 times the default sigma. The stages run around the current
+defaults (:func:`at_defaults`: with defaults 0.03 and 0.03, the robustness run above would be
+``bierl-s6-lr3``). Each finished run is written at once to ``<out>/runs/<name>.json`` (skipped on a rerun:
+the benchmark resumes where it stopped).
 
 The report (``<out>/results.md``) aggregates with rliable (Agarwal et al. 2021): IQM of the normalised score
 with 95% stratified-bootstrap intervals, probability of improvement; per-task tables too.
@@ -75,7 +76,7 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``)
 BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL"}
-#: The values the factors of a run's name multiply (ES's defaults up to session 6): a name means the same run
+#: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are
 REFERENCE: dict[str, float] = {"sigma": 0.02, "learning_rate": 0.01}
 ALGO_PATTERN = re.compile(r"^(?P<base>[a-z_]+)(?:-s(?P<sigma>[0-9.]+))?(?:-lr(?P<lr>[0-9.]+))?(?:-n(?P<pairs>[0-9]+))?$")
@@ -98,7 +99,7 @@ def algo_name(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) -> s
 
 
 def default_factors() -> tuple[float, float]:
-    """:return: ES's default ``(sigma, learning_rate)`` as factors of :data:`REFERENCE` (``(1.5, 3.0)`` since session 7)"""
+    """:return: ES's default ``(sigma, learning_rate)`` as factors of :data:`REFERENCE` (``(1.0, 1.0)`` today)"""
     defaults = es_defaults([])
     return tuple(round(defaults[name] / REFERENCE[name], 9) for name in ("sigma", "learning_rate"))  # type: ignore[return-value]
 
@@ -108,7 +109,8 @@ def at_defaults(base: str, sigma_factor: float = 1.0, lr_factor: float = 1.0) ->
     :param base: ``"es"``, ``"bierl"`` or ``"warm"``
     :param sigma_factor: Factor of ES's *current* default ``sigma`` at the start
     :param lr_factor: Factor of ES's current default ``learning_rate`` at the start
-    :return: The run name (factors on :data:`REFERENCE`), e.g. ``at_defaults("es") == "es-s1.5-lr3"``
+    :return: The run name (factors on :data:`REFERENCE`), e.g. ``at_defaults("bierl", 4.0) == "bierl-s4"`` with
+        today's defaults, ``"bierl-s6-lr3"`` if the defaults were sigma 0.03 and learning rate 0.03
     """
     sigma, lr = default_factors()
     return algo_name(base, round(sigma * sigma_factor, 9), round(lr * lr_factor, 9))
