@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from sb3_bierl.benchmarks.compare import load_records, markdown_table
-from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, final_returns, normalisation, return_matrix, rliable_summary
+from sb3_bierl.benchmarks.meta_level import (
+    SUITE_BUDGETS,
+    final_returns,
+    normalisation,
+    return_matrix,
+    rliable_summary,
+    score_matrix,
+)
 
 ENVS = tuple(SUITE_BUDGETS)
 SEEDS = (0, 1, 2, 3, 4)
@@ -39,12 +46,7 @@ def main(runs_dir: Path) -> None:
     for env_id in ENVS:
         norm = normalisation(table, env_id)
         print(f"- {env_id}: " + ("no fixed setting beats the defaults" if norm is None else f"{norm[0]:.1f} -> {norm[1]:.1f} ({norm[2]})"))
-    scores = {}
-    for algo in complete:
-        matrix = return_matrix(table, algo, normalised, SEEDS)
-        zero = np.array([normalisation(table, e)[0] for e in normalised])
-        one = np.array([normalisation(table, e)[1] for e in normalised])
-        scores[algo] = (matrix - zero) / (one - zero)
+    scores = {algo: score_matrix(table, algo, normalised, SEEDS) for algo in complete}
     pairs = [(CANDIDATE, "es"), (CANDIDATE, "bierl"), ("bierl", "es")]
     print()
     print("\n".join(rliable_summary(scores, returns, pairs)))
