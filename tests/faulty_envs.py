@@ -1,4 +1,5 @@
-"""Environments that fail inside ProcessEvaluator workers (imported there by module name)."""
+"""Environments for the tests of the worker backends: some fail inside workers, one has episodes of uneven
+length (imported there by module name)."""
 
 import os
 import time
@@ -39,3 +40,32 @@ class FaultyEnv(gym.Env):
         time.sleep(self.step_time)
         self.t += 1
         return np.zeros(3, np.float32), 0.0, False, self.t >= self.horizon, {}
+
+
+class UnevenEnv(gym.Env):
+    """
+    Episodes of uneven length (1 to ``max_length`` steps, set by the reset seed), each step taking
+    ``step_time`` seconds: candidates' rollouts take very different times, so dynamic dispatch matters.
+    Observations and rewards depend on the state and the action, so that results tell candidates apart.
+    """
+
+    metadata: dict = {"render_modes": []}
+
+    def __init__(self, max_length: int = 30, step_time: float = 0.001):
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.max_length, self.step_time = max_length, step_time
+        self.length, self.t = 1, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.length, self.t = 1 + int(self.np_random.integers(self.max_length)), 0
+        self.state = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.state, {}
+
+    def step(self, action):
+        time.sleep(self.step_time)
+        self.t += 1
+        reward = -float(np.sum((np.asarray(action) - self.state[:2]) ** 2))
+        self.state = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.state, reward, self.t >= self.length, False, {}

@@ -85,7 +85,8 @@ def test_same_seed_same_result_with_ray(reference):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         for env_id in (BOX2D, MUJOCO):
-            assert_same_run(train(make_model(env_id, backend="ray", n_workers=2)), reference[env_id])
+            # Ray starts in the background while the first learn() runs here; the actors take over in the second
+            assert_same_run(train(make_model(env_id, backend="ray", n_workers=2), start_workers), reference[env_id])
     finally:
         ray.shutdown()
 

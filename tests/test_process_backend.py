@@ -8,11 +8,12 @@ from multiprocessing import shared_memory
 
 import numpy as np
 import pytest
-from faulty_envs import FAULT_SEED, FaultyEnv
+from faulty_envs import FAULT_SEED, FaultyEnv, UnevenEnv
 
 from sb3_bierl import ES
 from sb3_bierl.es import es as es_module
 from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory
+from sb3_bierl.evaluation.pool import dispatch_chunks
 from sb3_bierl.evaluation.processes import ProcessEvaluator
 from sb3_bierl.strategies import NoiseTable
 
@@ -243,6 +244,69 @@ def test_noise_table_is_shared_and_freed(model, evaluators):
     workers.close()
     with pytest.raises(FileNotFoundError):
         shared_memory.SharedMemory(name=name)
+
+
+def test_dispatch_chunks():
+    assert dispatch_chunks(32, 2) == [(0, 16), (16, 32)]  # no previous call: one slice per worker
+    assert dispatch_chunks(32, 2, np.full(32, 1000)) == [(0, 16), (16, 32)]  # episodes as long: one batch each
+    assert dispatch_chunks(3, 4) == [(0, 1), (1, 2), (2, 3)]
+    assert dispatch_chunks(32, 1, np.arange(1, 33)) == [(0, 32)]
+    uneven = np.array([20, 1000] * 16)
+    chunks = dispatch_chunks(32, 2, uneven)
+    assert chunks == [(0, 8), (8, 14), (14, 19), (19, 23), (23, 26), (26, 28), (28, 30), (30, 32)]  # guided
+    assert dispatch_chunks(7, 2, uneven, min_size=2)[-1] == (6, 7)  # the last chunk takes what is left
+
+
+def record_dispatch(evaluator, monkeypatch):
+    """:return: a list that gets (worker rank, start, stop, whether the call's shared data came) for each chunk sent"""
+    sent, send = [], evaluator._send
+
+    def recording_send(worker, request):
+        message = request[1]
+        sent.append((worker.rank, message["start"], message["stop"], "call" in message))
+        send(worker, request)
+
+    monkeypatch.setattr(evaluator, "_send", recording_send)
+    return sent
+
+
+def uneven_generations(model, evaluator, n_calls=3):
+    """Population calls on ``UnevenEnv``: :return: the results of ``evaluator`` and of an in-process run"""
+    reference = InProcessEvaluator(UnevenEnv)
+    rng = np.random.default_rng(3)
+    try:
+        pairs = []
+        for _ in range(n_calls):
+            populations = [model.strategy.ask(model.noise, rng, 8, 0.1) for _ in range(2)]
+            seeds = np.tile(rng.integers(0, 2**31 - 1, size=(8, 2)), (2, 1))
+            centres = [model.strategy.theta, model.strategy.theta + 0.05]
+            args = (model.policy, model.strategy, model.noise, populations, centres, seeds)
+            pairs.append((evaluator.evaluate_population(*args), reference.evaluate_population(*args)))
+        return pairs
+    finally:
+        reference.close()
+
+
+@pytest.mark.timeout(120)
+def test_dynamic_dispatch_gives_the_in_process_results(model, monkeypatch):
+    """Uneven episodes: after the first call, chunks go to whichever worker is free; the results do not change."""
+    evaluator = ProcessEvaluator(UnevenEnv, n_workers=2, **NOISE)
+    sent = record_dispatch(evaluator, monkeypatch)
+    try:
+        for results, expected in uneven_generations(model, evaluator):
+            for result, exp in zip(results, expected, strict=True):
+                assert_same(result, exp)
+    finally:
+        evaluator.close()
+    first, later = sent[:2], sent[2:]
+    assert [(start, stop) for _, start, stop, _ in first] == [(0, 16), (16, 32)]  # no lengths known yet: slices
+    per_call = len(later) // 2
+    assert per_call > 2 and len(later) == 2 * per_call
+    for call in (later[:per_call], later[per_call:]):
+        assert [start for _, start, _, _ in call] == [0] + [stop for _, _, stop, _ in call[:-1]]  # in order, all
+        assert {rank for rank, *_ in call} == {0, 1}
+        # each worker gets the call's shared data (the centres) with its first chunk only
+        assert sorted(rank for rank, _, _, shared in call if shared) == [0, 1]
 
 
 def test_default_worker_count_and_backend(monkeypatch):

@@ -6,8 +6,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from faulty_envs import FAULT_SEED, FaultyEnv  # noqa: E402
-from test_process_backend import NOISE, assert_same  # noqa: E402
+from faulty_envs import FAULT_SEED, FaultyEnv, UnevenEnv  # noqa: E402
+from test_process_backend import NOISE, assert_same, record_dispatch, uneven_generations  # noqa: E402
 
 from sb3_bierl import ES  # noqa: E402
 from sb3_bierl.evaluation import (  # noqa: E402
@@ -82,7 +82,8 @@ def test_es_with_ray_matches_in_process():
     multi = ES("MlpPolicy", "Counting-v0", backend="ray", n_workers=2, **kwargs)
     assert isinstance(multi.evaluator, RayEvaluator)
     try:
-        multi.learn(600)
+        multi.learn(600)  # here while Ray starts in the background
+        multi.evaluator.start()
         actors = [w.actor for w in multi.evaluator._workers]
         multi.learn(300, reset_num_timesteps=False)
         assert [w.actor for w in multi.evaluator._workers] == actors  # the actors outlive learn()
@@ -139,7 +140,26 @@ def test_user_wrappers_reach_the_ray_actors():
 
     model = ES("MlpPolicy", ScaledReward(gym.make("CartPole-v1")), n_pairs=2, backend="ray", n_workers=2, seed=0, **NOISE)
     try:
+        model.evaluator.start()  # the actors, not this process (where the first rollouts run while Ray starts)
         model.learn(300)
         assert np.all(model.last_rollout.returns <= -100.0 * model.last_rollout.lengths)
     finally:
         model.close()
+
+
+@pytest.mark.timeout(120)
+def test_dynamic_dispatch_with_one_put_per_call(model, monkeypatch):
+    """Chunks go to whichever actor is free; a call's shared data (the centres) goes once to the object store."""
+    evaluator = RayEvaluator(UnevenEnv, n_workers=2, **NOISE)
+    sent = record_dispatch(evaluator, monkeypatch)
+    put, puts = ray.put, []
+    monkeypatch.setattr(ray, "put", lambda value, **kwargs: puts.append(type(value).__name__) or put(value, **kwargs))
+    try:
+        for results, expected in uneven_generations(model, evaluator):
+            for result, exp in zip(results, expected, strict=True):
+                assert_same(result, exp)
+    finally:
+        evaluator.close()
+    assert puts == ["ndarray", "dict", "dict", "dict"]  # the noise table once, then each call's data once
+    assert len(sent) > 2 + 2 * 2  # slices for the first call, then more chunks than actors
+    assert sum(shared for *_, shared in sent) == 3 * 2  # once per actor and call, not with every chunk

@@ -33,10 +33,13 @@ def test_es_joins_a_two_node_cluster_with_one_actor_per_node(two_nodes):
     kwargs = dict(n_pairs=3, seed=5, policy_kwargs=dict(net_arch=[8]), **NOISE)
     single = ES("MlpPolicy", "Pendulum-v1", n_workers=1, **kwargs)
     single.learn(2 * (2 * 3) * 200)
+    single.learn(2 * (2 * 3) * 200, reset_num_timesteps=False)
     model = ES("MlpPolicy", "Pendulum-v1", backend="ray", n_workers=2, ray_address=two_nodes.address, **kwargs)
     assert isinstance(model.evaluator, RayEvaluator)
     try:
-        model.learn(2 * (2 * 3) * 200)
+        model.learn(2 * (2 * 3) * 200)  # here while ES joins the cluster and starts the actors in the background
+        model.evaluator.start()
+        model.learn(2 * (2 * 3) * 200, reset_num_timesteps=False)
         assert ray.get_runtime_context().gcs_address == two_nodes.address  # ES joined this cluster
         assert len([node for node in ray.nodes() if node["Alive"]]) == 2
         # each actor holds one CPU and each node has one: both nodes run an actor

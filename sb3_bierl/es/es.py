@@ -87,7 +87,8 @@ class ES(BaseAlgorithm):
     :param backend: ``"auto"`` (in this process if ``n_workers == 1``, else worker processes,
         started only once the rollouts have taken ``AUTO_LOCAL_SECONDS`` in this process, so that
         short runs do not pay for them), ``"inprocess"``, ``"processes"`` or ``"ray"`` (Ray actors;
-        ``pip install ".[ray]" in a checkout of sb3-bierl``)
+        ``pip install ".[ray]" in a checkout of sb3-bierl``; Ray and the actors start in the background
+        while the first rollouts run in this process)
     :param ray_address: Address of the Ray cluster to join (default: ``RAY_ADDRESS``, else a local Ray)
     :param policy_kwargs: Keyword arguments for the policy
     :param stats_window_size: Episodes averaged for ``rollout/ep_rew_mean``
@@ -262,7 +263,10 @@ class ES(BaseAlgorithm):
         else:
             from sb3_bierl.evaluation.ray_backend import RayEvaluator  # optional dependency
 
-            self.evaluator = RayEvaluator(env_fn, n_workers, self.noise_table_size, self.noise_seed, address=self.ray_address)
+            # Ray and its actors start in the background (seconds) while the first chunks run here
+            self.evaluator = RayEvaluator(
+                env_fn, n_workers, self.noise_table_size, self.noise_seed, address=self.ray_address, local_until_s=0.0
+            )
 
     def close(self) -> None:
         """Stop the rollout workers now (they restart on the next ``learn``); also done at garbage collection."""

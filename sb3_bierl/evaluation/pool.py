@@ -21,6 +21,9 @@ from sb3_bierl.evaluation.base import (
 )
 from sb3_bierl.evaluation.in_process import EnvReuse
 from sb3_bierl.evaluation.workers import (
+    Answer,
+    CallData,
+    InlineCallData,
     InlineNoise,
     NoiseSource,
     PopulationSpec,
@@ -45,14 +48,22 @@ class WorkerHandle:
         self.rank = rank
         self.policy_version = 0  # version of the policy this worker holds (0: none)
         self.has_noise = False  # whether it was sent the noise table
+        self.call_id = 0  # the call whose shared data it holds (0: none)
 
 
 class WorkerPoolEvaluator(PopulationEvaluator):
     """
     Parent side of a pool of :class:`RolloutWorker`: splits the ``P`` candidates into
-    contiguous slices (``np.array_split``), one per worker, and concatenates the results in
-    order. A candidate's rollout depends only on its parameters and its episode seeds, so
-    the returns equal those of ``InProcessEvaluator`` for the same inputs.
+    contiguous chunks (:func:`dispatch_chunks`), sends each chunk to whichever worker is free
+    (dynamic dispatch: where episodes end early, no worker waits for a slow one's fixed share),
+    and concatenates the results in candidate order. A candidate's rollout depends only on its
+    parameters and its episode seeds, and observation statistics are merged candidate by
+    candidate, so the results equal those of ``InProcessEvaluator`` for the same inputs,
+    whichever worker ran what.
+
+    What every chunk of a call shares (the centres, the policy's buffers, the options) goes to
+    each worker once per call (:meth:`_share_call`: inline for processes, one object-store entry
+    for Ray), each chunk carrying only its candidate range and episode seeds.
 
     For :meth:`evaluate_population`, workers rebuild their candidates from the noise table
     (sent once, as a :class:`~sb3_bierl.evaluation.workers.NoiseSource`: shared memory for
@@ -114,6 +125,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         self._local_seconds = 0.0
         self._launcher: threading.Thread | None = None
         self._launched: list[WorkerHandle] | BaseException | None = None
+        self._call_id = 0
+        # Candidate lengths of the last call: decide between fixed slices and dynamic dispatch
+        self._last_lengths: np.ndarray | None = None
         self.reuse.start(lambda: self._env_fn_bytes)
 
     # ------------------------------------------------------------------ public API
@@ -139,16 +153,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         check_batch(len(params), episode_seeds)
         payloads = [
             {"params": params[start:stop], "episode_seeds": episode_seeds[start:stop]}
-            for start, stop in self._slices(len(params))
+            for start, stop in self._chunks(len(params))
         ]
-        return self._run(
-            "evaluate",
-            policy,
-            payloads,
-            alive_bonus_offset,
-            descriptor_fn,
-            record_transitions,
-        )
+        return self._run("evaluate", policy, {}, payloads, alive_bonus_offset, descriptor_fn, record_transitions)
 
     def evaluate_population(
         self,
@@ -193,16 +200,11 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         seeds = np.concatenate([episode_seeds] * len(populations))
         check_batch(sum(sizes), seeds)
         payloads = [
-            {
-                "populations": specs,
-                "dim": strategy.dim,
-                "start": start,
-                "stop": stop,
-                "episode_seeds": seeds[start:stop],
-            }
-            for start, stop in self._slices(sum(sizes))
+            {"start": start, "stop": stop, "episode_seeds": seeds[start:stop]}
+            for start, stop in self._chunks(sum(sizes))
         ]
-        result = self._run("evaluate_population", policy, payloads, *options, noise=noise)
+        shared = {"populations": specs, "dim": strategy.dim}
+        result = self._run("evaluate_population", policy, shared, payloads, *options, noise=noise)
         return split_result(result, sizes)
 
     def close(self) -> None:
@@ -257,13 +259,21 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         """:return: how the workers get ``noise`` (shared memory, the object store...: never a copy per worker)"""
 
     @abstractmethod
-    def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
-        """
-        Send one request to each worker, and wait for all the answers.
+    def _send(self, worker: WorkerHandle, request: Request) -> None:
+        """Send one request to an idle worker (without waiting); raise ``RuntimeError`` if it cannot be reached."""
 
-        :return: the results, in the order of ``workers``; raise ``RuntimeError`` (with the
-            worker's traceback, or how it died) as soon as one worker fails
+    @abstractmethod
+    def _receive_any(self, busy: list[WorkerHandle]) -> list[tuple[WorkerHandle, Answer]]:
         """
+        Wait until at least one of the ``busy`` workers answers (in short steps, so that Ctrl-C gets through).
+
+        :return: each worker that answered, with its answer (an error answer, with how it died, for a
+            worker that died)
+        """
+
+    def _share_call(self, shared: dict[str, Any]) -> CallData:
+        """:return: how the workers get the data every chunk of a call shares (default: inline, with each worker's first chunk)"""
+        return InlineCallData(shared)
 
     @abstractmethod
     def _stop_all(self) -> None:
@@ -277,10 +287,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         )
         return same_table and type(strategy).candidates is OpenAIES.candidates
 
-    def _slices(self, n_candidates: int) -> list[tuple[int, int]]:
-        """Contiguous (start, stop) slices, one per worker that gets candidates."""
-        chunks = np.array_split(np.arange(n_candidates), min(self.n_workers, n_candidates))
-        return [(int(chunk[0]), int(chunk[-1]) + 1) for chunk in chunks]
+    def _chunks(self, n_candidates: int) -> list[tuple[int, int]]:
+        """:return: contiguous (start, stop) chunks of the candidates (see :func:`dispatch_chunks`)"""
+        return dispatch_chunks(n_candidates, self.n_workers, self._last_lengths)
 
     def _policy_message(self, policy: BasePolicy) -> dict[str, np.ndarray]:
         """Track which policy the workers should hold; :return: its buffers as numpy arrays"""
@@ -289,68 +298,121 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             self._policy_version += 1
         return {name: buffer.detach().cpu().numpy().copy() for name, buffer in policy.named_buffers()}
 
-    def _requests(
+    def _call_messages(
         self,
         command: str,
         policy: BasePolicy,
-        workers: list[WorkerHandle],
+        shared: dict[str, Any],
         payloads: list[dict[str, Any]],
         alive_bonus_offset: float,
         descriptor_fn: DescriptorFn | None,
         record_transitions: bool,
-        noise: NoiseSource | None = None,
-    ) -> list[Request]:
-        """One request per worker; the policy (and the noise table) go only to workers that lack them."""
+        noise: NoiseSource | None,
+        local: bool = False,
+    ) -> Callable[[WorkerHandle, int], Request]:
+        """
+        A new call: :return: a function giving the request of chunk ``i`` for a worker; the policy, the
+        noise table and the call's shared data go only to workers that lack them.
+
+        :param local: For the worker in this process: the shared data goes inline (no transport)
+        """
+        self._call_id += 1
+        call_id = self._call_id
         buffers = self._policy_message(policy)
-        options = {
+        call = {
+            **shared,
+            "buffers": buffers,
             "alive_bonus_offset": float(alive_bonus_offset),
             "descriptor_fn": None if descriptor_fn is None else cloudpickle.dumps(descriptor_fn),
             "record_transitions": bool(record_transitions),
             "reuse_envs": self.reuse.current(lambda: self._env_fn_bytes),
         }
-        stale = any(worker.policy_version != self._policy_version for worker in workers)
-        policy_bytes = cloudpickle.dumps(policy) if stale else None
-        requests = []
-        for worker, payload in zip(workers, payloads, strict=True):
-            message = {**payload, "buffers": buffers, **options}
+        call_data: CallData | None = None
+        policy_bytes: bytes | None = None
+
+        def request(worker: WorkerHandle, i: int) -> Request:
+            nonlocal call_data, policy_bytes
+            message = {**payloads[i], "call_id": call_id}
+            if worker.call_id != call_id:
+                if call_data is None:
+                    call_data = InlineCallData(call) if local else self._share_call(call)
+                message["call"] = call_data
+                worker.call_id = call_id
             if worker.policy_version != self._policy_version:
+                if policy_bytes is None:
+                    policy_bytes = cloudpickle.dumps(policy)
                 message["policy"] = policy_bytes
                 worker.policy_version = self._policy_version
             if noise is not None and not worker.has_noise:
                 message["noise"] = noise
                 worker.has_noise = True
-            requests.append((command, message))
-        return requests
+            return (command, message)
+
+        return request
 
     def _run(
         self,
         command: str,
         policy: BasePolicy,
+        shared: dict[str, Any],
         payloads: list[dict[str, Any]],
         alive_bonus_offset: float,
         descriptor_fn: DescriptorFn | None = None,
         record_transitions: bool = False,
         noise: NoiseTable | None = None,
     ) -> RolloutResult:
-        """Send one payload to each of the first workers (or run them here), and merge their results in order."""
+        """
+        Run the chunks (``payloads``) on the workers, each to the first free one (or all here, while the
+        workers start), and merge their results in chunk order.
+
+        :param shared: What every chunk of the call needs besides its own payload
+        """
         options = (alive_bonus_offset, descriptor_fn, record_transitions)
         if not self._workers_ready():
-            return self._run_locally(command, policy, payloads, *options, noise)
-        workers = self._workers[: len(payloads)]
-        try:
-            source = None
-            if noise is not None:
-                if self._noise_source is None:
-                    self._noise_source = self._share_noise(noise)
-                source = self._noise_source
-            requests = self._requests(command, policy, workers, payloads, *options, source)
-            result = merge_results(self._exchange(workers, requests))
-        except BaseException:
-            # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
-            self._stop_all()
-            raise
-        self.reuse.wait()  # a history check still running (rare: it is short) does not outlive the call
+            result = self._run_locally(command, policy, shared, payloads, *options, noise)
+        else:
+            try:
+                source = None
+                if noise is not None:
+                    if self._noise_source is None:
+                        self._noise_source = self._share_noise(noise)
+                    source = self._noise_source
+                request = self._call_messages(command, policy, shared, payloads, *options, source)
+                result = merge_results(self._dispatch(request, len(payloads)))
+            except BaseException:
+                # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
+                self._stop_all()
+                raise
+            self.reuse.wait()  # a history check still running (rare: it is short) does not outlive the call
+        if len(result.lengths) > 1:  # a single candidate (e.g. the centre) says nothing about the spread
+            self._last_lengths = result.lengths
         return result
+
+    def _dispatch(self, request: Callable[[WorkerHandle, int], Request], n_chunks: int) -> list[RolloutResult]:
+        """
+        Send chunk after chunk to whichever worker is free; fail fast if one fails.
+
+        :param request: The request of chunk ``i`` for a worker
+        :param n_chunks: Number of chunks
+        :return: the results, in chunk order
+        """
+        results: list[RolloutResult | None] = [None] * n_chunks
+        idle = list(self._workers)
+        running: dict[int, int] = {}  # worker rank -> chunk it runs
+        busy: list[WorkerHandle] = []
+        next_chunk = 0
+        while next_chunk < n_chunks or busy:
+            while idle and next_chunk < n_chunks:
+                worker = idle.pop(0)
+                self._send(worker, request(worker, next_chunk))
+                running[worker.rank] = next_chunk
+                busy.append(worker)
+                next_chunk += 1
+            for worker, answer in self._receive_any(busy):
+                results[running.pop(worker.rank)] = check_answer(answer)
+                busy.remove(worker)
+                idle.append(worker)
+        return results  # type: ignore[return-value]
 
     def _workers_ready(self) -> bool:
         """:return: whether to use the workers (starting them, or checking on their start, as needed)"""
@@ -398,28 +460,59 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         self,
         command: str,
         policy: BasePolicy,
+        shared: dict[str, Any],
         payloads: list[dict[str, Any]],
         alive_bonus_offset: float,
         descriptor_fn: DescriptorFn | None,
         record_transitions: bool,
         noise: NoiseTable | None,
     ) -> RolloutResult:
-        """Run the slices one after another in this process, with the worker code (same results)."""
+        """Run the chunks one after another in this process, with the worker code (same results)."""
         start = time.perf_counter()
         if self._local is None:
             self._local = RolloutWorker(f"{type(self).__name__} (in this process)", self._env_fn_bytes)
-        handles = [self._local_handle] * len(payloads)  # one worker: the policy and the noise go once
         source = None if noise is None else InlineNoise(noise)
         options = (alive_bonus_offset, descriptor_fn, record_transitions)
-        requests = self._requests(command, policy, handles, payloads, *options, source)
+        request = self._call_messages(command, policy, shared, payloads, *options, source, local=True)
         results = []
-        for request in requests:
-            results.append(check_answer(self._local.answer(*request)))
-            # a slow environment's generation can be long: start the workers between two slices
+        for i in range(len(payloads)):  # one worker: the policy, the noise and the call's data go once
+            results.append(check_answer(self._local.answer(*request(self._local_handle, i))))
+            # a slow environment's generation can be long: start the workers between two chunks
             self._local_seconds += time.perf_counter() - start
             start = time.perf_counter()
             self._maybe_start_launcher()
         return merge_results(results)
+
+
+def dispatch_chunks(
+    n_candidates: int, n_workers: int, last_lengths: np.ndarray | None = None, min_size: int = 2
+) -> list[tuple[int, int]]:
+    """
+    How a call's candidates are cut for dynamic dispatch. Where episodes all take as long (``last_lengths``,
+    the steps of each candidate of the previous call, within 10% of each other, or no previous call), one
+    contiguous slice per worker: each worker steps its whole slice as one batch (one forward pass per step
+    for all of them). Otherwise guided self-scheduling (Polychronopoulos & Kuck 1987, OpenMP's ``guided``):
+    each chunk is ``ceil(remaining / (2 * n_workers))`` candidates, at least ``min_size``, so large chunks
+    go first and small ones end the call, and a worker that drew short episodes takes more chunks.
+
+    The cut never changes a result (rollouts are per candidate, results are merged in candidate order).
+
+    :param n_candidates: Number of candidates ``P`` (>= 1)
+    :param n_workers: Number of workers (>= 1)
+    :param last_lengths: (P',) environment steps of each candidate of the previous call, or None
+    :param min_size: Smallest chunk (2: an antithetic pair)
+    :return: (start, stop) of each chunk, in order, covering ``range(n_candidates)``
+    """
+    uniform = last_lengths is None or len(last_lengths) == 0 or np.max(last_lengths) <= 1.1 * np.min(last_lengths)
+    if n_workers == 1 or uniform:
+        chunks = np.array_split(np.arange(n_candidates), min(n_workers, n_candidates))
+        return [(int(chunk[0]), int(chunk[-1]) + 1) for chunk in chunks]
+    bounds, start = [], 0
+    while start < n_candidates:
+        size = max(min_size, -(-(n_candidates - start) // (2 * n_workers)))
+        bounds.append((start, min(n_candidates, start + size)))
+        start = bounds[-1][1]
+    return bounds
 
 
 def check_launched(launched: list[WorkerHandle] | BaseException | None, name: str) -> None:

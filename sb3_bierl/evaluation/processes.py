@@ -1,5 +1,5 @@
 """
-Worker-process backend: the population is split into contiguous slices, one per process.
+Worker-process backend: chunks of the population go to worker processes, each to the first free one.
 
 Workers fork from a ``forkserver`` that has imported torch, gymnasium and this package once (a
 worker is up in a fraction of a second), and map the noise table from one shared memory block.
@@ -26,7 +26,6 @@ from multiprocessing.connection import Connection, wait
 import cloudpickle
 import gymnasium as gym
 
-from sb3_bierl.evaluation.base import RolloutResult
 from sb3_bierl.evaluation.in_process import check_env_history
 from sb3_bierl.evaluation.pool import WorkerHandle, WorkerPoolEvaluator
 from sb3_bierl.evaluation.workers import (
@@ -157,26 +156,15 @@ class ProcessEvaluator(WorkerPoolEvaluator):
         self._release_noise = weakref.finalize(self, _unlink, self._noise_block)
         return source
 
-    def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
-        for worker, request in zip(workers, requests, strict=True):
-            error = worker.send(request)
-            if error is not None:
-                check_answer(error)
-        return self._gather(workers)
+    def _send(self, worker: WorkerHandle, request: Request) -> None:
+        check_answer(worker.send(request) or ("ok", None))
 
-    def _gather(self, workers: list["_ProcessHandle"]) -> list[RolloutResult]:
-        """Wait for every worker's answer, failing fast if one raises or dies."""
-        results: dict[int, RolloutResult] = {}
-        pending = list(workers)
-        while pending:
-            wait([w.conn for w in pending] + [w.process.sentinel for w in pending], timeout=self.poll_interval)
-            for worker in list(pending):
-                answer = worker.try_receive()
-                if answer is None:
-                    continue
-                results[worker.rank] = check_answer(answer)
-                pending.remove(worker)
-        return [results[w.rank] for w in workers]
+    def _receive_any(self, busy: list[WorkerHandle]) -> list[tuple[WorkerHandle, Answer]]:
+        while True:
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=self.poll_interval)
+            answers = [(worker, answer) for worker in busy if (answer := worker.try_receive()) is not None]
+            if answers:
+                return answers
 
     def _stop_all(self) -> None:
         """Terminate all workers now (busy workers would not read a close command)."""

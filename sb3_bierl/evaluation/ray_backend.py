@@ -3,7 +3,9 @@
 import functools
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +18,10 @@ try:
 except ImportError:  # optional dependency: RayEvaluator raises when it is built
     ray = None
 
-from sb3_bierl.evaluation.base import RolloutResult
 from sb3_bierl.evaluation.pool import WorkerHandle, WorkerPoolEvaluator
 from sb3_bierl.evaluation.workers import (
     Answer,
+    CallData,
     NoiseSource,
     Request,
     RolloutWorker,
@@ -42,6 +44,9 @@ def init_ray(address: str | None, n_workers: int) -> None:
     """
     Connect to Ray, unless this process is connected already (then that Ray is reused).
 
+    From a thread other than the main one (a background start), ``ray.init`` runs in a daemon thread
+    kept alive as long as the process (:func:`_init_in_kept_thread`).
+
     :param address: Cluster address; ``None``: ``RAY_ADDRESS`` if set, else a new local Ray
         with ``num_cpus`` at least ``n_workers``
     :param n_workers: Number of actors that will need one CPU each
@@ -49,6 +54,14 @@ def init_ray(address: str | None, n_workers: int) -> None:
     check_ray()
     if ray.is_initialized():
         return
+    if threading.current_thread() is threading.main_thread():
+        _ray_init(address, n_workers)
+    else:
+        _init_in_kept_thread(address, n_workers)
+
+
+def _ray_init(address: str | None, n_workers: int) -> None:
+    """``ray.init`` quietly; see :func:`init_ray` for the arguments."""
     starts_local = address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
     # num_cpus may only be given when starting Ray
     kwargs: dict[str, Any] = {"num_cpus": max(n_workers, os.cpu_count() or 1)} if starts_local else {}
@@ -60,6 +73,29 @@ def init_ray(address: str | None, n_workers: int) -> None:
         logging_level=logging.ERROR,  # quiet start-up
         **kwargs,
     )
+
+
+def _init_in_kept_thread(address: str | None, n_workers: int) -> None:
+    """
+    ``ray.init`` in a daemon thread that then waits as long as the process lives. A local Ray's processes
+    (GCS, raylet) are started with ``PR_SET_PDEATHSIG`` (Linux), which kills them when the *thread* that
+    started them ends: from a short-lived thread (the pool's background start), Ray would die with it.
+    """
+    outcome: queue.Queue[BaseException | None] = queue.Queue()
+
+    def start_and_keep() -> None:
+        try:
+            _ray_init(address, n_workers)
+        except BaseException as error:  # noqa: BLE001 (raised in the calling thread)
+            outcome.put(error)
+            return
+        outcome.put(None)
+        threading.Event().wait()  # never set: the parent thread of Ray's local processes stays alive
+
+    threading.Thread(target=start_and_keep, daemon=True, name="sb3-bierl-ray").start()
+    error = outcome.get()
+    if error is not None:
+        raise error
 
 
 @dataclass
@@ -77,6 +113,21 @@ class RayNoise:
 
     def open(self) -> NoiseTable:
         return wrap_noise(ray.get(self.ref[0]), self.seed)
+
+
+@dataclass
+class RayCallData:
+    """
+    What every chunk of one call shares, in Ray's object store: put once per call by the driver, read
+    once per actor (the centres then travel once per generation, not with every chunk or actor).
+
+    :param ref: ``[ObjectRef]`` of the entries (in a list, so that Ray passes the reference, not the value)
+    """
+
+    ref: list[Any]
+
+    def open(self) -> dict[str, Any]:
+        return ray.get(self.ref[0])
 
 
 class RayRolloutActor:
@@ -116,6 +167,7 @@ class _ActorHandle(WorkerHandle):
     def __init__(self, rank: int, actor: Any):
         super().__init__(rank)
         self.actor = actor
+        self.pending: Any = None  # ObjectRef of the answer to the request it runs
 
     def describe(self) -> str:
         return f"RayEvaluator worker {self.rank}"
@@ -128,7 +180,8 @@ class RayEvaluator(WorkerPoolEvaluator):
     :class:`~sb3_bierl.evaluation.processes.WorkerPoolEvaluator`), so the returns equal those
     of ``InProcessEvaluator`` for the same inputs.
 
-    Ray starts (or is joined) and the actors start on first use; they serve every later call
+    Ray starts (or is joined) and the actors start on first use (in the background with
+    ``local_until_s``); they serve every later call
     until :meth:`close` (or garbage collection). The noise table goes once into Ray's object
     store (:class:`RayNoise`). An actor that raises, or dies, makes the call raise a ``RuntimeError`` (with the actor's traceback, or Ray's
     error) and kills all actors; the next call starts new ones. :meth:`close` kills the
@@ -144,6 +197,9 @@ class RayEvaluator(WorkerPoolEvaluator):
         else a local Ray with at least ``n_workers`` CPUs. Unused if Ray is already initialised.
     :param reuse_envs: Whether an environment instance may play several episodes (see
         :class:`~sb3_bierl.evaluation.pool.WorkerPoolEvaluator`; default: decided by a check)
+    :param local_until_s: See :class:`~sb3_bierl.evaluation.pool.WorkerPoolEvaluator`; ``0.0`` hides
+        Ray's start (seconds): it starts in the background at the first call, whose chunks run in this
+        process meanwhile. Default: start Ray and the actors at the first call, and wait for them
     """
 
     #: Seconds the actors have to start (e.g. to get a CPU on the cluster) before the call fails
@@ -157,9 +213,10 @@ class RayEvaluator(WorkerPoolEvaluator):
         noise_seed: int,
         address: str | None = None,
         reuse_envs: bool | None = None,
+        local_until_s: float | None = None,
     ):
         check_ray()  # fail now, not at the first rollout
-        super().__init__(env_fn, n_workers, noise_table_size, noise_seed, reuse_envs=reuse_envs)
+        super().__init__(env_fn, n_workers, noise_table_size, noise_seed, local_until_s, reuse_envs)
         self.address = address
         self._workers: list[_ActorHandle] = []
         self._noise_ref: Any = None
@@ -193,16 +250,19 @@ class RayEvaluator(WorkerPoolEvaluator):
             raise
         return workers
 
-    def _exchange(self, workers: list[WorkerHandle], requests: list[Request]) -> list[RolloutResult]:
-        refs = {w.actor.answer.remote(*request): w for w, request in zip(workers, requests, strict=True)}
-        results: dict[int, RolloutResult] = {}
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=self.poll_interval)
-            for ref in ready:
-                worker = refs[ref]
-                results[worker.rank] = check_answer(self._get(ref, worker, "died during a rollout"))
-        return [results[w.rank] for w in workers]
+    def _share_call(self, shared: dict[str, Any]) -> CallData:
+        return RayCallData([ray.put(shared)])  # once per call, whatever the number of actors and chunks
+
+    def _send(self, worker: WorkerHandle, request: Request) -> None:
+        worker.pending = worker.actor.answer.remote(*request)
+
+    def _receive_any(self, busy: list[WorkerHandle]) -> list[tuple[WorkerHandle, Answer]]:
+        by_ref = {worker.pending: worker for worker in busy}
+        while True:
+            ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=self.poll_interval)
+            if ready:
+                ready, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)  # and any other done
+                return [(by_ref[ref], self._get(ref, by_ref[ref], "died during a rollout")) for ref in ready]
 
     def _wait(self, refs: list[Any], deadline: float) -> list[Any]:
         """Wait (in short steps, so that Ctrl-C gets through) until all are ready or ``deadline``; :return: the pending ones"""

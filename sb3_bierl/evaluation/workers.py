@@ -154,6 +154,24 @@ class SharedMemoryNoise:
         return table
 
 
+# ---------------------------------------------------------------------- a call's shared data
+class CallData(Protocol):
+    """How a worker gets what every chunk of one call shares (centres, buffers, options): with its first chunk of the call."""
+
+    def open(self) -> dict[str, Any]:
+        """:return: the shared message entries (called once per worker and call)"""
+
+
+@dataclass
+class InlineCallData:
+    """The entries themselves, sent with the request (processes, this process)."""
+
+    entries: dict[str, Any]
+
+    def open(self) -> dict[str, Any]:
+        return self.entries
+
+
 # ---------------------------------------------------------------------- worker side (any transport)
 def prepare_worker_process(sys_path: list[str]) -> None:
     """
@@ -172,13 +190,14 @@ class RolloutWorker:
     own environments, its own copy of the noise table and of the policy. It knows nothing
     of the transport: worker processes and Ray actors both call :meth:`answer`.
 
-    A request's message holds ``episode_seeds``, ``buffers`` (the policy's buffers),
-    ``alive_bonus_offset``, ``reuse_envs`` (whether an environment instance may play several
-    episodes: the parent decides, see :class:`~sb3_bierl.evaluation.in_process.EnvReuse`; missing:
-    no), optionally ``policy`` (a new cloudpickled policy) and ``noise``
-    (a :class:`NoiseSource`, with the first population request), and either
-    ``params`` (command ``"evaluate"``) or ``populations``, ``dim``, ``start`` and ``stop``
-    (command ``"evaluate_population"``).
+    A request (one chunk of a call's candidates) holds ``call_id``, ``episode_seeds`` and either
+    ``params`` (command ``"evaluate"``) or ``start`` and ``stop`` (command ``"evaluate_population"``);
+    with a worker's first chunk of a call, ``call`` (a :class:`CallData`: ``buffers``, the policy's
+    buffers, ``alive_bonus_offset``, ``descriptor_fn``, ``record_transitions``, ``reuse_envs``, whether
+    an environment instance may play several episodes, decided by the parent, see
+    :class:`~sb3_bierl.evaluation.in_process.EnvReuse`; and for populations ``populations`` and ``dim``);
+    optionally ``policy`` (a new cloudpickled policy) and ``noise`` (a :class:`NoiseSource`, with the first
+    population request).
 
     :param name: Name used in error messages (e.g. ``"ProcessEvaluator worker 0"``)
     :param env_fn_bytes: The cloudpickled environment function (unpickled on first use, so
@@ -191,7 +210,8 @@ class RolloutWorker:
         self.evaluator: InProcessEvaluator | None = None
         self.noise: NoiseTable | None = None
         self.policy: BasePolicy | None = None
-        self.reuse_envs = False  # set by each request
+        self.reuse_envs = False  # set by each call
+        self.call: tuple[int, dict[str, Any]] = (0, {})  # id and shared entries of the current call
 
     def answer(self, command: str, message: dict[str, Any]) -> Answer:
         """:return: ``("ok", result)``, or ``("error", traceback text)`` if handling raised"""
@@ -209,6 +229,12 @@ class RolloutWorker:
             self.set_policy(message["policy"])
         if "noise" in message:
             self.noise = message["noise"].open()
+        if "call" in message:
+            self.call = (message["call_id"], message["call"].open())
+        call_id, shared = self.call
+        if call_id != message["call_id"]:
+            raise RuntimeError(f"{self.name} holds the data of call {call_id}, not of call {message['call_id']}")
+        message = {**shared, **message}
         descriptor_fn = message.get("descriptor_fn")
         self.reuse_envs = bool(message.get("reuse_envs", False))
         common = (
@@ -302,7 +328,7 @@ class RolloutWorker:
             raise RuntimeError("The worker received no policy")
         with th.no_grad():
             for name, buffer in self.policy.named_buffers():
-                buffer.copy_(th.as_tensor(buffers[name]))
+                buffer.copy_(th.tensor(buffers[name]))  # a copy: from the object store, arrays are read-only
         return self.policy
 
     def close(self) -> None:
