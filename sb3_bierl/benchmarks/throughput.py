@@ -207,9 +207,14 @@ def plan_measurements(args: argparse.Namespace, env_id: str) -> list[Measurement
         (d), each of (b) and (d) only if in ``args.references`` (whether EvoTorch is installed is found out
         when the measurement runs: it is then skipped with a note)
     """
-    common = dict(
-        env_id=env_id, workers=args.workers, seconds=args.seconds, timesteps=args.timesteps, n_pairs=args.n_pairs, seed=args.seed
-    )
+    common = {
+        "env_id": env_id,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "timesteps": args.timesteps,
+        "n_pairs": args.n_pairs,
+        "seed": args.seed,
+    }
     plan = [Measurement("raw", **common)]
     if "ars" in args.references:
         plan.append(Measurement("ars", **common))
@@ -282,7 +287,9 @@ def measure_raw(spec: Measurement) -> dict[str, Any]:
     pipes, processes = [], []
     for rank in range(spec.workers):
         parent_conn, child_conn = ctx.Pipe()
-        process = ctx.Process(target=raw_worker, args=(spec.env_id, spec.seed + rank, spec.seconds, child_conn, start), daemon=True)
+        process = ctx.Process(
+            target=raw_worker, args=(spec.env_id, spec.seed + rank, spec.seconds, child_conn, start), daemon=True
+        )
         process.start()
         child_conn.close()
         pipes.append(parent_conn)
@@ -367,7 +374,7 @@ def measure_ars(spec: Measurement) -> dict[str, Any]:
 
     t_setup = time.perf_counter()
     env = make_vec_env(spec.env_id, n_envs=1, seed=spec.seed)
-    model = ARS("MlpPolicy", env, n_delta=spec.n_pairs, policy_kwargs=dict(net_arch=NET_ARCH), seed=spec.seed, verbose=0)
+    model = ARS("MlpPolicy", env, n_delta=spec.n_pairs, policy_kwargs={"net_arch": NET_ARCH}, seed=spec.seed, verbose=0)
     setup = time.perf_counter() - t_setup
 
     t0 = time.perf_counter()
@@ -401,7 +408,7 @@ def measure_es(spec: Measurement) -> dict[str, Any]:
             n_pairs=spec.n_pairs,
             n_workers=spec.workers,
             backend=spec.backend,
-            policy_kwargs=dict(net_arch=NET_ARCH),
+            policy_kwargs={"net_arch": NET_ARCH},
             seed=spec.seed,
             verbose=0,
         )
@@ -550,7 +557,13 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryDirectory(prefix="sb3_bierl_throughput_") as tmp:
         result_path, log_path = Path(tmp) / "result.json", Path(tmp) / "output.log"
-        command = [sys.executable, "-m", "sb3_bierl.benchmarks.throughput", "--_one", json.dumps(dataclasses.asdict(spec))]
+        command = [
+            sys.executable,
+            "-m",
+            "sb3_bierl.benchmarks.throughput",
+            "--_one",
+            json.dumps(dataclasses.asdict(spec)),
+        ]
         command += ["--_result", str(result_path)]
         peak = 0
         with open(log_path, "wb") as log:
@@ -571,7 +584,9 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
         if process.returncode == 0 and result_path.exists():
             result = json.loads(result_path.read_text())
         else:
-            why = f"timed out after {timeout:.0f} s" if process.returncode == -9 else f"exit status {process.returncode}"
+            why = (
+                f"timed out after {timeout:.0f} s" if process.returncode == -9 else f"exit status {process.returncode}"
+            )
             result = {"error": why, "output_tail": output.splitlines()[-40:]}
     result["peak_tree_mib"] = peak / MIB if peak else None
     return result
@@ -776,13 +791,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog=PROG,
         description="Environment steps per second of raw gymnasium stepping, sb3-contrib ARS (AsyncEval), ES, BiERL and EvoTorch.",
     )
-    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Environment ids (default: {' '.join(DEFAULT_ENVS)})")
-    parser.add_argument("--workers", type=int, default=2, help="Processes of (a), workers of (b) and (c), Ray actors of (d) (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="Duration of the raw stepping (a) (default: %(default)s)")
     parser.add_argument(
-        "--timesteps", type=lambda s: int(float(s.replace("_", ""))), default=200_000, help="Training steps of (b), (c) and (d) (default: %(default)s)"
+        "--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Environment ids (default: {' '.join(DEFAULT_ENVS)})"
     )
-    parser.add_argument("--n-pairs", type=int, default=16, help="Antithetic pairs per generation, ARS's n_delta (default: %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Processes of (a), workers of (b) and (c), Ray actors of (d) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="Duration of the raw stepping (a) (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timesteps",
+        type=lambda s: int(float(s.replace("_", ""))),
+        default=200_000,
+        help="Training steps of (b), (c) and (d) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--n-pairs", type=int, default=16, help="Antithetic pairs per generation, ARS's n_delta (default: %(default)s)"
+    )
     parser.add_argument(
         "--backends",
         nargs="+",
@@ -799,9 +828,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"with a note when EvoTorch cannot be imported; none when given without a name (default: {' '.join(REFERENCES)})",
     )
     parser.add_argument("--seed", type=int, default=0, help="Random seed (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds before a measurement is killed (default: %(default)s)")
     parser.add_argument(
-        "--out", type=Path, default=Path("bench_results/throughput.md"), help="Markdown report; the JSON goes next to it (default: %(default)s)"
+        "--timeout", type=float, default=3600.0, help="Seconds before a measurement is killed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench_results/throughput.md"),
+        help="Markdown report; the JSON goes next to it (default: %(default)s)",
     )
     parser.add_argument("--_one", help=argparse.SUPPRESS)  # internal: run one measurement (JSON spec) ...
     parser.add_argument("--_result", type=Path, help=argparse.SUPPRESS)  # ... and write its result here
@@ -849,7 +883,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")},
     }
     print(info["command"])
-    print(f"{info['machine']['cpu_count']} CPUs, {info['machine']['processor']}, load average {fmt_load(info['machine']['load_average'])}")
+    print(
+        f"{info['machine']['cpu_count']} CPUs, {info['machine']['processor']}, load average {fmt_load(info['machine']['load_average'])}"
+    )
     print(", ".join(f"{name} {version}" for name, version in info["versions"].items()), flush=True)
 
     results: dict[str, list[dict[str, Any]]] = {}
@@ -861,7 +897,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             row = {"label": spec.label, **dataclasses.asdict(spec), **run_measurement(spec, args.timeout)}
             if "error" in row:
                 failures += 1
-                print(f"  FAILED ({row['error']}):\n    " + "\n    ".join(row["output_tail"]), file=sys.stderr, flush=True)
+                print(
+                    f"  FAILED ({row['error']}):\n    " + "\n    ".join(row["output_tail"]), file=sys.stderr, flush=True
+                )
             elif "skipped" in row:
                 print(f"  skipped: {row['skipped']}", flush=True)
             rows.append(row)
