@@ -1,5 +1,5 @@
 """
-Throughput (environment steps per second) of ES and BiERL against raw environment stepping and ARS.
+Throughput (environment steps per second) of ES and BiERL against raw environment stepping, ARS and EvoTorch.
 
 For each environment, one row per measurement, each run in a fresh subprocess
 (``python -m sb3_bierl.benchmarks.throughput --_one ...``, one torch thread, ``OMP_NUM_THREADS=1``
@@ -22,11 +22,36 @@ in its environment so that worker processes inherit it), one measurement after a
     it out). Model construction is timed apart ("setup"). ``inprocess`` ignores ``n_workers``: it
     steps the whole population in the measuring process (compare it with (a) for one process,
     i.e. about half of (a) with 2). ``auto`` is the default backend: the first second of rollouts
-    runs in the measuring process while the worker processes start in the background. The Ray rows are skipped, with a note, if Ray or the Ray backend
-    (``sb3_bierl.evaluation.ray_backend``) cannot be imported.
+    runs in the measuring process while the worker processes start in the background. The Ray rows
+    are skipped, with a note, if Ray or the Ray backend (``sb3_bierl.evaluation.ray_backend``) cannot
+    be imported.
+(d) EvoTorch (``pip install evotorch==0.6.1``; it needs Ray), one row per problem class,
+    ``VecGymNE`` and ``GymNE``, each with ``PGPE(optimizer="clipup")``, ``popsize=2 * --n-pairs`` (the
+    population of ES), ``num_actors=--workers`` (Ray actors; EvoTorch runs a single actor's work in
+    the measuring process instead, so ``--workers 1`` means one process), trained generation after
+    generation until the problem's ``total_interaction_count`` (status of the searcher) reaches
+    ``--timesteps``. The network is ES's ``MlpPolicy``: :data:`EVOTORCH_NETWORK` (tanh hidden layers,
+    tanh output; EvoTorch then clips actions to the bounds, where ES rescales them: the same for
+    bounds of [-1, 1]), with ``observation_normalization=True`` (running mean and std of the
+    observations, as ES; unlike ES, EvoTorch does not clip the normalised observations). Each
+    solution runs one episode of its environment (``num_episodes=1``), and the fitness is the plain
+    return (no ``decrease_rewards_by``), as in ES. The PGPE + ClipUp hyperparameters
+    (:data:`EVOTORCH_PGPE_KWARGS`) are those of EvoTorch's MuJoCo example
+    (``examples/scripts/rl_clipup.py``, Walker2d config) with a fixed population (no ``popsize_max``);
+    they change the policies, hence the episode lengths, not the machinery. ``VecGymNE`` gives each
+    actor one EvoTorch ``SyncVectorEnv`` with an environment per solution of its sub-batch
+    (``max_num_envs=None``: ``popsize / --workers`` environments, 16 with the defaults), so the
+    policies of a sub-batch run as one batched forward pass per step; ``GymNE`` runs the solutions of
+    a sub-batch one after the other, one environment per actor. Model construction
+    (problem and searcher) is timed apart ("setup"); the timed part starts a local Ray as the ES Ray
+    rows do (no dashboard, ``num_cpus`` at least ``--workers``) and includes the actors' start-up in
+    the first generation. The seed goes to torch's, NumPy's and Python's global generators (EvoTorch
+    0.6.1 fails with a problem-specific seed, ``problem.manual_seed``, once it has actors). The rows
+    are skipped, with a note, if EvoTorch cannot be imported; ``--references`` leaves them out.
 
-Rates of (b) and (c) are ``(num_timesteps at the end - at the start) / wall time``; ARS rounds its
-count down to a multiple of the worker count each generation (less than ``--workers`` steps).
+Rates of (b), (c) and (d) are ``(num_timesteps at the end - at the start) / wall time`` (for (d),
+``total_interaction_count``); ARS rounds its count down to a multiple of the worker count each
+generation (less than ``--workers`` steps).
 
 Columns of the table (also written to ``--out`` as Markdown and, next to it, as JSON):
 
@@ -47,8 +72,9 @@ Reproduce (the defaults; give the machine nothing else to do)::
 
     python -m sb3_bierl.benchmarks.throughput --envs HalfCheetah-v5 Hopper-v5 Ant-v5 BipedalWalker-v3 \\
         --workers 2 --seconds 20 --timesteps 200000 --n-pairs 16 --backends processes ray auto \\
-        --out bench_results/throughput.md
+        --references ars evotorch-vecgymne evotorch-gymne --out bench_results/throughput.md
 
+``--references ars`` leaves out the EvoTorch rows (d), ``--references`` with no name (b) as well.
 Try it quickly with, e.g.,
 ``--envs Hopper-v5 --seconds 3 --timesteps 20000 --backends processes --out /tmp/tp_smoke.md``.
 """
@@ -57,11 +83,14 @@ import argparse
 import dataclasses
 import datetime
 import importlib.metadata
+import itertools
 import json
+import logging
 import math
 import multiprocessing
 import os
 import platform
+import random
 import resource
 import shlex
 import subprocess
@@ -84,6 +113,9 @@ DEFAULT_ENVS: tuple[str, ...] = ("HalfCheetah-v5", "Hopper-v5", "Ant-v5", "Biped
 BACKENDS: tuple[str, ...] = ("inprocess", "processes", "ray", "auto")
 DEFAULT_BACKENDS: tuple[str, ...] = ("processes", "ray", "auto")
 NET_ARCH: list[int] = [64, 64]
+# (d): EvoTorch problem class of each kind; REFERENCES: the rows besides (a) and (c) that --references selects
+EVOTORCH_PROBLEMS: dict[str, str] = {"evotorch-vecgymne": "VecGymNE", "evotorch-gymne": "GymNE"}
+REFERENCES: tuple[str, ...] = ("ars", *EVOTORCH_PROBLEMS)
 RAW_WARMUP_STEPS = 100
 MEMORY_POLL_S = 0.25
 VERSIONED_PACKAGES: tuple[str, ...] = (
@@ -96,8 +128,33 @@ VERSIONED_PACKAGES: tuple[str, ...] = (
     "stable-baselines3",
     "sb3-contrib",
     "ray",
+    "evotorch",
 )
 MIB = 2**20
+
+
+def evotorch_network(net_arch: Sequence[int]) -> str:
+    """
+    :param net_arch: Hidden layer sizes
+    :return: EvoTorch's network string of ES's ``MlpPolicy`` with these layers: tanh after every layer
+        (``squash_output=True``), e.g. ``Linear(obs_length, 64) >> Tanh() >> ... >> Linear(64, act_length) >> Tanh()``
+    """
+    sizes = ["obs_length", *map(str, net_arch), "act_length"]
+    return " >> ".join(f"Linear({n_in}, {n_out}) >> Tanh()" for n_in, n_out in itertools.pairwise(sizes))
+
+
+EVOTORCH_NETWORK = evotorch_network(NET_ARCH)
+# PGPE + ClipUp as in EvoTorch's MuJoCo example (examples/scripts/rl_clipup.py, "walker"): max_speed 0.015,
+# centre step 0.75 * max_speed, initial radius 15 * max_speed; the population stays fixed (no popsize_max)
+EVOTORCH_MAX_SPEED = 0.015
+EVOTORCH_PGPE_KWARGS: dict[str, Any] = {
+    "center_learning_rate": 0.75 * EVOTORCH_MAX_SPEED,
+    "stdev_learning_rate": 0.1,
+    "stdev_max_change": 0.2,
+    "radius_init": 15 * EVOTORCH_MAX_SPEED,
+    "optimizer": "clipup",
+    "optimizer_config": {"max_speed": EVOTORCH_MAX_SPEED, "momentum": 0.9},
+}
 
 
 # ---------------------------------------------------------------------- what to measure
@@ -106,12 +163,12 @@ class Measurement:
     """
     One row of the table.
 
-    :param kind: ``"raw"`` (a), ``"ars"`` (b), ``"es"`` or ``"bierl"`` (c)
+    :param kind: ``"raw"`` (a), ``"ars"`` (b), ``"es"`` or ``"bierl"`` (c), a key of ``EVOTORCH_PROBLEMS`` (d)
     :param env_id: Gymnasium environment id
-    :param workers: Number of processes (a) or workers (b, c)
+    :param workers: Number of processes (a), workers (b, c) or Ray actors (d)
     :param seconds: Duration of the raw stepping (a)
-    :param timesteps: Training budget in environment steps (b, c)
-    :param n_pairs: Antithetic pairs per generation (ARS's ``n_delta``)
+    :param timesteps: Training budget in environment steps (b, c, d)
+    :param n_pairs: Antithetic pairs per generation (ARS's ``n_delta``; half of EvoTorch's ``popsize``)
     :param backend: Evaluation backend of ES and BiERL (c), else None
     :param seed: Random seed
     """
@@ -132,6 +189,10 @@ class Measurement:
             return f"(a) raw gymnasium, {self.workers} processes"
         if self.kind == "ars":
             return f"(b) ARS + AsyncEval, {self.workers} workers"
+        if self.kind in EVOTORCH_PROBLEMS:
+            name = f"(d) EvoTorch {EVOTORCH_PROBLEMS[self.kind]} + PGPE/ClipUp"
+            # EvoTorch drops a single actor: everything then runs in the measuring process
+            return f"{name}, {self.workers} Ray actors" if self.workers > 1 else f"{name}, 1 process"
         name = {"es": "ES", "bierl": "BiERL"}[self.kind]
         if self.backend == "inprocess":  # n_workers is not used: everything runs in the measuring process
             return f"(c) {name}, inprocess, 1 process"
@@ -142,14 +203,24 @@ def plan_measurements(args: argparse.Namespace, env_id: str) -> list[Measurement
     """
     :param args: Parsed command line
     :param env_id: Environment id
-    :return: The measurements of one environment, in the order they run: (a), (b), then (c) by backend
+    :return: The measurements of one environment, in the order they run: (a), (b), (c) by backend, then
+        (d), each of (b) and (d) only if in ``args.references`` (whether EvoTorch is installed is found out
+        when the measurement runs: it is then skipped with a note)
     """
-    common = dict(
-        env_id=env_id, workers=args.workers, seconds=args.seconds, timesteps=args.timesteps, n_pairs=args.n_pairs, seed=args.seed
-    )
-    plan = [Measurement("raw", **common), Measurement("ars", **common)]
+    common = {
+        "env_id": env_id,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "timesteps": args.timesteps,
+        "n_pairs": args.n_pairs,
+        "seed": args.seed,
+    }
+    plan = [Measurement("raw", **common)]
+    if "ars" in args.references:
+        plan.append(Measurement("ars", **common))
     for backend in args.backends:
         plan += [Measurement("es", backend=backend, **common), Measurement("bierl", backend=backend, **common)]
+    plan += [Measurement(kind, **common) for kind in EVOTORCH_PROBLEMS if kind in args.references]
     return plan
 
 
@@ -216,7 +287,9 @@ def measure_raw(spec: Measurement) -> dict[str, Any]:
     pipes, processes = [], []
     for rank in range(spec.workers):
         parent_conn, child_conn = ctx.Pipe()
-        process = ctx.Process(target=raw_worker, args=(spec.env_id, spec.seed + rank, spec.seconds, child_conn, start), daemon=True)
+        process = ctx.Process(
+            target=raw_worker, args=(spec.env_id, spec.seed + rank, spec.seconds, child_conn, start), daemon=True
+        )
         process.start()
         child_conn.close()
         pipes.append(parent_conn)
@@ -301,7 +374,7 @@ def measure_ars(spec: Measurement) -> dict[str, Any]:
 
     t_setup = time.perf_counter()
     env = make_vec_env(spec.env_id, n_envs=1, seed=spec.seed)
-    model = ARS("MlpPolicy", env, n_delta=spec.n_pairs, policy_kwargs=dict(net_arch=NET_ARCH), seed=spec.seed, verbose=0)
+    model = ARS("MlpPolicy", env, n_delta=spec.n_pairs, policy_kwargs={"net_arch": NET_ARCH}, seed=spec.seed, verbose=0)
     setup = time.perf_counter() - t_setup
 
     t0 = time.perf_counter()
@@ -335,7 +408,7 @@ def measure_es(spec: Measurement) -> dict[str, Any]:
             n_pairs=spec.n_pairs,
             n_workers=spec.workers,
             backend=spec.backend,
-            policy_kwargs=dict(net_arch=NET_ARCH),
+            policy_kwargs={"net_arch": NET_ARCH},
             seed=spec.seed,
             verbose=0,
         )
@@ -344,6 +417,52 @@ def measure_es(spec: Measurement) -> dict[str, Any]:
     setup = time.perf_counter() - t_setup
     result = timed_learn(model, lambda: model.learn(spec.timesteps))
     return {**result, "setup_s": setup}
+
+
+def measure_evotorch(spec: Measurement) -> dict[str, Any]:
+    """
+    (d): EvoTorch's ``VecGymNE`` or ``GymNE`` with PGPE + ClipUp on ``spec.workers`` Ray actors.
+
+    :param spec: The measurement
+    :return: Steps, episodes, wall time (Ray start-up and the generations), set-up time (problem and
+        searcher), or ``{"skipped": reason}`` if EvoTorch cannot be imported
+    """
+    try:
+        from evotorch.algorithms import PGPE
+        from evotorch.neuroevolution import GymNE, VecGymNE
+    except ImportError as error:
+        why = f"EvoTorch cannot be imported ({type(error).__name__}: {error}); pip install evotorch==0.6.1"
+        return {"skipped": why}
+    import ray
+    import torch as th
+
+    problem_class = {"VecGymNE": VecGymNE, "GymNE": GymNE}[EVOTORCH_PROBLEMS[spec.kind]]
+    # global generators: a problem-specific seed (problem.manual_seed) makes EvoTorch 0.6.1's actors fail
+    random.seed(spec.seed)
+    np.random.seed(spec.seed)
+    th.manual_seed(spec.seed)
+    t_setup = time.perf_counter()
+    problem = problem_class(spec.env_id, EVOTORCH_NETWORK, observation_normalization=True, num_actors=spec.workers)
+    searcher = PGPE(problem, popsize=2 * spec.n_pairs, **EVOTORCH_PGPE_KWARGS)
+    setup = time.perf_counter() - t_setup
+
+    t0 = time.perf_counter()
+    if spec.workers > 1 and not ray.is_initialized():
+        # as sb3_bierl's Ray backend starts a local Ray (EvoTorch would call a bare ray.init())
+        ray.init(
+            num_cpus=max(spec.workers, os.cpu_count() or 1),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    steps = episodes = 0
+    clock = []
+    while steps < spec.timesteps:
+        searcher.step()
+        steps, episodes = int(searcher.status["total_interaction_count"]), int(searcher.status["total_episode_count"])
+        clock.append([time.perf_counter() - t0, steps])
+    wall = time.perf_counter() - t0
+    return {"steps": steps, "episodes": episodes, "wall_s": wall, "setup_s": setup, "generation_clock": clock}
 
 
 def shutdown_ray() -> None:
@@ -370,6 +489,8 @@ def run_one(spec: Measurement) -> dict[str, Any]:
             result = measure_raw(spec)
         elif spec.kind == "ars":
             result = measure_ars(spec)
+        elif spec.kind in EVOTORCH_PROBLEMS:
+            result = measure_evotorch(spec)
         else:
             result = measure_es(spec)
     finally:
@@ -436,7 +557,13 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryDirectory(prefix="sb3_bierl_throughput_") as tmp:
         result_path, log_path = Path(tmp) / "result.json", Path(tmp) / "output.log"
-        command = [sys.executable, "-m", "sb3_bierl.benchmarks.throughput", "--_one", json.dumps(dataclasses.asdict(spec))]
+        command = [
+            sys.executable,
+            "-m",
+            "sb3_bierl.benchmarks.throughput",
+            "--_one",
+            json.dumps(dataclasses.asdict(spec)),
+        ]
         command += ["--_result", str(result_path)]
         peak = 0
         with open(log_path, "wb") as log:
@@ -457,7 +584,9 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
         if process.returncode == 0 and result_path.exists():
             result = json.loads(result_path.read_text())
         else:
-            why = f"timed out after {timeout:.0f} s" if process.returncode == -9 else f"exit status {process.returncode}"
+            why = (
+                f"timed out after {timeout:.0f} s" if process.returncode == -9 else f"exit status {process.returncode}"
+            )
             result = {"error": why, "output_tail": output.splitlines()[-40:]}
     result["peak_tree_mib"] = peak / MIB if peak else None
     return result
@@ -605,17 +734,25 @@ def make_report(info: dict[str, Any], results: dict[str, list[dict[str, Any]]]) 
         f"- Machine: {machine['cpu_count']} CPUs, {machine['processor']}; {machine['platform']}; Python {machine['python']}",
         f"- Load average (1, 5, 15 min) at the start: {fmt_load(machine['load_average'])}; at the end: {fmt_load(info.get('load_average_end'))}",
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in info["versions"].items()),
-        f"- Started {info['started']}; workers {settings['workers']}, raw stepping {settings['seconds']:g} s, "
-        f"training {settings['timesteps']:,} steps, n_pairs {settings['n_pairs']} (population {2 * settings['n_pairs']}), "
-        f"net_arch {NET_ARCH}, seed {settings['seed']}",
+        (
+            f"- Started {info['started']}; workers {settings['workers']}, raw stepping {settings['seconds']:g} s, "
+            f"training {settings['timesteps']:,} steps, n_pairs {settings['n_pairs']} "
+            f"(population {2 * settings['n_pairs']}), net_arch {NET_ARCH}, seed {settings['seed']}; "
+            f"references: {', '.join(settings.get('references', REFERENCES)) or 'none'}"
+        ),
         "",
-        "(a) is raw `gym.make` stepping with a fixed action in as many processes; (b) is sb3-contrib's ARS with "
-        "`AsyncEval` (timed from building `AsyncEval` to the end of `learn`); (c) is the whole `learn()` of ES / BiERL, "
-        "workers' start-up included (they stay up after `learn`). *outside env stepping* = `max(0, 1 - (steps / rate_a) / wall)`. "
-        "*steps/s after 1st generation* leaves out the start-up and the first generation. *peak RSS, all processes*: "
-        "sampled sum over the measuring process and its descendants (an upper bound: shared pages count once per "
-        "process). Setup (model construction) is not in the rate. Every measurement ran in a fresh process with one torch "
-        "thread. See the module docstring of `sb3_bierl.benchmarks.throughput`.",
+        (
+            "(a) is raw `gym.make` stepping with a fixed action in as many processes; (b) is sb3-contrib's ARS with "
+            "`AsyncEval` (timed from building `AsyncEval` to the end of `learn`); (c) is the whole `learn()` of ES / "
+            "BiERL, workers' start-up included (they stay up after `learn`); (d) is EvoTorch's `VecGymNE` / `GymNE` "
+            "with PGPE + ClipUp, the same population, network (tanh MLP) and observation normalisation as ES, on as "
+            "many Ray actors, timed from the local Ray's start to the generation that reaches the steps. *outside env "
+            "stepping* = `max(0, 1 - (steps / rate_a) / wall)`. *steps/s after 1st generation* leaves out the start-up "
+            "and the first generation. *peak RSS, all processes*: sampled sum over the measuring process and its "
+            "descendants (an upper bound: shared pages count once per process). Setup (model construction) is not in "
+            "the rate. Every measurement ran in a fresh process with one torch thread. See the module docstring of "
+            "`sb3_bierl.benchmarks.throughput`."
+        ),
         "",
     ]
     for env_id, rows in results.items():
@@ -652,15 +789,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Environment steps per second of raw gymnasium stepping, sb3-contrib ARS (AsyncEval), ES and BiERL.",
+        description="Environment steps per second of raw gymnasium stepping, sb3-contrib ARS (AsyncEval), ES, BiERL and EvoTorch.",
     )
-    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Environment ids (default: {' '.join(DEFAULT_ENVS)})")
-    parser.add_argument("--workers", type=int, default=2, help="Processes of (a), workers of (b) and (c) (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="Duration of the raw stepping (a) (default: %(default)s)")
     parser.add_argument(
-        "--timesteps", type=lambda s: int(float(s.replace("_", ""))), default=200_000, help="Training steps of (b) and (c) (default: %(default)s)"
+        "--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Environment ids (default: {' '.join(DEFAULT_ENVS)})"
     )
-    parser.add_argument("--n-pairs", type=int, default=16, help="Antithetic pairs per generation, ARS's n_delta (default: %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Processes of (a), workers of (b) and (c), Ray actors of (d) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="Duration of the raw stepping (a) (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timesteps",
+        type=lambda s: int(float(s.replace("_", ""))),
+        default=200_000,
+        help="Training steps of (b), (c) and (d) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--n-pairs", type=int, default=16, help="Antithetic pairs per generation, ARS's n_delta (default: %(default)s)"
+    )
     parser.add_argument(
         "--backends",
         nargs="+",
@@ -668,10 +819,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=BACKENDS,
         help=f"Backends of ES and BiERL (default: {' '.join(DEFAULT_BACKENDS)})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="Random seed (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds before a measurement is killed (default: %(default)s)")
     parser.add_argument(
-        "--out", type=Path, default=Path("bench_results/throughput.md"), help="Markdown report; the JSON goes next to it (default: %(default)s)"
+        "--references",
+        nargs="*",
+        default=list(REFERENCES),
+        choices=REFERENCES,
+        help="Reference rows besides (a): 'ars' (b), EvoTorch's 'evotorch-vecgymne' and 'evotorch-gymne' (d), skipped "
+        f"with a note when EvoTorch cannot be imported; none when given without a name (default: {' '.join(REFERENCES)})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Random seed (default: %(default)s)")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="Seconds before a measurement is killed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench_results/throughput.md"),
+        help="Markdown report; the JSON goes next to it (default: %(default)s)",
     )
     parser.add_argument("--_one", help=argparse.SUPPRESS)  # internal: run one measurement (JSON spec) ...
     parser.add_argument("--_result", type=Path, help=argparse.SUPPRESS)  # ... and write its result here
@@ -692,6 +856,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"unknown environment {env_id!r}")
     args.envs = list(dict.fromkeys(args.envs))
     args.backends = list(dict.fromkeys(args.backends))
+    args.references = list(dict.fromkeys(args.references))
     return args
 
 
@@ -718,7 +883,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")},
     }
     print(info["command"])
-    print(f"{info['machine']['cpu_count']} CPUs, {info['machine']['processor']}, load average {fmt_load(info['machine']['load_average'])}")
+    print(
+        f"{info['machine']['cpu_count']} CPUs, {info['machine']['processor']}, load average {fmt_load(info['machine']['load_average'])}"
+    )
     print(", ".join(f"{name} {version}" for name, version in info["versions"].items()), flush=True)
 
     results: dict[str, list[dict[str, Any]]] = {}
@@ -730,7 +897,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             row = {"label": spec.label, **dataclasses.asdict(spec), **run_measurement(spec, args.timeout)}
             if "error" in row:
                 failures += 1
-                print(f"  FAILED ({row['error']}):\n    " + "\n    ".join(row["output_tail"]), file=sys.stderr, flush=True)
+                print(
+                    f"  FAILED ({row['error']}):\n    " + "\n    ".join(row["output_tail"]), file=sys.stderr, flush=True
+                )
             elif "skipped" in row:
                 print(f"  skipped: {row['skipped']}", flush=True)
             rows.append(row)
