@@ -270,21 +270,22 @@ def record_dispatch(evaluator, monkeypatch):
     return sent
 
 
-def uneven_generations(model, evaluator, n_calls=3):
-    """Population calls on ``UnevenEnv``: :return: the results of ``evaluator`` and of an in-process run"""
+def assert_uneven_generations_match(model, evaluator, n_calls=3):
+    """Population calls on ``UnevenEnv`` give what an in-process run gives; ``evaluator`` is closed at the end."""
     reference = InProcessEvaluator(UnevenEnv)
     rng = np.random.default_rng(3)
     try:
-        pairs = []
         for _ in range(n_calls):
             populations = [model.strategy.ask(model.noise, rng, 8, 0.1) for _ in range(2)]
             seeds = np.tile(rng.integers(0, 2**31 - 1, size=(8, 2)), (2, 1))
             centres = [model.strategy.theta, model.strategy.theta + 0.05]
             args = (model.policy, model.strategy, model.noise, populations, centres, seeds)
-            pairs.append((evaluator.evaluate_population(*args), reference.evaluate_population(*args)))
-        return pairs
+            results, expected = evaluator.evaluate_population(*args), reference.evaluate_population(*args)
+            for result, exp in zip(results, expected, strict=True):
+                assert_same(result, exp)
     finally:
         reference.close()
+        evaluator.close()
 
 
 @pytest.mark.timeout(120)
@@ -292,12 +293,7 @@ def test_dynamic_dispatch_gives_the_in_process_results(model, monkeypatch):
     """Uneven episodes: after the first call, chunks go to whichever worker is free; the results do not change."""
     evaluator = ProcessEvaluator(UnevenEnv, n_workers=2, **NOISE)
     sent = record_dispatch(evaluator, monkeypatch)
-    try:
-        for results, expected in uneven_generations(model, evaluator):
-            for result, exp in zip(results, expected, strict=True):
-                assert_same(result, exp)
-    finally:
-        evaluator.close()
+    assert_uneven_generations_match(model, evaluator)
     first, later = sent[:2], sent[2:]
     assert [(start, stop) for _, start, stop, _ in first] == [(0, 16), (16, 32)]  # no lengths known yet: slices
     per_call = len(later) // 2

@@ -7,7 +7,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from faulty_envs import FAULT_SEED, FaultyEnv, UnevenEnv  # noqa: E402
-from test_process_backend import NOISE, assert_same, record_dispatch, uneven_generations  # noqa: E402
+from test_process_backend import NOISE, assert_same, assert_uneven_generations_match, record_dispatch  # noqa: E402
 
 from sb3_bierl import ES  # noqa: E402
 from sb3_bierl.evaluation import (  # noqa: E402
@@ -154,12 +154,7 @@ def test_dynamic_dispatch_with_one_put_per_call(model, monkeypatch):
     sent = record_dispatch(evaluator, monkeypatch)
     put, puts = ray.put, []
     monkeypatch.setattr(ray, "put", lambda value, **kwargs: puts.append(type(value).__name__) or put(value, **kwargs))
-    try:
-        for results, expected in uneven_generations(model, evaluator):
-            for result, exp in zip(results, expected, strict=True):
-                assert_same(result, exp)
-    finally:
-        evaluator.close()
+    assert_uneven_generations_match(model, evaluator)
     assert puts == ["ndarray", "dict", "dict", "dict"]  # the noise table once, then each call's data once
     assert len(sent) > 2 + 2 * 2  # slices for the first call, then more chunks than actors
     assert sum(shared for *_, shared in sent) == 3 * 2  # once per actor and call, not with every chunk

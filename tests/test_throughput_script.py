@@ -23,6 +23,11 @@ def block_evotorch(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, name, None)
 
 
+def fake_result(steps: int) -> dict[str, Any]:
+    """:return: what a measurement of ``steps`` steps in one second returns"""
+    return {"steps": steps, "episodes": 5, "wall_s": 1.0, "setup_s": 0.0, "generation_clock": [[0.5, 250], [1.0, steps]]}
+
+
 def test_evotorch_rows_are_planned_by_default_and_references_choose_them():
     es_rows = ["es", "bierl"]
     assert kinds(["--backends", "processes"]) == ["raw", "ars", *es_rows, "evotorch-vecgymne", "evotorch-gymne"]
@@ -59,14 +64,7 @@ def test_evotorch_rows_are_skipped_with_a_note_without_evotorch(monkeypatch, tmp
     def fake_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
         if spec.kind in EVOTORCH_PROBLEMS:
             return throughput.measure_evotorch(spec)  # in this process, where the import fails
-        steps = 1000 if spec.kind == "raw" else 500
-        return {
-            "steps": steps,
-            "episodes": 5,
-            "wall_s": 1.0,
-            "setup_s": 0.0,
-            "generation_clock": [[0.5, 250], [1.0, steps]],
-        }
+        return fake_result(1000 if spec.kind == "raw" else 500)
 
     monkeypatch.setattr(throughput, "run_measurement", fake_measurement)
     out = tmp_path / "tp.md"
@@ -81,14 +79,7 @@ def test_evotorch_rows_are_skipped_with_a_note_without_evotorch(monkeypatch, tmp
 
 def test_evotorch_rows_get_the_ratios_of_the_other_rows(monkeypatch, tmp_path):
     def fake_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
-        steps = {"raw": 1000, "ars": 250}.get(spec.kind, 500)
-        return {
-            "steps": steps,
-            "episodes": 5,
-            "wall_s": 1.0,
-            "setup_s": 0.0,
-            "generation_clock": [[0.5, 250], [1.0, steps]],
-        }
+        return fake_result({"raw": 1000, "ars": 250}.get(spec.kind, 500))
 
     monkeypatch.setattr(throughput, "run_measurement", fake_measurement)
     out = tmp_path / "tp.md"
