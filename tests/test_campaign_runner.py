@@ -37,6 +37,7 @@ from sb3_bierl.benchmarks.head_to_head import (
     is_done,
     load_config,
     new_record,
+    read_record,
     resolve_hyperparameters,
     run_all,
     train_command,
@@ -352,3 +353,19 @@ def test_extra_evaluations_need_a_cpu_budget(tmp_path):
         load_config(write_config(tmp_path, "bad", **config))
     with pytest.raises(ConfigError, match="algos.es.eval_at_steps: expected a list of step counts"):
         load_config(write_config(tmp_path, "bad", **{**config, "algos": {"es": {"eval_at_steps": 1000}}}))
+
+
+def test_the_published_campaign_resumes_from_a_clean_clone():
+    """Every run published in docs/benchmarks/campaign_runs has its record in the repository, and the finished ones
+    are runs the runner counts as done: a clone resumes the campaign where it stopped, and can re-plot it."""
+    root = Path(__file__).parents[1]
+    published = root / "docs" / "benchmarks" / "campaign_runs"
+    config = load_config(root / "zoo_configs" / "campaign.yml", log_folder=published)
+    folders = {path.parent.relative_to(published).as_posix() for path in published.glob("*/*/evaluations.npz")}
+    recorded = set()
+    for run in expand_runs(config):
+        record = read_record(published, run)
+        if record is not None and record.get("run_folder") is not None:
+            recorded.add(record["run_folder"])
+            assert record["status"] != "done" or is_done(record, run, config), f"{run.key}: done, but not resumable"
+    assert folders and folders <= recorded  # no evaluations without the record that says what they are
