@@ -1,6 +1,9 @@
 """The throughput script's plan, its EvoTorch reference rows and their skip note (no measurement is timed)."""
 
+import os
+import subprocess
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,13 @@ def block_evotorch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def fake_result(steps: int) -> dict[str, Any]:
     """:return: what a measurement of ``steps`` steps in one second returns"""
-    return {"steps": steps, "episodes": 5, "wall_s": 1.0, "setup_s": 0.0, "generation_clock": [[0.5, 250], [1.0, steps]]}
+    return {
+        "steps": steps,
+        "episodes": 5,
+        "wall_s": 1.0,
+        "setup_s": 0.0,
+        "generation_clock": [[0.5, 250], [1.0, steps]],
+    }
 
 
 def test_evotorch_rows_are_planned_by_default_and_references_choose_them():
@@ -97,3 +106,18 @@ def test_evotorch_rows_get_the_ratios_of_the_other_rows(monkeypatch, tmp_path):
     assert throughput.main(argv) == 0
     row = next(line for line in out.read_text().splitlines() if line.startswith("| (d) EvoTorch GymNE"))
     assert row.split(" | ")[3:6] == ["500", "0.50", "2.00"]  # steps/s, × (a), × (b)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_process_tree_rss_sums_the_tree_and_gives_the_largest_descendant():
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(64 << 20); time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while throughput.process_tree_rss(os.getpid())[1] < 64 << 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        total, largest = throughput.process_tree_rss(os.getpid())
+        assert largest >= 64 << 20  # the child, with its 64 MiB
+        assert total > largest  # and this process
+    finally:
+        child.kill()
+        child.wait()

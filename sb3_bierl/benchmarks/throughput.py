@@ -65,7 +65,9 @@ Columns of the table (also written to ``--out`` as Markdown and, next to it, as 
 - peak memory: ``all processes`` is the peak, sampled every 0.25 s from ``/proc``, of the summed
   resident set size of the measuring process and all its descendants (workers, forkserver, Ray
   processes; shared pages count once per process, so this is an upper bound);
-  ``measuring process`` is its own ``ru_maxrss``. ``RUSAGE_CHILDREN`` is kept in the JSON only:
+  ``measuring process`` is its own ``ru_maxrss``; ``largest other process`` is the peak, sampled
+  alike, of the largest single descendant: the memory of one worker (or of the forkserver, or of one
+  of Ray's own processes, whichever is largest). ``RUSAGE_CHILDREN`` is kept in the JSON only:
   it is the largest single child, and misses workers started by a forkserver.
 
 Reproduce (the defaults; give the machine nothing else to do)::
@@ -503,10 +505,12 @@ def run_one(spec: Measurement) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- running a measurement
-def process_tree_rss(root: int) -> int | None:
+def process_tree_rss(root: int) -> tuple[int, int] | None:
     """
     :param root: A process id
-    :return: The summed resident set size, in bytes, of ``root`` and all its descendants (None without ``/proc``)
+    :return: The summed resident set size, in bytes, of ``root`` and all its descendants, and the largest
+        resident set size of one descendant (0 without any: a worker, the forkserver or one of Ray's processes);
+        None without ``/proc``
     """
     if not os.path.isdir("/proc"):
         return None
@@ -521,16 +525,19 @@ def process_tree_rss(root: int) -> int | None:
             continue
         ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])  # "pid (comm) state ppid ..."
         children.setdefault(ppid, []).append(int(name))
-    total, stack = 0, [root]
+    total, largest, stack = 0, 0, [root]
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
         try:
             with open(f"/proc/{pid}/statm") as file:
-                total += int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                rss = int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             continue
-    return total
+        total += rss
+        if pid != root:
+            largest = max(largest, rss)
+    return total, largest
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -565,7 +572,7 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
             json.dumps(dataclasses.asdict(spec)),
         ]
         command += ["--_result", str(result_path)]
-        peak = 0
+        peak = peak_other = 0
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             deadline = time.monotonic() + timeout
@@ -574,8 +581,8 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
                     if time.monotonic() > deadline:
                         kill_group(process)
                         break
-                    rss = process_tree_rss(process.pid)
-                    peak = max(peak, rss or 0)
+                    total, other = process_tree_rss(process.pid) or (0, 0)
+                    peak, peak_other = max(peak, total), max(peak_other, other)
                     time.sleep(MEMORY_POLL_S)
             except BaseException:  # Ctrl-C: do not leave the measurement running
                 kill_group(process)
@@ -589,6 +596,7 @@ def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
             )
             result = {"error": why, "output_tail": output.splitlines()[-40:]}
     result["peak_tree_mib"] = peak / MIB if peak else None
+    result["peak_other_process_mib"] = peak_other / MIB if peak_other else None
     return result
 
 
@@ -643,6 +651,7 @@ TABLE_HEADER: tuple[str, ...] = (
     "mean episode length",
     "peak RSS, all processes (MiB)",
     "peak RSS, measuring process (MiB)",
+    "peak RSS, largest other process (MiB)",
 )
 
 
@@ -669,6 +678,7 @@ def table_row(row: dict[str, Any]) -> list[str]:
         fmt(row["mean_episode_length"], ",.0f"),
         fmt(row.get("peak_tree_mib"), ",.0f"),
         fmt(row.get("rss_self_mib"), ",.0f"),
+        fmt(row.get("peak_other_process_mib"), ",.0f"),
     ]
 
 
@@ -749,7 +759,8 @@ def make_report(info: dict[str, Any], results: dict[str, list[dict[str, Any]]]) 
             "many Ray actors, timed from the local Ray's start to the generation that reaches the steps. *outside env "
             "stepping* = `max(0, 1 - (steps / rate_a) / wall)`. *steps/s after 1st generation* leaves out the start-up "
             "and the first generation. *peak RSS, all processes*: sampled sum over the measuring process and its "
-            "descendants (an upper bound: shared pages count once per process). Setup (model construction) is not in "
+            "descendants (an upper bound: shared pages count once per process); *largest other process*: the "
+            "largest single descendant (one worker's memory, or Ray's or the forkserver's if larger). Setup (model construction) is not in "
             "the rate. Every measurement ran in a fresh process with one torch thread. See the module docstring of "
             "`sb3_bierl.benchmarks.throughput`."
         ),
