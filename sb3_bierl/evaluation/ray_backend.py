@@ -33,6 +33,8 @@ from sb3_bierl.strategies import NoiseTable
 
 RAY_MISSING = 'backend="ray" needs Ray: pip install "sb3-bierl[ray]"'
 
+_init_lock = threading.Lock()
+
 
 def check_ray() -> None:
     """Raise ``ImportError`` with the install command if Ray is missing."""
@@ -52,12 +54,13 @@ def init_ray(address: str | None, n_workers: int) -> None:
     :param n_workers: Number of actors that will need one CPU each
     """
     check_ray()
-    if ray.is_initialized():
-        return
-    if threading.current_thread() is threading.main_thread():
-        _ray_init(address, n_workers)
-    else:
-        _init_in_kept_thread(address, n_workers)
+    with _init_lock:  # two evaluators may start Ray at once, from their background threads
+        if ray.is_initialized():
+            return
+        if threading.current_thread() is threading.main_thread():
+            _ray_init(address, n_workers)
+        else:
+            _init_in_kept_thread(address, n_workers)
 
 
 def _ray_init(address: str | None, n_workers: int) -> None:
