@@ -128,7 +128,7 @@ def test_dead_actor_raises(model):
 
 def test_missing_ray_raises_import_error(monkeypatch):
     monkeypatch.setattr(ray_backend, "ray", None)
-    with pytest.raises(ImportError, match=r'backend="ray" needs Ray: pip install "sb3-bierl\[ray\]"'):
+    with pytest.raises(ImportError, match=r'backend="ray" needs Ray: pip install "\.\[ray\]" in a checkout'):
         RayEvaluator(lambda: None, 2, **NOISE)
 
 

@@ -1,4 +1,4 @@
-"""Ray backend: the worker-process backend's workers, as Ray actors (``pip install "sb3-bierl[ray]"``)."""
+"""Ray backend: the worker-process backend's workers, as Ray actors (``pip install ".[ray]"`` in a checkout)."""
 
 import functools
 import logging
@@ -31,7 +31,7 @@ from sb3_bierl.evaluation.workers import (
 )
 from sb3_bierl.strategies import NoiseTable
 
-RAY_MISSING = 'backend="ray" needs Ray: pip install "sb3-bierl[ray]"'
+RAY_MISSING = 'backend="ray" needs Ray: pip install ".[ray]" in a checkout of sb3-bierl (or pip install "ray>=2.9")'
 
 _init_lock = threading.Lock()
 
