@@ -87,7 +87,6 @@ import datetime
 import importlib.metadata
 import itertools
 import json
-import logging
 import math
 import multiprocessing
 import os
@@ -435,8 +434,9 @@ def measure_evotorch(spec: Measurement) -> dict[str, Any]:
     except ImportError as error:
         why = f"EvoTorch cannot be imported ({type(error).__name__}: {error}); pip install evotorch==0.6.1"
         return {"skipped": why}
-    import ray
     import torch as th
+
+    from sb3_bierl.evaluation.ray_backend import init_ray
 
     problem_class = {"VecGymNE": VecGymNE, "GymNE": GymNE}[EVOTORCH_PROBLEMS[spec.kind]]
     # global generators: a problem-specific seed (problem.manual_seed) makes EvoTorch 0.6.1's actors fail
@@ -449,14 +449,8 @@ def measure_evotorch(spec: Measurement) -> dict[str, Any]:
     setup = time.perf_counter() - t_setup
 
     t0 = time.perf_counter()
-    if spec.workers > 1 and not ray.is_initialized():
-        # as sb3_bierl's Ray backend starts a local Ray (EvoTorch would call a bare ray.init())
-        ray.init(
-            num_cpus=max(spec.workers, os.cpu_count() or 1),
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
+    if spec.workers > 1:  # the local Ray of the ES rows (EvoTorch would call a bare ray.init())
+        init_ray(None, spec.workers)
     steps = episodes = 0
     clock = []
     while steps < spec.timesteps:

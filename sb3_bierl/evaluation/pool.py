@@ -398,19 +398,16 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         """
         results: list[RolloutResult | None] = [None] * n_chunks
         idle = list(self._workers)
-        running: dict[int, int] = {}  # worker rank -> chunk it runs
-        busy: list[WorkerHandle] = []
+        running: dict[int, tuple[WorkerHandle, int]] = {}  # worker rank -> (worker, the chunk it runs)
         next_chunk = 0
-        while next_chunk < n_chunks or busy:
+        while next_chunk < n_chunks or running:
             while idle and next_chunk < n_chunks:
                 worker = idle.pop(0)
                 self._send(worker, request(worker, next_chunk))
-                running[worker.rank] = next_chunk
-                busy.append(worker)
+                running[worker.rank] = (worker, next_chunk)
                 next_chunk += 1
-            for worker, answer in self._receive_any(busy):
-                results[running.pop(worker.rank)] = check_answer(answer)
-                busy.remove(worker)
+            for worker, answer in self._receive_any([busy for busy, _ in running.values()]):
+                results[running.pop(worker.rank)[1]] = check_answer(answer)
                 idle.append(worker)
         return results  # type: ignore[return-value]
 

@@ -157,7 +157,9 @@ class ProcessEvaluator(WorkerPoolEvaluator):
         return source
 
     def _send(self, worker: WorkerHandle, request: Request) -> None:
-        check_answer(worker.send(request) or ("ok", None))
+        error = worker.send(request)
+        if error is not None:  # the worker cannot be reached
+            check_answer(error)
 
     def _receive_any(self, busy: list[WorkerHandle]) -> list[tuple[WorkerHandle, Answer]]:
         while True:
