@@ -19,7 +19,7 @@ from sb3_bierl.meta import (
     OptunaController,
     read_controller_file,
 )
-from sb3_bierl.meta.controller import TRAINABLE
+from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, TRAINABLE
 from sb3_bierl.meta.fitness import FITNESS_KINDS
 
 SelfBiERL = TypeVar("SelfBiERL", bound="BiERL")
@@ -114,6 +114,11 @@ class BiERL(ES):
         pair, biased towards large sigma); see :func:`sb3_bierl.meta.fitness.pair_fitness`
     :param meta_min_significance: The meta ES steps only when its candidates' fitness difference has a paired
         t statistic of at least this (0: at every meta update); see :class:`~sb3_bierl.meta.MetaController`
+    :param meta_max_lr_to_sigma: The largest ``learning_rate / sigma`` the meta level sets or evaluates (a trust
+        region: Adam moves each weight by about the learning rate, the ES gradient is measured at about sigma;
+        None: no cap). Default 2.0, the largest ratio among the best fixed settings of issue 9's headroom grid;
+        a start above it is brought onto it in the first generation
+        (:meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
     :param meta_encoder: Deprecated name of ``meta`` (a ``FutureWarning``; it named the choice of meta level,
         not only of an encoder)
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
@@ -143,6 +148,7 @@ class BiERL(ES):
         meta_trainable: str | None = None,
         meta_fitness: str = "mean",
         meta_min_significance: float = 1.0,
+        meta_max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
         meta_encoder: str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
@@ -192,6 +198,10 @@ class BiERL(ES):
             raise ValueError(f"meta_trainable must be one of {TRAINABLE}, got {meta_trainable!r}")
         if meta_fitness not in FITNESS_KINDS:
             raise ValueError(f"meta_fitness must be one of {FITNESS_KINDS}, got {meta_fitness!r}")
+        if meta_max_lr_to_sigma is not None and not (np.isfinite(meta_max_lr_to_sigma) and meta_max_lr_to_sigma > 0):
+            raise ValueError(
+                f"meta_max_lr_to_sigma must be a positive ratio (or None: no cap), got {meta_max_lr_to_sigma!r}"
+            )
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         if hyperparameter_bounds is None:
@@ -215,6 +225,7 @@ class BiERL(ES):
         self.meta_trainable = meta_trainable
         self.meta_fitness = meta_fitness
         self.meta_min_significance = meta_min_significance
+        self.meta_max_lr_to_sigma = meta_max_lr_to_sigma
         self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
@@ -271,6 +282,7 @@ class BiERL(ES):
             centre_episodes=self.meta_centre_episodes,
             max_change=self.meta_max_change,
             fitness=self.meta_fitness,
+            max_lr_to_sigma=self.meta_max_lr_to_sigma,
             seed=None if self.seed is None else self.seed + 1,
             verbose=self.verbose,
         )

@@ -17,6 +17,10 @@ from sb3_bierl.meta.network import MetaNetwork
 from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.strategies import OpenAIES, finite_or_worst
 
+#: Default cap on ``learning_rate / sigma`` (``BaseMetaController(max_lr_to_sigma=...)``): the largest ratio among
+#: the best fixed settings of issue 9's headroom grid (HalfCheetah-v5: learning rate x4; Hopper-v5: sigma / 4)
+DEFAULT_MAX_LR_TO_SIGMA = 2.0
+
 #: What the meta ES trains online (``MetaController(trainable=...)``); ``"none"``: nothing, the network only proposes
 TRAINABLE = ("last_layer", "bias", "all", "none")
 
@@ -54,7 +58,9 @@ class BaseMetaController(BaseCallback):
         (the return around its stepped centre at its sigma) or ``"best"`` (the better return of each pair)
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
-    :raises ValueError: if ``max_change <= 1`` or ``fitness`` is unknown
+    :param max_lr_to_sigma: Largest ``learning_rate / sigma`` the controller sets or evaluates (None: no cap;
+        see :meth:`within_step_radius`)
+    :raises ValueError: if ``max_change <= 1``, ``max_lr_to_sigma`` is not positive, or ``fitness`` is unknown
     """
 
     def __init__(
@@ -68,10 +74,14 @@ class BaseMetaController(BaseCallback):
         fitness: str = "mean",
         seed: int | None = None,
         verbose: int = 0,
+        max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
     ):
         super().__init__(verbose)
         if max_change <= 1.0:
             raise ValueError(f"max_change must be > 1 (a factor per generation), got {max_change}")
+        if max_lr_to_sigma is not None and not (np.isfinite(max_lr_to_sigma) and max_lr_to_sigma > 0):
+            raise ValueError(f"max_lr_to_sigma must be a positive ratio (or None: no cap), got {max_lr_to_sigma!r}")
+        self.max_lr_to_sigma = max_lr_to_sigma
         if fitness not in FITNESS_KINDS:
             raise ValueError(f"fitness must be one of {FITNESS_KINDS}, got {fitness!r}")
         self.fitness = fitness
@@ -111,6 +121,7 @@ class BaseMetaController(BaseCallback):
         state.setdefault("fitness", "best")  # what a controller saved before session 5 used
         state.setdefault("last_pair_fitness", None)
         state.setdefault("share_noise", True)
+        state.setdefault("max_lr_to_sigma", None)  # saved before session 9: no cap
         self.__dict__.update(state)
         self.locals, self.globals, self.parent = {}, {}, None
 
@@ -127,11 +138,52 @@ class BaseMetaController(BaseCallback):
         """Make this generation a meta update (with :meth:`evaluate_proposals`) and learn from it."""
 
     def within_trust_region(self, proposal: dict[str, float]) -> dict[str, float]:
-        """:return: ``proposal`` with each value within a factor ``max_change`` of the current one"""
-        return {
+        """
+        :return: ``proposal`` with each value within a factor ``max_change`` of the current one, then within the
+            step radius (:meth:`within_step_radius`)
+        """
+        moved = {
             name: float(np.clip(value, self.current[name] / self.max_change, self.current[name] * self.max_change))
             for name, value in proposal.items()
         }
+        return self.within_step_radius(moved)
+
+    def within_step_radius(self, proposal: dict[str, float]) -> dict[str, float]:
+        """
+        Keep the inner step within ``max_lr_to_sigma`` times sigma. Adam moves each weight by about the learning
+        rate per step, and the ES gradient is measured from perturbations of size about sigma: a step several
+        times sigma extrapolates the gradient past where it was measured (a trust region around the Gaussian
+        smoothing radius). Without this bound the greedy truncated fitness drives sigma down and the learning
+        rate up until training collapses (issue 9: HalfCheetah-v5 at sigma 0.008, learning rate 0.029).
+
+        A proposal above the cap is projected onto it in log space (sigma up and the learning rate down by the
+        same factor: the closest point); where a bound stops one of them, the other goes the rest of the way, and
+        where only one is adapted, it goes the whole way (the other is the model's current value). From a
+        feasible current point, a move within the per-generation trust region stays within it.
+
+        :param proposal: ``{name: value}`` of the adapted hyperparameters
+        :return: the proposal with ``learning_rate <= max_lr_to_sigma * sigma`` where the bounds allow it
+        """
+        if self.max_lr_to_sigma is None or not {"sigma", "learning_rate"} & proposal.keys():
+            return proposal
+        fixed = getattr(getattr(self, "model", None), "hyperparameters", {})
+        values = {**{name: fixed[name] for name in ("sigma", "learning_rate") if name in fixed}, **proposal}
+        if not {"sigma", "learning_rate"} <= values.keys():
+            return proposal
+        excess = values["learning_rate"] / (self.max_lr_to_sigma * values["sigma"])
+        if excess <= 1.0:
+            return proposal
+        bounds = {p.name: (p.low, p.high) for p in self.space.parameters}
+        capped = dict(proposal)
+        learning_rate = values["learning_rate"]
+        if {"sigma", "learning_rate"} <= proposal.keys():  # both move: half the way down, not below its bound
+            learning_rate = max(learning_rate / np.sqrt(excess), bounds["learning_rate"][0])
+        if "sigma" in proposal:  # the rest of the way up
+            capped["sigma"] = float(np.clip(learning_rate / self.max_lr_to_sigma, *bounds["sigma"]))
+        if "learning_rate" in proposal:  # down to the cap where sigma's bound stopped it
+            step_radius = self.max_lr_to_sigma * capped.get("sigma", values["sigma"])
+            capped["learning_rate"] = float(max(min(learning_rate, step_radius), bounds["learning_rate"][0]))
+        return capped
 
     def evaluate_proposals(self, hyperparameters: dict[str, float], proposals: list[dict[str, float]]) -> np.ndarray | None:
         """
@@ -144,7 +196,7 @@ class BaseMetaController(BaseCallback):
             replaced by the worst), or None if none was finite
         """
         model = self.model
-        full = [{**model.hyperparameters, **proposal} for proposal in proposals]
+        full = [{**model.hyperparameters, **self.within_step_radius(proposal)} for proposal in proposals]
         returns = model.meta_generation({**model.hyperparameters, **hyperparameters}, full, share_noise=self.share_noise)
         self.last_pair_fitness = pair_fitness(returns, self.fitness)
         clean = finite_or_worst(candidate_fitness(self.last_pair_fitness))
@@ -261,7 +313,10 @@ class MetaController(BaseMetaController):
         proposals are the initial values whatever the history until the meta ES trains the readout
     :param seed: Seed of the meta level's generator
     :param verbose: Verbosity level
-    :raises ValueError: on an unknown ``trainable`` or ``fitness``, or ``min_significance < 0``
+    :param max_lr_to_sigma: Largest ``learning_rate / sigma`` set or evaluated (None: no cap; see
+        :meth:`~BaseMetaController.within_step_radius`)
+    :raises ValueError: on an unknown ``trainable`` or ``fitness``, ``min_significance < 0`` or a
+        ``max_lr_to_sigma`` that is not positive
     """
 
     def __init__(
@@ -283,8 +338,12 @@ class MetaController(BaseMetaController):
         readout_gain: float = 0.0,
         seed: int | None = None,
         verbose: int = 0,
+        max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
     ):
-        super().__init__(space, interval, 2 * n_pairs, centre_episodes, max_change, history_length, fitness, seed, verbose)
+        super().__init__(
+            space, interval, 2 * n_pairs, centre_episodes, max_change, history_length, fitness, seed, verbose,
+            max_lr_to_sigma=max_lr_to_sigma,
+        )
         if trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
         if not np.isfinite(min_significance) or min_significance < 0:

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import numpy as np
 import optuna
 
-from sb3_bierl.meta.controller import BaseMetaController
+from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, BaseMetaController
 from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.strategies import centered_ranks
 
@@ -33,6 +33,8 @@ class OptunaController(BaseMetaController):
     :param fitness: How a trial's pairs are scored: ``"mean"`` or ``"best"`` (see :class:`BaseMetaController`)
     :param seed: Seed of the sampler
     :param verbose: Verbosity level
+    :param max_lr_to_sigma: Largest ``learning_rate / sigma`` set or evaluated (None: no cap; see
+        :meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
     """
 
     def __init__(
@@ -47,8 +49,12 @@ class OptunaController(BaseMetaController):
         fitness: str = "mean",
         seed: int | None = None,
         verbose: int = 0,
+        max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
     ):
-        super().__init__(space, interval, n_trials, centre_episodes, max_change, history_length, fitness, seed, verbose)
+        super().__init__(
+            space, interval, n_trials, centre_episodes, max_change, history_length, fitness, seed, verbose,
+            max_lr_to_sigma=max_lr_to_sigma,
+        )
         if sampler is None:
             sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=2 * n_trials)
         with quiet_optuna():
