@@ -9,7 +9,8 @@ the model's keyword arguments; its converter turns the raw values of a finished 
 BiERL: the search is over the meta level, which is what BiERL adds: how often it updates
 (``meta_interval``), how many meta candidates (``meta_n_pairs``), its own ES step (``meta_sigma``,
 ``meta_learning_rate``), what it reads (``meta_history_length``, ``meta``), how far it may move
-the inner hyperparameters per generation (``meta_max_change``) and where (``hyperparameter_bounds``). Bounds are sampled as ratios to the
+the inner hyperparameters per generation (``meta_max_change``), the largest inner step it may set
+(``meta_max_lr_to_sigma``) and where (``hyperparameter_bounds``). Bounds are sampled as ratios to the
 sampled initial ``sigma`` and ``learning_rate``, so the initial values always lie inside them and
 every trial builds a valid model. ``n_pairs`` (population size) is searched for both algorithms.
 """
@@ -65,6 +66,7 @@ def sample_bierl_params(trial: "optuna.Trial", n_actions: int, n_envs: int, addi
             "meta_sigma": trial.suggest_float("meta_sigma", 0.02, 0.5, log=True),
             "meta_learning_rate": trial.suggest_float("meta_learning_rate", 0.003, 0.1, log=True),
             "meta_max_change": trial.suggest_float("meta_max_change", 1.05, 2.0, log=True),
+            "meta_max_lr_to_sigma": trial.suggest_float("meta_max_lr_to_sigma", 0.5, 8.0, log=True),
             "meta_history_length": trial.suggest_categorical("meta_history_length", (5, 10, 20)),
             "meta": trial.suggest_categorical("meta", ("lstm", "mean")),
         }
