@@ -57,7 +57,8 @@ class BiERL(ES):
     (see :class:`~sb3_bierl.ES`); the meta level, a :class:`~sb3_bierl.meta.MetaController`
     callback attached by ``learn``, reads the history of the population's fitness with an LSTM
     and proposes the inner hyperparameters every generation, inside ``hyperparameter_bounds``
-    on a log scale and within a factor ``meta_max_change`` of the last generation's values.
+    on a log scale, within a factor ``meta_max_change`` of the last generation's values and with a learning
+    rate at most ``meta_max_lr_to_sigma`` times sigma.
 
     It trains its own weights by ES every ``meta_interval`` generations, from the first one, at no
     extra step: that generation's population is shared among ``2 * meta_n_pairs`` meta candidates, each
