@@ -95,3 +95,15 @@ def test_every_generation_and_meta_candidate_respects_the_cap(meta):
 def test_a_cap_that_is_not_a_positive_ratio_is_refused(cap):
     with pytest.raises(ValueError, match="meta_max_lr_to_sigma"):
         BiERL("MlpPolicy", "Counting-v0", meta_max_lr_to_sigma=cap)
+
+
+def test_a_controller_saved_before_the_step_radius_loads_without_it():
+    saved = controller().__getstate__()
+    del saved["max_lr_to_sigma"]  # what a controller pickled before session 9 holds
+    restored = MetaController.__new__(MetaController)
+    restored.__setstate__(saved)
+    assert restored.max_lr_to_sigma is None
+    assert restored.within_step_radius({"sigma": 0.005, "learning_rate": 0.04}) == {
+        "sigma": 0.005,
+        "learning_rate": 0.04,
+    }
