@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--trainable", default="last_layer", choices=["last_layer", "bias", "all"])
     parser.add_argument(
+        "--gain-spread",
+        type=float,
+        default=1.0,
+        help="Policy gains: each continuous-control instance draws one log-uniformly in [1/x, x] (1: none)",
+    )
+    parser.add_argument(
         "--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             tasks_per_generation=args.tasks_per_generation,
             start_spread=args.start_spread,
             trainable=args.trainable,
+            gain_spread=args.gain_spread,
             seed=args.seed,
             init=args.init,
             bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend}

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -14,9 +15,11 @@ from sb3_bierl.pretrain import main as pretrain_main
 from sb3_bierl.pretraining import DEFAULT_SUITE, HELD_OUT, InnerRun, MetaTrainer, PretrainingTask, run_inner
 from sb3_bierl.pretraining.inner_run import late_mean
 from sb3_bierl.pretraining.meta_trainer import CHECKPOINT, CONTROLLER, default_space
+from sb3_bierl.pretraining.policy_gain import PolicyGain
 from sb3_bierl.pretraining.suite import resolve_suite
 
 TINY = PretrainingTask("CartPole-v1", 1_500, 10.0, 500.0)
+TINY_CONTINUOUS = PretrainingTask("Pendulum-v1", 2_000, -1400.0, -150.0)
 
 
 def tiny_trainer(out_dir, **kwargs):
@@ -91,8 +94,45 @@ def test_meta_trainer_steps_checkpoints_and_resumes(tmp_path):
         tiny_trainer(tmp_path, seed=1, sigma=0.2)
     # random starts lie inside the bounds, within start_spread of the unit scale
     space = default_space()
-    for _, _, start in tiny_trainer(tmp_path / "other", seed=2, start_spread=0.5).plan():
-        assert np.all(np.abs(space.to_unit(start)) <= 0.5 + 1e-9)
+    for _, _, start, gain in tiny_trainer(tmp_path / "other", seed=2, start_spread=0.5).plan():
+        assert np.all(np.abs(space.to_unit(start)) <= 0.5 + 1e-9) and gain == 1.0
+
+
+def test_policy_gain_scales_the_pre_squash_output():
+    env = PolicyGain(gym.make("Pendulum-v1"), 4.0)  # actions in [-2, 2]
+    policy_output = np.tanh(np.array([-0.3, 0.0, 0.1, 0.5]))  # a tanh-squashed policy's output, unit scale
+    moved = np.array([env.action(np.array([2 * u], dtype=np.float32))[0] for u in policy_output]) / 2
+    assert moved == pytest.approx(np.tanh(4.0 * np.arctanh(policy_output)), abs=1e-5)
+    assert env.action(np.array([2.0], dtype=np.float32))[0] == pytest.approx(2.0)  # the bounds stay reachable
+    assert PolicyGain(gym.make("Pendulum-v1"), 1.0).action(np.array([0.7], dtype=np.float32))[0] == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="bounded Box"):
+        PolicyGain(gym.make("CartPole-v1"), 2.0)
+    with pytest.raises(ValueError, match="positive"):
+        PolicyGain(gym.make("Pendulum-v1"), 0.0)
+
+
+def test_gains_are_drawn_for_continuous_tasks_only(tmp_path):
+    suite = (TINY_CONTINUOUS, TINY)
+    trainer = MetaTrainer(tmp_path, suite, n_pairs=1, tasks_per_generation=2, gain_spread=4.0, seed=3)
+    gains = [gain for _, _, _, gain in trainer.plan()]
+    assert 0.25 <= gains[0] <= 4.0 and gains[0] != 1.0 and gains[1] == 1.0
+    # the inner run sees the gain: the same seed and start, another return
+    runs = [
+        InnerRun(
+            TINY_CONTINUOUS,
+            3,
+            {"sigma": 0.05, "learning_rate": 0.02},
+            "pretrained",
+            fixed=True,
+            policy_gain=gain,
+            bierl_kwargs={"n_pairs": 4},
+        )
+        for gain in (1.0, 4.0)
+    ]
+    plain, scaled = (run_inner(run) for run in runs)
+    assert scaled["policy_gain"] == 4.0 and plain["centre_returns"] != scaled["centre_returns"]
+    with pytest.raises(ValueError, match="gain_spread"):
+        MetaTrainer(tmp_path / "bad", suite, gain_spread=0.5)
 
 
 def test_pretrained_file_warm_starts_bierl(tmp_path):

@@ -23,6 +23,8 @@ class InnerRun:
     :param fixed: Keep the hyperparameters at ``start`` for the whole run (the baseline of the curve: no
         controller), with the same centre rollouts and score
     :param late_fraction: Share of the last generations whose centre returns make the score
+    :param policy_gain: Factor on the policy's pre-squash output (:class:`~sb3_bierl.pretraining.policy_gain.PolicyGain`;
+        1: the task as it is)
     :param bierl_kwargs: Other BiERL arguments (default ``n_workers=1``: pre-training runs inner runs in parallel
         instead; ``n_workers`` and ``backend`` here give each inner run its own workers)
     """
@@ -34,6 +36,7 @@ class InnerRun:
     phi: np.ndarray | None = None
     fixed: bool = False
     late_fraction: float = 0.5
+    policy_gain: float = 1.0
     bierl_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,11 +94,18 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
         "meta_trainable": "none",
         **run.start,
     }
+    env: Any = run.task.env_id
+    if run.policy_gain != 1.0:
+        import gymnasium as gym
+
+        from sb3_bierl.pretraining.policy_gain import PolicyGain
+
+        env = PolicyGain(gym.make(run.task.env_id), run.policy_gain)
     if run.fixed:
         # a new network's readout starts at zero: it proposes the initial values whatever the history
-        model = BiERL("MlpPolicy", run.task.env_id, hyperparameter_bounds=bounds, **common)
+        model = BiERL("MlpPolicy", env, hyperparameter_bounds=bounds, **common)
     else:
-        model = BiERL("MlpPolicy", run.task.env_id, meta_warm_start=run.controller_file, **common)
+        model = BiERL("MlpPolicy", env, meta_warm_start=run.controller_file, **common)
         if run.phi is not None:
             model.meta_controller.set_phi(run.phi)
     centre = CentreReturns()
@@ -109,6 +119,7 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
         "seed": run.seed,
         "start": dict(run.start),
         "fixed": run.fixed,
+        "policy_gain": run.policy_gain,
         "score": score,
         "normalised": run.task.normalise(score),
         "centre_returns": centre.returns,

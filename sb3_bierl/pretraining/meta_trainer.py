@@ -8,7 +8,9 @@ own seed and a random start of the hyperparameters inside the bounds); on each, 
 candidates of the trained weights, the centre and a fixed-hyperparameter baseline each run BiERL for the task's
 budget with common random numbers (same seed, same start). A candidate's utility is its centred rank among the
 candidates of an instance, averaged over the instances (scores of different tasks never mix); the centre takes
-one Adam step of OpenAI-ES on those utilities.
+one Adam step of OpenAI-ES on those utilities. With ``gain_spread > 1``, each instance of a continuous-control task
+also draws a policy gain (:class:`~sb3_bierl.pretraining.policy_gain.PolicyGain`), so that the step sizes that suit
+it differ from instance to instance.
 """
 
 import inspect
@@ -28,6 +30,7 @@ from sb3_bierl.meta.controller import MetaController
 from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.meta.warm_start import load_controller, save_controller
 from sb3_bierl.pretraining.inner_run import InnerRun
+from sb3_bierl.pretraining.policy_gain import has_bounded_box_actions
 from sb3_bierl.pretraining.suite import DEFAULT_SUITE, PretrainingTask
 from sb3_bierl.strategies import NoiseTable, centered_ranks, finite_or_worst
 
@@ -77,13 +80,17 @@ class MetaTrainer:
         ``[-start_spread, start_spread]`` of the bounds' unit scale (2/3 of the default bounds: up to 4 times
         off the default either way); 0: always the defaults
     :param trainable: The part of the network meta-trained (``MetaController(trainable=...)``)
+    :param gain_spread: Policy gains: each instance of a task with bounded continuous actions draws a gain
+        log-uniformly in ``[1 / gain_spread, gain_spread]`` (:class:`~sb3_bierl.pretraining.policy_gain.PolicyGain`:
+        the right sigma and learning rate move by about its inverse); 1: none. Without it, every task of the suite
+        likes the same move and the controller learns that move, not to read the history (session 6)
     :param late_fraction: Share of the last generations of an inner run whose centre returns make its score
     :param seed: Seed of the meta ES (noise, task seeds, starts) and of the network's initialisation
     :param init: A controller file to start from (default: a new network that proposes the defaults)
     :param bierl_kwargs: Other BiERL arguments of the inner runs
     :param metadata: Recorded in the controller file (e.g. the command line)
     :raises ValueError: on ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``, ``learning_rate`` <= 0,
-        ``start_spread`` outside [0, 1], or an existing checkpoint with another configuration
+        ``start_spread`` outside [0, 1], ``gain_spread < 1``, or an existing checkpoint with another configuration
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class MetaTrainer:
         tasks_per_generation: int = 2,
         start_spread: float = 2 / 3,
         trainable: str = "last_layer",
+        gain_spread: float = 1.0,
         late_fraction: float = 0.5,
         seed: int = 0,
         init: str | os.PathLike | None = None,
@@ -110,6 +118,8 @@ class MetaTrainer:
             raise ValueError(f"sigma and learning_rate must be > 0, got {sigma} and {learning_rate}")
         if not 0 <= start_spread <= 1:
             raise ValueError(f"start_spread is a share of the bounds' unit scale, in [0, 1]: got {start_spread}")
+        if not (np.isfinite(gain_spread) and gain_spread >= 1):
+            raise ValueError(f"gain_spread is a factor >= 1 (1: no policy gain), got {gain_spread}")
         if trainable == "none":
             raise ValueError("trainable='none' leaves nothing to pre-train: choose 'last_layer', 'bias' or 'all'")
         self.out_dir = pathlib.Path(out_dir)
@@ -122,12 +132,17 @@ class MetaTrainer:
             "tasks_per_generation": tasks_per_generation,
             "start_spread": start_spread,
             "trainable": trainable,
+            "gain_spread": float(gain_spread),
             "late_fraction": late_fraction,
             "seed": seed,
             "init": None if init is None else os.fspath(init),
             "bierl_kwargs": dict(bierl_kwargs or {}),
         }
         self.suite = tuple(suite)
+        #: Whether each task's actions are a bounded Box (those a policy gain applies to), by env id
+        self.gains_apply = (
+            {task.env_id: has_bounded_box_actions(task.env_id) for task in self.suite} if gain_spread > 1 else {}
+        )
         self.metadata = dict(metadata or {})
         self.space = default_space()
         if init is None:
@@ -146,6 +161,7 @@ class MetaTrainer:
     def _resume(self) -> None:
         with open(self.out_dir / CHECKPOINT, "rb") as file:
             state = pickle.load(file)
+        state["config"].setdefault("gain_spread", 1.0)  # written before policy gains: none
         if state["config"] != self.config:
             raise ValueError(
                 f"{self.out_dir / CHECKPOINT} was written with another configuration ({state['config']}): "
@@ -189,15 +205,18 @@ class MetaTrainer:
         os.replace(tmp, path)
 
     # ------------------------------------------------------------------ one meta generation
-    def plan(self) -> list[tuple[PretrainingTask, int, dict[str, float]]]:
-        """:return: this meta generation's task instances: (task, seed, start hyperparameters)"""
+    def plan(self) -> list[tuple[PretrainingTask, int, dict[str, float], float]]:
+        """:return: this meta generation's task instances: (task, seed, start hyperparameters, policy gain)"""
         instances = []
         for k in range(self.config["tasks_per_generation"]):
             index = self.generation * self.config["tasks_per_generation"] + k
             task = self.suite[index % len(self.suite)]
             spread = self.config["start_spread"]
             start = self.space.from_unit(self.rng.uniform(-spread, spread, size=len(self.space)))
-            instances.append((task, 1000 * (self.config["seed"] + 1) + index, start))
+            gain = 1.0
+            if self.gains_apply.get(task.env_id, False):  # drawn only then: runs without gains keep their draws
+                gain = float(np.exp(self.rng.uniform(-1, 1) * np.log(self.config["gain_spread"])))
+            instances.append((task, 1000 * (self.config["seed"] + 1) + index, start, gain))
         return instances
 
     def step(self, map_fn: Callable[..., Any] = map) -> dict[str, Any]:
@@ -218,11 +237,12 @@ class MetaTrainer:
         phis = [np.concatenate([frozen, row]) for row in trained] + [np.concatenate([frozen, strategy.theta])]
         instances = self.plan()
         runs = []
-        for task, seed, start in instances:
+        for task, seed, start, gain in instances:
             common: dict[str, Any] = {
                 "task": task,
                 "seed": seed,
                 "start": start,
+                "policy_gain": gain,
                 "controller_file": centre_file,
                 "late_fraction": self.config["late_fraction"],
                 "bierl_kwargs": self.config["bierl_kwargs"],
@@ -250,12 +270,13 @@ class MetaTrainer:
                     "env": task.env_id,
                     "seed": seed,
                     "start": start,
+                    "policy_gain": gain,
                     "candidates": scores[i, : len(trained)].tolist(),
                     "centre": float(scores[i, -2]),
                     "fixed": float(scores[i, -1]),
                     "centre_final_hyperparameters": results[i * per_instance + len(trained)]["final_hyperparameters"],
                 }
-                for i, (task, seed, start) in enumerate(instances)
+                for i, (task, seed, start, gain) in enumerate(instances)
             ],
             "steps": int(sum(r["num_timesteps"] for r in results)),
             "cpu_time_s": float(sum(r["cpu_time_s"] for r in results)),
