@@ -235,3 +235,31 @@ def test_held_out_evaluation(tmp_path):
     assert warm["warm_start"]["file"].endswith(CONTROLLER) and warm["meta"]["n_meta_updates"] == 0
     assert next(r for r in records if r["algo"] == "bierl")["meta"]["n_meta_updates"] > 0
     assert "warm > bierl" in (out / "results.md").read_text()
+
+
+def test_gain_response_measures_whether_the_controller_reads_the_history(tmp_path):
+    from sb3_bierl.pretraining.plots import gain_response, plot_curve
+
+    def records(sigma_of_gain):
+        tasks = [
+            {
+                "env": "Pendulum-v1",
+                "policy_gain": g,
+                "centre_final_hyperparameters": {"sigma": sigma_of_gain(g), "learning_rate": 0.01},
+            }
+            for g in (0.3, 0.5, 2.0, 3.5)
+        ] + [
+            {
+                "env": "CartPole-v1",
+                "policy_gain": 1.0,
+                "centre_final_hyperparameters": {"sigma": 5.0, "learning_rate": 0.01},
+            }
+        ]
+        return [{"generation": 1, "centre": 0.5, "fixed": 0.4, "candidates": 0.45, "tasks": tasks}]
+
+    assert gain_response(records(lambda g: 0.02 / g)) == (pytest.approx(-1.0), 4)  # instances without a gain left out
+    assert gain_response(records(lambda g: 0.03))[0] == pytest.approx(0.0, abs=1e-9)  # the same place everywhere
+    assert np.isnan(gain_response([])[0])
+    assert (
+        plot_curve(records(lambda g: 0.02 / g) * 2, tmp_path / "curve.png") and (tmp_path / "curve.png").stat().st_size
+    )

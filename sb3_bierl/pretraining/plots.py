@@ -7,6 +7,29 @@ from typing import Any
 import numpy as np
 
 
+def gain_response(records: Sequence[dict[str, Any]], name: str = "sigma") -> tuple[float, int]:
+    """
+    Whether the controller reads the history: the least-squares slope of ``log`` (the value of ``name`` at the end
+    of the centre's inner run) on ``log`` (the instance's policy gain, :class:`~sb3_bierl.pretraining.policy_gain.PolicyGain`),
+    over the instances with a gain. A controller that moves every run to the same place has slope 0; one that
+    finds the step size each instance needs, about -1 (a gain ``g`` scales the right sigma by about ``1 / g``).
+
+    :param records: ``MetaTrainer.records`` (or a slice: e.g. the last 20 meta generations)
+    :param name: An adapted hyperparameter
+    :return: (slope, number of instances); (nan, n) with fewer than 3 instances or a single gain
+    """
+    points = [
+        (np.log(t["policy_gain"]), np.log(t["centre_final_hyperparameters"][name]))
+        for r in records
+        for t in r["tasks"]
+        if t.get("policy_gain", 1.0) != 1.0
+    ]
+    if len(points) < 3 or len({x for x, _ in points}) < 2:
+        return float("nan"), len(points)
+    x, y = np.array(points).T
+    return float(np.polyfit(x, y, 1)[0]), len(points)
+
+
 def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, window: int = 5) -> bool:
     """
     Plot the centre's and the fixed baseline's mean normalised score per meta generation (and their running
@@ -28,7 +51,8 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     if not records:
         return False
     generations = np.array([r["generation"] for r in records])
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    with_gains = any(t.get("policy_gain", 1.0) != 1.0 for r in records for t in r["tasks"])
+    fig, axes = plt.subplots(1, 4 if with_gains else 3, figsize=(21 if with_gains else 16, 4))
     for key, label in (
         ("centre", "controller (centre)"),
         ("fixed", "fixed start (no controller)"),
@@ -57,6 +81,23 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     axes[2].set_xlabel("meta generation")
     axes[2].set_ylabel("value at the end of the centre's runs")
     axes[2].legend()
+    if with_gains:  # does the controller set the step size each instance needs? (gain_response)
+        half = len(records) // 2
+        for part, label in ((records[:half], "first half"), (records[half:], "second half")):
+            gains = [t["policy_gain"] for r in part for t in r["tasks"] if t.get("policy_gain", 1.0) != 1.0]
+            sigmas = [
+                t["centre_final_hyperparameters"]["sigma"]
+                for r in part
+                for t in r["tasks"]
+                if t.get("policy_gain", 1.0) != 1.0
+            ]
+            slope, _ = gain_response(part)
+            axes[3].plot(gains, sigmas, ".", alpha=0.6, label=f"{label} of meta-training (slope {slope:.2f})")
+        axes[3].set_xscale("log")
+        axes[3].set_yscale("log")
+        axes[3].set_xlabel("policy gain of the instance")
+        axes[3].set_ylabel("sigma at the end of the centre's run")
+        axes[3].legend()
     fig.suptitle("Meta-training curve (python -m sb3_bierl.pretrain)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
