@@ -95,6 +95,7 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
             axes[3].plot(gains, sigmas, ".", alpha=0.6, label=f"{label} of meta-training (slope {slope:.2f})")
         axes[3].set_xscale("log")
         axes[3].set_yscale("log")
+        axes[3].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the minor labels overlap
         axes[3].set_xlabel("policy gain of the instance")
         axes[3].set_ylabel("sigma at the end of the centre's run")
         axes[3].legend()
