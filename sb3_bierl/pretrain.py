@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
         help="Policy gains: each continuous-control instance draws one log-uniformly in [1/x, x] (1: none)",
     )
     parser.add_argument(
+        "--standardise-features",
+        action="store_true",
+        help="A new network's hidden units vary with the history with unit variance (ignored with --init)",
+    )
+    parser.add_argument(
         "--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             start_spread=args.start_spread,
             trainable=args.trainable,
             gain_spread=args.gain_spread,
+            standardise_features=args.standardise_features,
             seed=args.seed,
             init=args.init,
             bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend}

@@ -46,6 +46,28 @@ def test_network_shapes_and_initial_proposal(encoder):
     assert space.from_unit(out[0].detach().numpy()) == pytest.approx({"sigma": 0.02, "learning_rate": 0.01}, rel=1e-4)
 
 
+@pytest.mark.parametrize("encoder", ["lstm", "mean"])
+def test_standardised_features_vary_with_the_history(encoder):
+    space = HyperparameterSpace(BOUNDS, INITIAL)
+
+    def hidden_spread(standardise):
+        th.manual_seed(0)
+        net = MetaNetwork(
+            7, 2, encoder, initial_unit=space.initial_unit(), history_length=10, standardise_features=standardise
+        )
+        th.manual_seed(1)  # other random histories than the initialisation's
+        with th.no_grad():
+            pre = net.generator[0](net.encode(2 * th.rand(512, 10, 7) - 1))
+        first = space.from_unit(net(th.zeros(1, 10, 7))[0].detach().numpy())
+        return pre.mean(dim=0).abs().max().item(), pre.std(dim=0), first
+
+    mean, std, first = hidden_spread(True)
+    assert mean < 0.25 and th.all((std > 0.8) & (std < 1.25))  # every hidden unit: mean ~0, std ~1
+    assert first == pytest.approx({"sigma": 0.02, "learning_rate": 0.01}, rel=1e-4)  # still the initial values
+    _, default_std, _ = hidden_spread(False)
+    assert default_std.mean() < 0.5 * std.mean()  # what it fixes: default units barely vary with the history
+
+
 def test_unknown_encoder():
     with pytest.raises(ValueError, match="lstm"):
         MetaNetwork(3, 1, encoder="transformer")
@@ -63,7 +85,9 @@ def test_generation_features_are_scale_free_and_bounded():
     scaled = generation_features(summary(current, 0.7, 0.3, scale=1000), summary(previous, 0.1, scale=1000))
     np.testing.assert_allclose(features, scaled, atol=1e-9)
     for scale in [1e-6, 1.0, 1e6]:
-        f = generation_features(summary(rng.normal(size=16), 3.0, -2.0, scale), summary(rng.normal(size=16), -3.0, scale=scale))
+        f = generation_features(
+            summary(rng.normal(size=16), 3.0, -2.0, scale), summary(rng.normal(size=16), -3.0, scale=scale)
+        )
         assert np.all(np.abs(f) <= 1)
     assert np.all(np.isfinite(generation_features(summary([1.0, np.nan, 2.0, 3.0], np.nan), None)))
     # nothing measured, nothing made up: no centre, no previous generation, no step -> those features are 0

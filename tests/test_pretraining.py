@@ -263,3 +263,13 @@ def test_gain_response_measures_whether_the_controller_reads_the_history(tmp_pat
     assert (
         plot_curve(records(lambda g: 0.02 / g) * 2, tmp_path / "curve.png") and (tmp_path / "curve.png").stat().st_size
     )
+
+
+def test_trainer_can_start_from_standardised_features(tmp_path):
+    plain = tiny_trainer(tmp_path / "plain", seed=4).controller.network
+    standardised = tiny_trainer(tmp_path / "std", seed=4, standardise_features=True)
+    first_layer = standardised.controller.network.generator[0].weight
+    assert not th.allclose(plain.generator[0].weight, first_layer)  # rescaled...
+    assert th.allclose(plain.encoder.weight_ih_l0, standardised.controller.network.encoder.weight_ih_l0)  # ...only it
+    assert standardised.config["standardise_features"] is True
+    assert standardised.controller.propose() == pytest.approx({"sigma": 0.02, "learning_rate": 0.01})

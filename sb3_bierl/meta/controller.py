@@ -339,6 +339,7 @@ class MetaController(BaseMetaController):
         seed: int | None = None,
         verbose: int = 0,
         max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
+        standardise_features: bool = False,
     ):
         super().__init__(
             space, interval, 2 * n_pairs, centre_episodes, max_change, history_length, fitness, seed, verbose,
@@ -366,6 +367,7 @@ class MetaController(BaseMetaController):
                 initial_unit=space.initial_unit(),
                 history_length=history_length,
                 readout_gain=readout_gain,
+                standardise_features=standardise_features,
             )
         self.set_phi(parameters_to_vector(self.network.parameters()).detach().numpy())
 

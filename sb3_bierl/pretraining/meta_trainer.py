@@ -84,6 +84,8 @@ class MetaTrainer:
         log-uniformly in ``[1 / gain_spread, gain_spread]`` (:class:`~sb3_bierl.pretraining.policy_gain.PolicyGain`:
         the right sigma and learning rate move by about its inverse); 1: none. Without it, every task of the suite
         likes the same move and the controller learns that move, not to read the history (session 6)
+    :param standardise_features: A new network's fixed hidden layer is initialised so that its units vary with the
+        history (``MetaController(standardise_features=...)``); ignored with ``init`` (the file's weights are used)
     :param late_fraction: Share of the last generations of an inner run whose centre returns make its score
     :param seed: Seed of the meta ES (noise, task seeds, starts) and of the network's initialisation
     :param init: A controller file to start from (default: a new network that proposes the defaults)
@@ -104,6 +106,7 @@ class MetaTrainer:
         start_spread: float = 2 / 3,
         trainable: str = "last_layer",
         gain_spread: float = 1.0,
+        standardise_features: bool = False,
         late_fraction: float = 0.5,
         seed: int = 0,
         init: str | os.PathLike | None = None,
@@ -133,6 +136,7 @@ class MetaTrainer:
             "start_spread": start_spread,
             "trainable": trainable,
             "gain_spread": float(gain_spread),
+            "standardise_features": bool(standardise_features),
             "late_fraction": late_fraction,
             "seed": seed,
             "init": None if init is None else os.fspath(init),
@@ -146,7 +150,9 @@ class MetaTrainer:
         self.metadata = dict(metadata or {})
         self.space = default_space()
         if init is None:
-            self.controller = MetaController(self.space, trainable=trainable, seed=seed)
+            self.controller = MetaController(
+                self.space, trainable=trainable, seed=seed, standardise_features=standardise_features
+            )
         else:
             self.controller = load_controller(init, self.space, trainable=trainable, seed=seed)
         self.rng = np.random.default_rng(seed)
@@ -162,6 +168,7 @@ class MetaTrainer:
         with open(self.out_dir / CHECKPOINT, "rb") as file:
             state = pickle.load(file)
         state["config"].setdefault("gain_spread", 1.0)  # written before policy gains: none
+        state["config"].setdefault("standardise_features", False)
         if state["config"] != self.config:
             raise ValueError(
                 f"{self.out_dir / CHECKPOINT} was written with another configuration ({state['config']}): "
