@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--standardise-features",
         action="store_true",
-        help="A new network's hidden units vary with the history with unit variance (ignored with --init)",
+        help="A new network's hidden units vary with the history with unit variance (not with --init)",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)"

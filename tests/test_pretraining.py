@@ -273,3 +273,5 @@ def test_trainer_can_start_from_standardised_features(tmp_path):
     assert th.allclose(plain.encoder.weight_ih_l0, standardised.controller.network.encoder.weight_ih_l0)  # ...only it
     assert standardised.config["standardise_features"] is True
     assert standardised.controller.propose() == pytest.approx({"sigma": 0.02, "learning_rate": 0.01})
+    with pytest.raises(ValueError, match="drop one"):
+        tiny_trainer(tmp_path / "both", standardise_features=True, init="pretrained")

@@ -85,14 +85,14 @@ class MetaTrainer:
         the right sigma and learning rate move by about its inverse); 1: none. Without it, every task of the suite
         likes the same move and the controller learns that move, not to read the history (session 6)
     :param standardise_features: A new network's fixed hidden layer is initialised so that its units vary with the
-        history (``MetaController(standardise_features=...)``); ignored with ``init`` (the file's weights are used)
+        history (``MetaController(standardise_features=...)``); not with ``init``, whose file holds the weights
     :param late_fraction: Share of the last generations of an inner run whose centre returns make its score
     :param seed: Seed of the meta ES (noise, task seeds, starts) and of the network's initialisation
     :param init: A controller file to start from (default: a new network that proposes the defaults)
     :param bierl_kwargs: Other BiERL arguments of the inner runs
     :param metadata: Recorded in the controller file (e.g. the command line)
     :raises ValueError: on ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``, ``learning_rate`` <= 0,
-        ``start_spread`` outside [0, 1], ``gain_spread < 1``, or an existing checkpoint with another configuration
+        ``start_spread`` outside [0, 1], ``gain_spread < 1``, ``standardise_features`` with ``init``, or an existing checkpoint with another configuration
     """
 
     def __init__(
@@ -123,6 +123,10 @@ class MetaTrainer:
             raise ValueError(f"start_spread is a share of the bounds' unit scale, in [0, 1]: got {start_spread}")
         if not (np.isfinite(gain_spread) and gain_spread >= 1):
             raise ValueError(f"gain_spread is a factor >= 1 (1: no policy gain), got {gain_spread}")
+        if standardise_features and init is not None:
+            raise ValueError(
+                "standardise_features initialises a new network, but init loads one from a file: drop one of the two"
+            )
         if trainable == "none":
             raise ValueError("trainable='none' leaves nothing to pre-train: choose 'last_layer', 'bias' or 'all'")
         self.out_dir = pathlib.Path(out_dir)
