@@ -7,6 +7,19 @@ from typing import Any
 import numpy as np
 
 
+def gain_points(records: Sequence[dict[str, Any]], name: str = "sigma") -> tuple[np.ndarray, np.ndarray]:
+    """
+    :param records: ``MetaTrainer.records``
+    :param name: An adapted hyperparameter
+    :return: (n,) policy gains and (n,) values of ``name`` at the end of the centre's runs, over the ``n``
+        instances with a gain (other than 1)
+    """
+    tasks = [t for r in records for t in r["tasks"] if t.get("policy_gain", 1.0) != 1.0]
+    gains = np.array([t["policy_gain"] for t in tasks], dtype=np.float64)
+    values = np.array([t["centre_final_hyperparameters"][name] for t in tasks], dtype=np.float64)
+    return gains, values
+
+
 def gain_response(records: Sequence[dict[str, Any]], name: str = "sigma") -> tuple[float, int]:
     """
     Whether the controller reads the history: the least-squares slope of ``log`` (the value of ``name`` at the end
@@ -18,16 +31,10 @@ def gain_response(records: Sequence[dict[str, Any]], name: str = "sigma") -> tup
     :param name: An adapted hyperparameter
     :return: (slope, number of instances); (nan, n) with fewer than 3 instances or a single gain
     """
-    points = [
-        (np.log(t["policy_gain"]), np.log(t["centre_final_hyperparameters"][name]))
-        for r in records
-        for t in r["tasks"]
-        if t.get("policy_gain", 1.0) != 1.0
-    ]
-    if len(points) < 3 or len({x for x, _ in points}) < 2:
-        return float("nan"), len(points)
-    x, y = np.array(points).T
-    return float(np.polyfit(x, y, 1)[0]), len(points)
+    gains, values = gain_points(records, name)
+    if gains.size < 3 or np.unique(gains).size < 2:
+        return float("nan"), int(gains.size)
+    return float(np.polyfit(np.log(gains), np.log(values), 1)[0]), int(gains.size)
 
 
 def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, window: int = 5) -> bool:
@@ -51,7 +58,7 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     if not records:
         return False
     generations = np.array([r["generation"] for r in records])
-    with_gains = any(t.get("policy_gain", 1.0) != 1.0 for r in records for t in r["tasks"])
+    with_gains = gain_points(records)[0].size > 0
     fig, axes = plt.subplots(1, 4 if with_gains else 3, figsize=(21 if with_gains else 16, 4))
     for key, label in (
         ("centre", "controller (centre)"),
@@ -84,13 +91,7 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     if with_gains:  # does the controller set the step size each instance needs? (gain_response)
         half = len(records) // 2
         for part, label in ((records[:half], "first half"), (records[half:], "second half")):
-            gains = [t["policy_gain"] for r in part for t in r["tasks"] if t.get("policy_gain", 1.0) != 1.0]
-            sigmas = [
-                t["centre_final_hyperparameters"]["sigma"]
-                for r in part
-                for t in r["tasks"]
-                if t.get("policy_gain", 1.0) != 1.0
-            ]
+            gains, sigmas = gain_points(part)
             slope, _ = gain_response(part)
             axes[3].plot(gains, sigmas, ".", alpha=0.6, label=f"{label} of meta-training (slope {slope:.2f})")
         axes[3].set_xscale("log")

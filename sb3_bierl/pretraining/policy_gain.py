@@ -6,9 +6,7 @@ import numpy as np
 
 def is_bounded_box(space: gym.Space) -> bool:
     """:return: whether ``space`` is a ``Box`` with finite bounds (the action spaces :class:`PolicyGain` applies to)"""
-    return isinstance(space, gym.spaces.Box) and bool(
-        np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))
-    )
+    return isinstance(space, gym.spaces.Box) and space.is_bounded()
 
 
 class PolicyGain(gym.ActionWrapper):
