@@ -15,6 +15,7 @@ from sb3_bierl.es import es as es_module
 from sb3_bierl.evaluation import InProcessEvaluator, make_env_factory
 from sb3_bierl.evaluation.pool import dispatch_chunks
 from sb3_bierl.evaluation.processes import ProcessEvaluator
+from sb3_bierl.evaluation.workers import RolloutWorker
 from sb3_bierl.strategies import NoiseTable
 
 NOISE = dict(noise_table_size=2**16, noise_seed=7)
@@ -230,6 +231,49 @@ def test_local_phase_then_workers_give_the_same_results(model):
         reference.close()
         lazy.close()
         eager.close()
+    assert no_new_children(before)
+
+
+@pytest.mark.timeout(120)
+def test_workers_take_over_in_the_middle_of_a_call(model, monkeypatch):
+    """Workers that come up while a call runs here take its remaining chunks (cut finer meanwhile): same results."""
+    before = set(mp.active_children())
+    env_fn = make_env_factory(model.env)
+    reference = InProcessEvaluator(env_fn)
+    evaluator = ProcessEvaluator(env_fn, n_workers=2, local_until_s=0.0, **NOISE)
+    real_answer = RolloutWorker.answer
+
+    def answer(worker, command, message):  # a chunk run here: the workers' start ends during it
+        result = real_answer(worker, command, message)
+        if evaluator._launcher is not None:
+            evaluator._launcher.join(timeout=60)
+        return result
+
+    on_workers = []
+    real_run_on_workers = evaluator._run_on_workers
+
+    def run_on_workers(command, policy, shared, payloads, *args):
+        on_workers.append(len(payloads))
+        return real_run_on_workers(command, policy, shared, payloads, *args)
+
+    monkeypatch.setattr(RolloutWorker, "answer", answer)  # this process only: workers import the module anew
+    monkeypatch.setattr(evaluator, "_run_on_workers", run_on_workers)
+    rng = np.random.default_rng(8)
+    population = model.strategy.ask(model.noise, rng, 4, 0.1)
+    seeds = np.tile(rng.integers(0, 2**31 - 1, size=(4, 1)), (2, 1))
+    args = (model.policy, model.strategy, model.noise, [population], [model.strategy.theta], seeds)
+    try:
+        (expected,) = reference.evaluate_population(*args)
+        (result,) = evaluator.evaluate_population(*args)
+        assert_same(result, expected)
+        # the first call: 8 chunks of 1 (2 workers x 4); the launch starts with it (local_until_s=0), ends during the 1st
+        assert on_workers == [7] and evaluator.workers_running
+        (result,) = evaluator.evaluate_population(*args)
+        assert_same(result, expected)
+        assert on_workers == [7, 2]  # then one slice per worker
+    finally:
+        reference.close()
+        evaluator.close()
     assert no_new_children(before)
 
 

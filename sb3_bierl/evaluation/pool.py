@@ -35,6 +35,10 @@ from sb3_bierl.evaluation.workers import (
 )
 from sb3_bierl.strategies import NoiseTable, OpenAIES, Population
 
+#: While the workers start in the background, a call is cut into this many times more chunks, so that they
+#: take over between two chunks instead of after a whole call run in this process (one core)
+HANDOVER_CHUNKS_PER_WORKER = 4
+
 
 # ---------------------------------------------------------------------- parent side (any transport)
 class WorkerHandle:
@@ -73,7 +77,9 @@ class WorkerPoolEvaluator(PopulationEvaluator):
     Workers start on first use and stay up between calls (and between ``learn`` calls) until
     :meth:`close`, a failed call, or garbage collection. With ``local_until_s``, the slices
     first run one after another in this process, with the same worker code: short jobs never
-    pay for starting workers, and results do not depend on where the slices ran.
+    pay for starting workers, and results do not depend on where the slices ran. Once the
+    workers are up, they take over between two chunks of the call running here (calls are cut
+    finer while they start: :data:`HANDOVER_CHUNKS_PER_WORKER`).
 
     The policy object is sent once (again only when another policy is passed); then each call
     sends only its buffers (observation statistics): the parameters come with the candidates.
@@ -288,8 +294,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         return same_table and type(strategy).candidates is OpenAIES.candidates
 
     def _chunks(self, n_candidates: int) -> list[tuple[int, int]]:
-        """:return: contiguous (start, stop) chunks of the candidates (see :func:`dispatch_chunks`)"""
-        return dispatch_chunks(n_candidates, self.n_workers, self._last_lengths)
+        """:return: contiguous (start, stop) chunks of the candidates (see :func:`dispatch_chunks`); finer where the
+        workers may start (the first call) or be up (while they start) during the call: they start and take over
+        between two chunks"""
+        local = not self._workers and self.local_until_s is not None
+        starting = local and (self._launcher is not None or self._call_id == 0)
+        n_workers = self.n_workers * (HANDOVER_CHUNKS_PER_WORKER if starting else 1)
+        return dispatch_chunks(n_candidates, n_workers, self._last_lengths)
 
     def _policy_message(self, policy: BasePolicy) -> dict[str, np.ndarray]:
         """Track which policy the workers should hold; :return: its buffers as numpy arrays"""
@@ -368,25 +379,44 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         :param shared: What every chunk of the call needs besides its own payload
         """
         options = (alive_bonus_offset, descriptor_fn, record_transitions)
+        results: list[RolloutResult] = []
         if not self._workers_ready():
-            result = self._run_locally(command, policy, shared, payloads, *options, noise)
-        else:
-            try:
-                source = None
-                if noise is not None:
-                    if self._noise_source is None:
-                        self._noise_source = self._share_noise(noise)
-                    source = self._noise_source
-                request = self._call_messages(command, policy, shared, payloads, *options, source)
-                result = merge_results(self._dispatch(request, len(payloads)))
-            except BaseException:
-                # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
-                self._stop_all()
-                raise
-            self.reuse.wait()  # a history check still running (rare: it is short) does not outlive the call
+            # here until the workers are up, which may happen between two chunks: they take the rest
+            results = self._run_locally(command, policy, shared, payloads, *options, noise)
+        if len(results) < len(payloads):
+            results += self._run_on_workers(command, policy, shared, payloads[len(results) :], *options, noise)
+        result = merge_results(results)
         if len(result.lengths) > 1:  # a single candidate (e.g. the centre) says nothing about the spread
             self._last_lengths = result.lengths
         return result
+
+    def _run_on_workers(
+        self,
+        command: str,
+        policy: BasePolicy,
+        shared: dict[str, Any],
+        payloads: list[dict[str, Any]],
+        alive_bonus_offset: float,
+        descriptor_fn: DescriptorFn | None,
+        record_transitions: bool,
+        noise: NoiseTable | None,
+    ) -> list[RolloutResult]:
+        """Run the chunks on the workers (they must be up). :return: their results, in chunk order"""
+        options = (alive_bonus_offset, descriptor_fn, record_transitions)
+        try:
+            source = None
+            if noise is not None:
+                if self._noise_source is None:
+                    self._noise_source = self._share_noise(noise)
+                source = self._noise_source
+            request = self._call_messages(command, policy, shared, payloads, *options, source)
+            results = self._dispatch(request, len(payloads))
+        except BaseException:
+            # Interrupted (Ctrl-C, a fault): answers may still come, so drop the workers
+            self._stop_all()
+            raise
+        self.reuse.wait()  # a history check still running (rare: it is short) does not outlive the call
+        return results
 
     def _dispatch(self, request: Callable[[WorkerHandle, int], Request], n_chunks: int) -> list[RolloutResult]:
         """
@@ -463,8 +493,13 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         descriptor_fn: DescriptorFn | None,
         record_transitions: bool,
         noise: NoiseTable | None,
-    ) -> RolloutResult:
-        """Run the chunks one after another in this process, with the worker code (same results)."""
+    ) -> list[RolloutResult]:
+        """
+        Run the chunks one after another in this process, with the worker code (same results), until they
+        are all done or the workers started in the background are up (checked between two chunks).
+
+        :return: the results of the chunks run here, in chunk order (a prefix of ``payloads``)
+        """
         start = time.perf_counter()
         if self._local is None:
             self._local = RolloutWorker(f"{type(self).__name__} (in this process)", self._env_fn_bytes)
@@ -478,7 +513,10 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             self._local_seconds += time.perf_counter() - start
             start = time.perf_counter()
             self._maybe_start_launcher()
-        return merge_results(results)
+            started = self._launcher is not None and not self._launcher.is_alive()
+            if i + 1 < len(payloads) and started and self._workers_ready():
+                break  # the workers take the remaining chunks
+        return results
 
 
 def dispatch_chunks(
