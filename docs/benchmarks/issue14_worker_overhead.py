@@ -2,7 +2,7 @@
 
 Usage (run from a checkout, with PYTHONPATH=<checkout>):
     python docs/benchmarks/issue14_worker_overhead.py profile HalfCheetah-v5   # cProfile of one 32-candidate rollout
-    python docs/benchmarks/issue14_worker_overhead.py wrappers                  # gym.make's check wrappers: with / without
+    python docs/benchmarks/issue14_worker_overhead.py wrappers                  # gym.make's check wrappers
     python docs/benchmarks/issue14_worker_overhead.py forward                   # batched forward pass: 4 ways
 """
 
@@ -106,7 +106,8 @@ def forward() -> None:
                 lambda h, k: (transposed[k] * h).sum(-1, keepdims=True).transpose(0, 2, 1) + biases[k]
             ),
             "torch baddbmm": lambda: th.baddbmm(
-                tensors[6], th.baddbmm(tensors[5], th.baddbmm(tensors[4], tensors[0], tensors[1]).tanh_(), tensors[2]).tanh_(),
+                tensors[6],
+                th.baddbmm(tensors[5], th.baddbmm(tensors[4], tensors[0], tensors[1]).tanh_(), tensors[2]).tanh_(),
                 tensors[3],
             ),
         }
