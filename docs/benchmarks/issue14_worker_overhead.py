@@ -4,6 +4,8 @@ Usage (run from a checkout, with PYTHONPATH=<checkout>):
     python docs/benchmarks/issue14_worker_overhead.py profile HalfCheetah-v5   # cProfile of one 32-candidate rollout
     python docs/benchmarks/issue14_worker_overhead.py wrappers                  # gym.make's check wrappers
     python docs/benchmarks/issue14_worker_overhead.py forward                   # batched forward pass: 4 ways
+    python docs/benchmarks/issue14_worker_overhead.py gap HalfCheetah-v5        # time between generations, warm
+    python docs/benchmarks/issue14_worker_overhead.py actions                   # raw stepping, 3 kinds of actions
 """
 
 import cProfile
@@ -119,5 +121,59 @@ def forward() -> None:
             print(f"{n} candidates, {name}: {per_call / n:.2f} us per candidate and step")
 
 
+def gap(env_id: str) -> None:
+    from sb3_bierl.evaluation.pool import WorkerPoolEvaluator
+
+    spans = []
+    dispatch = WorkerPoolEvaluator._dispatch
+
+    def timed(self, request, n_chunks):
+        start = time.perf_counter()
+        results = dispatch(self, request, n_chunks)
+        spans.append((start, time.perf_counter()))
+        return results
+
+    WorkerPoolEvaluator._dispatch = timed
+    model = ES(
+        "MlpPolicy", env_id, n_pairs=16, n_workers=2, seed=0, backend="processes", policy_kwargs={"net_arch": [64, 64]}
+    )
+    model.learn(64_000)  # warm-up: the workers' start
+    spans.clear()
+    start = time.perf_counter()
+    model.learn(160_000, reset_num_timesteps=False)
+    wall = time.perf_counter() - start
+    inside = sum(b - a for a, b in spans)
+    between = np.mean([spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1)])
+    print(
+        f"{len(spans)} generations, wall {wall:.2f} s, in _dispatch {inside / wall:.0%}, "
+        f"between two {between * 1e3:.0f} ms"
+    )
+
+
+def actions() -> None:
+    rng = np.random.default_rng(0)
+    for env_id in ("HalfCheetah-v5", "Hopper-v5", "Ant-v5"):
+        env = gym.make(env_id)
+        space = env.action_space
+        kinds = {
+            "zero": [np.zeros(space.shape, np.float32)] * 1000,
+            "random 0.1": list((0.1 * rng.uniform(-1, 1, (1000, *space.shape))).astype(np.float32)),
+            "random full": list(rng.uniform(space.low, space.high, (1000, *space.shape)).astype(np.float32)),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in kinds}
+        for _ in range(3):  # interleaved, CPU time
+            for name, chosen in kinds.items():
+                env.reset(seed=0)
+                start = time.process_time()
+                for i in range(8000):
+                    _, _, terminated, truncated, _ = env.step(chosen[i % 1000])
+                    if terminated or truncated:
+                        env.reset()
+                rates[name].append(8000 / (time.process_time() - start))
+        print(env_id, {name: int(np.median(v)) for name, v in rates.items()}, "steps per CPU second")
+
+
 if __name__ == "__main__":
-    {"profile": lambda: profile(sys.argv[2]), "wrappers": wrappers, "forward": forward}[sys.argv[1]]()
+    commands = {"profile": lambda: profile(sys.argv[2]), "wrappers": wrappers, "forward": forward}
+    commands |= {"gap": lambda: gap(sys.argv[2]), "actions": actions}
+    commands[sys.argv[1]]()

@@ -1,6 +1,7 @@
 """Parent side of the multi-worker backends, independent of the transport: split the population,
 send requests, merge the answers."""
 
+import math
 import threading
 import time
 import weakref
@@ -297,8 +298,8 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         """:return: contiguous (start, stop) chunks of the candidates (see :func:`dispatch_chunks`); finer where the
         workers may start (the first call) or be up (while they start) during the call: they start and take over
         between two chunks"""
-        local = not self._workers and self.local_until_s is not None
-        starting = local and (self._launcher is not None or self._call_id == 0)
+        may_start = not self._workers and self.local_until_s is not None and math.isfinite(self.local_until_s)
+        starting = may_start and (self._launcher is not None or self._call_id == 0)
         n_workers = self.n_workers * (HANDOVER_CHUNKS_PER_WORKER if starting else 1)
         return dispatch_chunks(n_candidates, n_workers, self._last_lengths)
 
