@@ -385,7 +385,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
             # here until the workers are up, which may happen between two chunks: they take the rest
             results = self._run_locally(command, policy, shared, payloads, *options, noise)
         if len(results) < len(payloads):
-            results += self._run_on_workers(command, policy, shared, payloads[len(results) :], *options, noise)
+            results += self._run_on_workers(command, policy, shared, payloads[len(results) :], options, noise)
         result = merge_results(results)
         if len(result.lengths) > 1:  # a single candidate (e.g. the centre) says nothing about the spread
             self._last_lengths = result.lengths
@@ -397,13 +397,15 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         policy: BasePolicy,
         shared: dict[str, Any],
         payloads: list[dict[str, Any]],
-        alive_bonus_offset: float,
-        descriptor_fn: DescriptorFn | None,
-        record_transitions: bool,
+        options: tuple[float, DescriptorFn | None, bool],
         noise: NoiseTable | None,
     ) -> list[RolloutResult]:
-        """Run the chunks on the workers (they must be up). :return: their results, in chunk order"""
-        options = (alive_bonus_offset, descriptor_fn, record_transitions)
+        """
+        Run the chunks on the workers (they must be up).
+
+        :param options: ``(alive_bonus_offset, descriptor_fn, record_transitions)`` of the call
+        :return: their results, in chunk order
+        """
         try:
             source = None
             if noise is not None:
