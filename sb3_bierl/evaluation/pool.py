@@ -383,7 +383,7 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         results: list[RolloutResult] = []
         if not self._workers_ready():
             # here until the workers are up, which may happen between two chunks: they take the rest
-            results = self._run_locally(command, policy, shared, payloads, *options, noise)
+            results = self._run_locally(command, policy, shared, payloads, options, noise)
         if len(results) < len(payloads):
             results += self._run_on_workers(command, policy, shared, payloads[len(results) :], options, noise)
         result = merge_results(results)
@@ -492,22 +492,20 @@ class WorkerPoolEvaluator(PopulationEvaluator):
         policy: BasePolicy,
         shared: dict[str, Any],
         payloads: list[dict[str, Any]],
-        alive_bonus_offset: float,
-        descriptor_fn: DescriptorFn | None,
-        record_transitions: bool,
+        options: tuple[float, DescriptorFn | None, bool],
         noise: NoiseTable | None,
     ) -> list[RolloutResult]:
         """
         Run the chunks one after another in this process, with the worker code (same results), until they
         are all done or the workers started in the background are up (checked between two chunks).
 
+        :param options: ``(alive_bonus_offset, descriptor_fn, record_transitions)`` of the call
         :return: the results of the chunks run here, in chunk order (a prefix of ``payloads``)
         """
         start = time.perf_counter()
         if self._local is None:
             self._local = RolloutWorker(f"{type(self).__name__} (in this process)", self._env_fn_bytes)
         source = None if noise is None else InlineNoise(noise)
-        options = (alive_bonus_offset, descriptor_fn, record_transitions)
         request = self._call_messages(command, policy, shared, payloads, *options, source, local=True)
         results = []
         for i in range(len(payloads)):  # one worker: the policy, the noise and the call's data go once
