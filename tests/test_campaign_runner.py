@@ -255,12 +255,12 @@ def test_the_progress_bar_counts_done_running_and_failed(tmp_path):
     both_started = threading.Barrier(2, timeout=30)
     seen_running = []
 
-    def fake_execute(run, command, config, start_lock, stop, on_start):
+    def fake_execute(job, stop, on_start):
         on_start()
-        if run.algo != "es":  # the first two run together
+        if job.run.algo != "es":  # the first two run together
             both_started.wait()
             seen_running.append(progress.running)
-        return {"status": "failed" if run.algo == "sac" else "done", "error": "boom", "log_file": f"runs/{run.key}.log"}
+        return {**job.record, "status": "failed" if job.run.algo == "sac" else "done", "error": "boom"}
 
     output = io.StringIO()
     progress = RunProgress(len(runs), bar=True, file=output)
@@ -275,7 +275,7 @@ def test_the_progress_bar_counts_done_running_and_failed(tmp_path):
     assert "3/3" in text and "done=2, running=0, failed=1" in text
     lines = io.StringIO()
     run_all(runs, {run: [] for run in runs}, config, jobs=1, progress=RunProgress(3, bar=False, file=lines),
-            execute=lambda run, *args: {"status": "done"})  # fmt: skip
+            execute=lambda job, *args: {**job.record, "status": "done"})  # fmt: skip
     printed = lines.getvalue().splitlines()  # one line per finished run, in the order they finished
     assert [line[:6] for line in printed] == ["[1/3] ", "[2/3] ", "[3/3] "]
     assert sorted(line[6:] for line in printed) == sorted(f"{'done':<11} {run.describe()}" for run in runs)

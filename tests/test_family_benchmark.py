@@ -17,8 +17,8 @@ def test_every_algorithm_is_known_and_shared_runs_are_planned_once():
 
 
 def record(algo, env, seed, value, budget=100):
-    return {"algo": algo, "env": env, "seed": seed, "budget": budget, "eval_mean": value, "num_timesteps": budget,
-            "wall_time_s": 1.0, "eval_episodes": 2}
+    return {"algo": algo, "env": env, "seed": seed, "status": "done", "n_timesteps": budget, "final_return": value,
+            "steps_reached": budget, "train_time_s": 1.0, "eval_episodes": 2}
 
 
 def test_report_compares_plain_and_wrapped_at_the_same_budget():

@@ -44,7 +44,8 @@ ES_D, BIERL_D = at_defaults("es"), at_defaults("bierl")
 
 
 def record(algo, env, seed, value):
-    return {"algo": algo, "env": env, "seed": seed, "eval_mean": value, "budget": 1000, "num_timesteps": 1024}
+    return {"algo": algo, "env": env, "seed": seed, "status": "done", "final_return": value, "n_timesteps": 1000,
+            "steps_reached": 1024}
 
 
 def test_normalisation_is_zero_at_es_defaults_and_one_at_the_best_fixed_setting():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
-from sb3_bierl.benchmarks.compare import load_records
+from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +28,7 @@ SEEDS = (0, 1, 2, 3, 4)
 
 def finals(folder: Path, algo: str) -> dict[tuple[str, int], float]:
     """:return: ``{(env, seed): final return}`` of one algorithm's runs in a folder"""
-    return {(r["env"], r["seed"]): r["eval_mean"] for r in load_records(folder) if r["algo"] == algo}
+    return {(r["env"], r["seed"]): r["final_return"] for r in load_records(folder) if r["algo"] == algo}
 
 
 def matrix(values: dict[tuple[str, int], float], envs: list[str]) -> np.ndarray:

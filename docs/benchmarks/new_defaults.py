@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_bierl.benchmarks.compare import load_records, markdown_table
+from sb3_bierl.benchmarks.compare import markdown_table
+from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.meta_level import (
     SUITE_BUDGETS,
     final_returns,

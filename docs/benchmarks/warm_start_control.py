@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_bierl.benchmarks.compare import load_records, markdown_table
+from sb3_bierl.benchmarks.compare import markdown_table
+from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.meta_level import final_returns, return_matrix, rliable_summary
 
 ENVS = ("LunarLanderContinuous-v3", "Hopper-v5", "HalfCheetah-v5")

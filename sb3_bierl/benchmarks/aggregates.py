@@ -4,12 +4,34 @@ Edge of the Statistical Precipice"): the interquartile mean with a 95% stratifie
 probability of improvement. ``pip install ".[benchmark]"`` in a checkout of sb3-bierl (rliable, arch<8).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 #: Bootstrap resamples of the intervals
 BOOTSTRAP_REPS = 2000
+
+
+def interval_estimates(
+    data: Mapping[str, Any], metric: Callable[..., Any], reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """
+    rliable's ``get_interval_estimates``, reproducible: the same data and seed give the same intervals.
+    rliable's stratified bootstrap draws its resamples from NumPy's global generator whatever ``random_state``
+    it is given (rliable 1.2 with arch 7), so the global generator is seeded here.
+
+    :param data: Name -> ``(n_runs, n_tasks)`` scores, or a tuple of such arrays (e.g. ``(x, y)`` for
+        ``metrics.probability_of_improvement``)
+    :param metric: An rliable metric (or a function of the scores returning an array of metrics)
+    :param reps: Bootstrap resamples
+    :param seed: Seed of the bootstrap
+    :return: The point estimates and the 95% intervals (``(2, ...)``: low, high) by name
+    """
+    from rliable import library as rly
+
+    np.random.seed(seed)
+    return rly.get_interval_estimates(dict(data), metric, reps=reps)
 
 
 def iqm_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[float, float, float]:
@@ -20,7 +42,6 @@ def iqm_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int 
     :return: the IQM, and the low and high ends of its 95% bootstrap interval (all three equal for one run)
     :raises ValueError: if ``values`` is empty
     """
-    from rliable import library as rly
     from rliable import metrics
 
     scores = np.asarray(values, dtype=np.float64).reshape(-1, 1)
@@ -29,8 +50,7 @@ def iqm_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int 
     if len(scores) == 1:
         value = float(scores[0, 0])
         return value, value, value
-    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
-    estimates, intervals = rly.get_interval_estimates({"x": scores}, metrics.aggregate_iqm, reps=reps)
+    estimates, intervals = interval_estimates({"x": scores}, metrics.aggregate_iqm, reps, seed)
     low, high = np.ravel(intervals["x"])
     return float(np.ravel(estimates["x"])[0]), float(low), float(high)
 
@@ -49,13 +69,11 @@ def improvement_probability(
     :return: the probability, and the low and high ends of its interval
     :raises ValueError: if the task counts differ or a side has no run
     """
-    from rliable import library as rly
     from rliable import metrics
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or 0 in x.shape or 0 in y.shape:
         raise ValueError(f"Expected (runs, tasks) arrays on the same tasks, got {x.shape} and {y.shape}")
-    np.random.seed(seed)
-    estimates, intervals = rly.get_interval_estimates({"p": (x, y)}, metrics.probability_of_improvement, reps=reps)
+    estimates, intervals = interval_estimates({"p": (x, y)}, metrics.probability_of_improvement, reps, seed)
     low, high = np.ravel(intervals["p"])
     return float(np.ravel(estimates["p"])[0]), float(low), float(high)

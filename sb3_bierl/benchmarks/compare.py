@@ -3,9 +3,11 @@ Compare BiERL with plain OpenAI-ES, both with their default hyperparameters.
 
 Every (algorithm, environment, seed) run trains in its own process on a per-environment budget of
 environment steps (BiERL's meta-level steps included), then is evaluated on a fresh, deterministically
-seeded environment with the deterministic policy. Each finished run is written at once to
-``<out>/runs/<algo>_<env>_<seed>.json``, so an interrupted benchmark resumes where it stopped (runs whose
-JSON exists are skipped unless ``--force``). At the end the script writes:
+seeded environment with the deterministic policy. The runs go through the benchmarks' runner
+(:mod:`sb3_bierl.benchmarks.run_spec`: a progress bar, each run's output in ``<out>/runs/<name>.log``), and each
+run's record (:mod:`sb3_bierl.benchmarks.records`) is written to ``<out>/runs/<algo>_<env>_<seed>.json`` when it
+ends, so an interrupted benchmark resumes where it stopped (runs done with the same budget are skipped unless
+``--force``). At the end the script writes:
 
 - ``<out>/results.md``: final return per environment and algorithm (IQM across seeds with its 95% bootstrap
   interval, rliable), P(BiERL > ES), the steps
@@ -26,20 +28,19 @@ Rebuild the report from the saved runs with ``--report-only``; try the pipeline 
 
 import argparse
 import inspect
-import json
-import multiprocessing
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from sb3_bierl.benchmarks.records import load_records
+from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
+from sb3_bierl.benchmarks.runner import format_duration
 
 DEFAULT_ENVS: tuple[str, ...] = ("Pendulum-v1", "LunarLanderContinuous-v3", "Swimmer-v5")
 DEFAULT_BUDGETS: dict[str, int] = {
@@ -69,39 +70,6 @@ TRACED_HYPERPARAMETERS: tuple[str, ...] = ("sigma", "learning_rate")
 
 
 # ---------------------------------------------------------------------- one run
-@dataclass(frozen=True)
-class RunSpec:
-    """
-    One training run of the benchmark.
-
-    :param algo: Algorithm name, a key of ``ALGOS``
-    :param env_id: Gymnasium environment id
-    :param seed: Random seed of the model
-    :param budget: Training budget in environment steps
-    :param eval_episodes: Episodes of the final evaluation
-    """
-
-    algo: str
-    env_id: str
-    seed: int
-    budget: int
-    eval_episodes: int
-
-    @property
-    def name(self) -> str:
-        return run_name(self.algo, self.env_id, self.seed)
-
-
-def run_name(algo: str, env_id: str, seed: int) -> str:
-    """
-    :param algo: Algorithm name
-    :param env_id: Environment id
-    :param seed: Random seed
-    :return: The run's file stem, ``<algo>_<env>_<seed>``
-    """
-    return f"{algo}_{env_id}_{seed}"
-
-
 def make_trace_callback() -> Any:
     """
     :return: A callback recording ``(num_timesteps, hyperparameters)`` after every generation
@@ -150,10 +118,13 @@ def evaluate_final(model: Any, env_id: str, seed: int, n_episodes: int) -> np.nd
 
 def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     """
-    Train one model with default hyperparameters and evaluate it.
+    Train one model with default hyperparameters and evaluate it (the trainer of
+    :func:`sb3_bierl.benchmarks.run_spec.run_specs`, run in the run's subprocess).
 
-    :param spec: The run
-    :return: The run's record (JSON-serialisable)
+    :param spec: The run (``spec.algo`` a key of :data:`ALGOS`)
+    :return: The run's fields (JSON-serialisable): ``final_return`` (mean of ``eval_returns``), ``steps_reached``,
+        the evaluation's returns, std and seed, ``train_time_s`` (construction and training, seconds) and
+        ``eval_time_s``, and the ``sigma`` and ``learning_rate`` at the start and after every generation
     """
     import sb3_bierl
 
@@ -163,56 +134,21 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     start = time.perf_counter()
     model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, verbose=0, **RUN_KWARGS, **algo_kwargs)
     model.learn(spec.budget, callback=trace)
-    wall_time = time.perf_counter() - start
+    train_time = time.perf_counter() - start
     start = time.perf_counter()
     returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
     eval_time = time.perf_counter() - start
     return {
-        "algo": spec.algo,
-        "env": spec.env_id,
-        "seed": spec.seed,
-        "budget": spec.budget,
-        "num_timesteps": int(model.num_timesteps),
-        "wall_time_s": wall_time,  # model construction and training
+        "final_return": float(np.mean(returns)),
+        "steps_reached": int(model.num_timesteps),
+        "train_time_s": train_time,
         "eval_time_s": eval_time,
-        "eval_mean": float(np.mean(returns)),
         "eval_std": float(np.std(returns)),
-        "eval_episodes": spec.eval_episodes,
         "eval_seed": EVAL_SEED_OFFSET + spec.seed,
         "eval_returns": returns.tolist(),
         "initial_hyperparameters": {name: float(getattr(model, name)) for name in TRACED_HYPERPARAMETERS},
         "hyperparameter_trace": [[steps, *(float(h[name]) for name in TRACED_HYPERPARAMETERS)] for steps, h in trace.trace],
-        "sb3_bierl_version": sb3_bierl.__version__,
     }
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """
-    Write ``data`` to ``path`` atomically (a half-written file never looks like a finished run).
-
-    :param path: Destination
-    :param data: JSON-serialisable dict
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def run_worker(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
-    """
-    Worker entry point: one thread for torch, train, evaluate, save the JSON.
-
-    :param spec: The run
-    :param runs_dir: Folder of the per-run JSON files
-    :return: The run's record
-    """
-    import torch
-
-    torch.set_num_threads(1)
-    record = train_and_evaluate(spec)
-    write_json(Path(runs_dir) / f"{spec.name}.json", record)
-    return record
 
 
 # ---------------------------------------------------------------------- running the grid
@@ -241,60 +177,7 @@ def plan_runs(
     return sorted(specs, key=lambda spec: -spec.budget)
 
 
-def run_all(
-    specs: Sequence[RunSpec], runs_dir: Path, workers: int, force: bool, worker: Callable[[RunSpec, str], dict[str, Any]] | None = None
-) -> int:
-    """
-    Run the missing runs (all with ``force``) in a pool of spawned processes.
-
-    :param specs: The runs
-    :param runs_dir: Folder of the per-run JSON files
-    :param workers: Number of worker processes
-    :param force: Rerun the runs whose JSON already exists
-    :param worker: ``worker(spec, runs_dir) -> record``, a module-level function that trains, evaluates and
-        writes the run's JSON (default: :func:`run_worker`)
-    :return: The number of failed runs
-    """
-    worker = run_worker if worker is None else worker
-    todo = [spec for spec in specs if force or not (runs_dir / f"{spec.name}.json").exists()]
-    print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; running {len(todo)} with {workers} workers", flush=True)
-    if not todo:
-        return 0
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-        futures: dict[Future, RunSpec] = {pool.submit(worker, spec, str(runs_dir)): spec for spec in todo}
-        try:
-            for done, future in enumerate(as_completed(futures), start=1):
-                spec = futures[future]
-                try:
-                    record = future.result()
-                except Exception as error:
-                    failures += 1
-                    print(f"[{done}/{len(todo)}] FAILED {spec.name}:", file=sys.stderr)
-                    print("".join(traceback.format_exception(error)), file=sys.stderr, flush=True)
-                    continue
-                print(
-                    f"[{done}/{len(todo)}] {spec.name}: return {record['eval_mean']:.1f} ± {record['eval_std']:.1f}, "
-                    f"{record['num_timesteps']:,} steps, {format_duration(record['wall_time_s'])}",
-                    flush=True,
-                )
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    return failures
-
-
 # ---------------------------------------------------------------------- report
-def load_records(runs_dir: Path) -> list[dict[str, Any]]:
-    """
-    :param runs_dir: Folder of the per-run JSON files
-    :return: Every run record found there
-    """
-    return [json.loads(path.read_text()) for path in sorted(runs_dir.glob("*.json"))]
-
-
 def ordered(values: set[str], preferred: Sequence[str]) -> list[str]:
     """
     :param values: Names to order
@@ -323,7 +206,7 @@ def seed_statistics(group: Sequence[dict[str, Any]]) -> tuple[float, float, floa
     """
     from sb3_bierl.benchmarks.aggregates import iqm_interval
 
-    returns = [r["eval_mean"] for r in group]
+    returns = [r["final_return"] for r in group]
     return (*iqm_interval(returns), len(returns))
 
 
@@ -334,22 +217,10 @@ def improvement_line(groups: dict[tuple[str, str], list[dict[str, Any]]], envs: 
     both = [e for e in envs if groups.get((e, a)) and len(groups[(e, a)]) == len(groups.get((e, b), []))]
     if not both:
         return None
-    x = np.array([[r["eval_mean"] for r in groups[(e, a)]] for e in both]).T
-    y = np.array([[r["eval_mean"] for r in groups[(e, b)]] for e in both]).T
+    x = np.array([[r["final_return"] for r in groups[(e, a)]] for e in both]).T
+    y = np.array([[r["final_return"] for r in groups[(e, b)]] for e in both]).T
     probability, low, high = improvement_probability(x, y)
     return f"P({label(a)} > {label(b)}) = {probability:.2f} [{low:.2f}, {high:.2f}] over {len(both)} task{'s' if len(both) > 1 else ''}"
-
-
-def format_duration(seconds: float) -> str:
-    """
-    :param seconds: A duration
-    :return: It in s, min or h
-    """
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def label(algo: str) -> str:
@@ -384,7 +255,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
 
     score_rows, cost_rows, warnings = [], [], []
     for env_id in envs:
-        budgets = sorted({r["budget"] for a in algos for r in groups.get((env_id, a), [])})
+        budgets = sorted({r["n_timesteps"] for a in algos for r in groups.get((env_id, a), [])})
         if len(budgets) > 1:
             warnings.append(f"{env_id}: runs with different budgets ({', '.join(f'{b:,}' for b in budgets)}) are mixed")
         means: dict[str, float] = {}
@@ -398,8 +269,8 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
             iqm, low, high, n = seed_statistics(group)
             means[algo] = iqm
             scores.append(f"{iqm:.1f} [{low:.1f}, {high:.1f}] ({n} seed{'s' if n > 1 else ''})")
-            steps = np.mean([r["num_timesteps"] for r in group])
-            wall = np.mean([r["wall_time_s"] for r in group])
+            steps = np.mean([r["steps_reached"] for r in group])
+            wall = np.mean([r["train_time_s"] for r in group])
             costs.append(f"{steps:,.0f} steps, {format_duration(wall)}")
         best = max(means.values()) if means else None
         winner = " = ".join(label(a) for a in means if means[a] == best) if means else "–"
@@ -420,7 +291,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
         line = improvement_line(groups, envs, "bierl", "es")
         if line is not None:
             lines += [f"**{line}** (probability of improvement, rliable).", ""]
-    lines += ["## Cost per run", "", "Mean environment steps used and wall-clock time (construction and training) per run.", ""]
+    lines += ["## Cost per run", "", "Mean environment steps used and wall-clock time of construction and training per run.", ""]
     lines += [*markdown_table(["Environment", *map(label, algos)], cost_rows), ""]
     if warnings:
         lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
@@ -546,6 +417,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench_results/compare"), help="Output folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="Rerun the runs whose JSON already exists")
     parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md and the plot from the saved runs")
+    parser.add_argument("--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar")
     args = parser.parse_args(argv)
 
     if not np.isfinite(args.timesteps_scale) or args.timesteps_scale <= 0:
@@ -571,14 +443,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Run the benchmark (or only rebuild its report) and write the report and the plot.
 
     :param argv: Command-line arguments (default ``sys.argv[1:]``)
-    :return: The exit status: 1 if a run failed, else 0
+    :return: The exit status: 1 if a run failed, 130 if interrupted, else 0
     """
     args = parse_args(argv)
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
         specs = plan_runs(args.envs, args.algos, args.seeds, args.timesteps, args.timesteps_scale, args.eval_episodes)
-        failures = run_all(specs, runs_dir, args.workers, args.force)
+        failures, interrupted = run_specs(specs, args.out, args.workers, args.force, progress_bar=not args.no_progress_bar)
+        if interrupted:
+            return 130
 
     records = load_records(runs_dir)
     report = make_report(records)

@@ -31,14 +31,13 @@ import numpy as np
 from sb3_bierl.benchmarks.aggregates import improvement_probability
 from sb3_bierl.benchmarks.compare import (
     DEFAULT_SEEDS,
-    RunSpec,
     group_records,
     label,
-    load_records,
     markdown_table,
-    run_all,
     seed_statistics,
 )
+from sb3_bierl.benchmarks.records import load_records
+from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
         for env_id, budget in experiment.budgets.items():
             cells = []
             for algo in experiment.algos:
-                group = [r for r in groups.get((env_id, algo), []) if r["budget"] == budget]
+                group = [r for r in groups.get((env_id, algo), []) if r["n_timesteps"] == budget]
                 if group:
                     iqm, low, high, n = seed_statistics(group)
                     cells.append(f"{iqm:.1f} [{low:.1f}, {high:.1f}] ({n})")
@@ -126,11 +125,11 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
                     cells.append("–")
             rows.append([env_id, f"{budget:,}", *cells])
             for plain, wrapped in experiment.pairs:
-                a = [r for r in groups.get((env_id, plain), []) if r["budget"] == budget]
-                b = [r for r in groups.get((env_id, wrapped), []) if r["budget"] == budget]
+                a = [r for r in groups.get((env_id, plain), []) if r["n_timesteps"] == budget]
+                b = [r for r in groups.get((env_id, wrapped), []) if r["n_timesteps"] == budget]
                 if a and b:
                     probability, low, high = improvement_probability(
-                        np.array([[r["eval_mean"] for r in b]]).T, np.array([[r["eval_mean"] for r in a]]).T
+                        np.array([[r["final_return"] for r in b]]).T, np.array([[r["final_return"] for r in a]]).T
                     )
                     verdicts.append(
                         f"- {env_id}: P({label(wrapped)} > {label(plain)}) = {probability:.2f} [{low:.2f}, {high:.2f}] "
@@ -153,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench_results/family"))
     parser.add_argument("--force", action="store_true", help="Rerun finished runs")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar")
     args = parser.parse_args(argv)
     if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
         parser.error("--scale must be positive, --eval-episodes and --workers at least 1")
@@ -160,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
-        failures = run_all(plan(experiments, args.seeds, args.scale, args.eval_episodes), runs_dir, args.workers, args.force)
+        specs = plan(experiments, args.seeds, args.scale, args.eval_episodes)
+        failures, interrupted = run_specs(specs, args.out, args.workers, args.force, progress_bar=not args.no_progress_bar)
+        if interrupted:
+            return 130
     text = report(experiments, load_records(runs_dir))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)

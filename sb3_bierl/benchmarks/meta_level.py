@@ -14,8 +14,9 @@ A run's name is ``<algo>[-s<sigma factor>][-lr<learning-rate factor>]_<env>_<see
 defaults ever change: ``es`` is ES at sigma 0.02 and learning rate 0.01, ``es-s1.5-lr3`` ES at 0.03 and 0.03,
 ``bierl-s4_Hopper-v5_0`` BiERL started at 4 times the default sigma. The stages run around the current
 defaults (:func:`at_defaults`: with defaults 0.03 and 0.03, the robustness run above would be
-``bierl-s6-lr3``). Each finished run is written at once to ``<out>/runs/<name>.json`` (skipped on a rerun:
-the benchmark resumes where it stopped).
+``bierl-s6-lr3``). The runs go through the benchmarks' runner (:mod:`sb3_bierl.benchmarks.run_spec`); each run's
+record is written to ``<out>/runs/<name>.json`` when it ends (a run done with the same budget is skipped on a
+rerun: the benchmark resumes where it stopped).
 
 The report (``<out>/results.md``) aggregates with rliable (Agarwal et al. 2021): IQM of the normalised score
 with 95% stratified-bootstrap intervals, probability of improvement; per-task tables too.
@@ -28,7 +29,6 @@ Quick check of the pipeline: ``--envs Pendulum-v1 --seeds 0 1 --scale 0.05 --eva
 """
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -39,17 +39,19 @@ from typing import Any
 
 import numpy as np
 
+from sb3_bierl.benchmarks.aggregates import interval_estimates
 from sb3_bierl.benchmarks.compare import (
     EVAL_SEED_OFFSET,
-    RunSpec,
     es_defaults,
     evaluate_final,
-    load_records,
     markdown_table,
     parse_steps,
-    run_all,
-    write_json,
 )
+from sb3_bierl.benchmarks.records import load_records
+from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
+
+#: This benchmark's trainer (:func:`sb3_bierl.benchmarks.run_spec.run_specs`)
+TRAINER = "sb3_bierl.benchmarks.meta_level:train_and_evaluate"
 
 #: The suite and its budgets in environment steps: about 30 to 50 generations of the default 16 pairs each,
 #: sized so that the whole evidence fits in about 3 hours of a 2-core machine
@@ -200,7 +202,9 @@ def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str
 
     :param spec: The run
     :param warm_start: The controller file of the ``warm`` runs (``BiERL(meta_warm_start=...)``)
-    :return: The run's record (JSON-serialisable)
+    :return: The run's fields (JSON-serialisable; the trainer of :data:`TRAINER`): ``final_return``,
+        ``steps_reached``, ``train_time_s`` and ``cpu_time_s`` (construction and training), the evaluation, the
+        hyperparameters and meta level's state after every generation (``trace``), the meta level's summary
     :raises ValueError: for a ``warm`` run without ``warm_start``
     """
     import torch
@@ -223,43 +227,22 @@ def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str
     returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
     meta = getattr(model, "meta_controller", None)
     record: dict[str, Any] = {
-        "algo": spec.algo,
-        "env": spec.env_id,
-        "seed": spec.seed,
-        "budget": spec.budget,
-        "num_timesteps": int(model.num_timesteps),
-        "wall_time_s": wall_time,
+        "final_return": float(np.mean(returns)),
+        "steps_reached": int(model.num_timesteps),
+        "train_time_s": wall_time,
         "cpu_time_s": cpu_time,
-        "eval_mean": float(np.mean(returns)),
         "eval_std": float(np.std(returns)),
-        "eval_episodes": spec.eval_episodes,
         "eval_seed": EVAL_SEED_OFFSET + spec.seed,
         "eval_returns": returns.tolist(),
         "initial_hyperparameters": {"sigma": float(model.sigma), "learning_rate": float(model.learning_rate)},
         "trace_columns": ["num_timesteps", "sigma", "learning_rate", "population_return_mean", "n_meta_updates"],
         "trace": trace.rows,
-        "sb3_bierl_version": sb3_bierl.__version__,
     }
     if meta is not None:
         record["meta"] = meta.summary()
     if "meta_warm_start" in kwargs:
         record["warm_start"] = {"file": str(warm_start), **record["meta"]["warm_start"]}
     model.close()
-    return record
-
-
-def run_worker(spec: RunSpec, runs_dir: str, warm_start: str | None = None) -> dict[str, Any]:
-    """
-    Worker entry point: train, evaluate, save the JSON (unless another process wrote it meanwhile).
-
-    :param warm_start: The controller file of ``warm`` runs (bind it with ``functools.partial``)
-    :return: the run's record
-    """
-    path = Path(runs_dir) / f"{spec.name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    record = train_and_evaluate(spec, warm_start)
-    write_json(path, record)
     return record
 
 
@@ -295,7 +278,7 @@ def final_returns(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], di
     """:return: ``{(env, algo): {seed: final return}}``"""
     table: dict[tuple[str, str], dict[int, float]] = {}
     for record in records:
-        table.setdefault((record["env"], record["algo"]), {})[record["seed"]] = record["eval_mean"]
+        table.setdefault((record["env"], record["algo"]), {})[record["seed"]] = record["final_return"]
     return table
 
 
@@ -350,14 +333,12 @@ def rliable_summary(
     :param seed: Seed of the bootstrap (the same runs give the same intervals)
     :return: Markdown lines
     """
-    from rliable import library as rly
     from rliable import metrics
 
     lines: list[str] = []
     if scores:
-        estimates, intervals = rly.get_interval_estimates(
-            scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps,
-            random_state=np.random.RandomState(seed),
+        estimates, intervals = interval_estimates(
+            scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps, seed
         )
         rows = [
             [name, f"{estimates[name][0]:.2f} [{intervals[name][0, 0]:.2f}, {intervals[name][1, 0]:.2f}]",
@@ -367,9 +348,7 @@ def rliable_summary(
         lines += markdown_table(["Algorithm", "IQM normalised score [95% CI]", "Mean [95% CI]", "Runs per task"], rows) + [""]
     pair_returns = {f"{x} > {y}": (returns[x], returns[y]) for x, y in pairs if x in returns and y in returns}
     if pair_returns:
-        estimates, intervals = rly.get_interval_estimates(
-            pair_returns, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
-        )
+        estimates, intervals = interval_estimates(pair_returns, metrics.probability_of_improvement, reps, seed)
         rows = []
         for name in pair_returns:
             low, high = np.ravel(intervals[name])[:2]
@@ -398,7 +377,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
             cells.append("–" if not runs else f"{np.mean(list(runs.values())):.1f} ({len(runs)})")
         rows.append([algo, *cells])
     lines += markdown_table(header, rows) + [""]
-    budgets = {r["env"]: r["budget"] for r in records}
+    budgets = {r["env"]: r["n_timesteps"] for r in records}
     lines += ["Budgets: " + ", ".join(f"{e} {budgets[e]:,}" for e in envs) + " steps. A run stops at the end of the "
               "generation that reaches its budget (as SB3's on-policy algorithms stop after a rollout), so the steps "
               "used differ by up to a generation:", ""]
@@ -406,7 +385,7 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
     for algo in (es_name, bierl_name):
         cells = []
         for env_id in envs:
-            steps = [r["num_timesteps"] for r in records if r["env"] == env_id and r["algo"] == algo and "num_timesteps" in r]
+            steps = [r["steps_reached"] for r in records if r["env"] == env_id and r["algo"] == algo and r.get("steps_reached")]
             cells.append(f"{np.mean(steps):,.0f}" if steps else "–")
         rows.append([algo, *cells])
     lines += markdown_table(["Mean steps used", *envs], rows) + [""]
@@ -533,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("bench_results/meta_level"), help="Output folder (default: %(default)s)")
     parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md from the saved runs")
+    parser.add_argument("--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar")
     args = parser.parse_args(argv)
     if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
         parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
@@ -554,7 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             specs = [s for s in specs if parse_algo(s.algo)[0] in args.only]
         if args.timesteps is not None:
             specs = [RunSpec(s.algo, s.env_id, s.seed, args.timesteps, s.eval_episodes) for s in specs]
-        failures = run_all(specs, runs_dir, args.workers, force=False, worker=run_worker)
+        failures, interrupted = run_specs(specs, args.out, args.workers, trainer=TRAINER, progress_bar=not args.no_progress_bar)
+        if interrupted:
+            return 130
     records = load_records(runs_dir)
     report = make_report(records)
     args.out.mkdir(parents=True, exist_ok=True)

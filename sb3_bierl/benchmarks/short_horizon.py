@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_bierl.benchmarks.compare import es_defaults, evaluate_final, markdown_table, write_json
+from sb3_bierl.benchmarks.compare import es_defaults, evaluate_final, markdown_table
+from sb3_bierl.benchmarks.records import write_record
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for checkpoint in args.checkpoints:
             path = args.out / "probes" / f"{env_id}_{checkpoint}_{args.horizon}_{args.seed}.json"
             if not path.exists():
-                write_json(path, probe(env_id, checkpoint, args.factors, args.horizon, args.eval_episodes, args.seed))
+                write_record(path, probe(env_id, checkpoint, args.factors, args.horizon, args.eval_episodes, args.seed))
             record = json.loads(path.read_text())
             records.append(record)
             correlations = ", ".join(f"{k} {v:.2f}" for k, v in by_fitness(record, "spearman").items())

@@ -1,9 +1,10 @@
 """
 Throughput (environment steps per second) of ES and BiERL against raw environment stepping, ARS and EvoTorch.
 
-For each environment, one row per measurement, each run in a fresh subprocess
-(``python -m sb3_bierl.benchmarks.throughput --_one ...``, one torch thread, ``OMP_NUM_THREADS=1``
-in its environment so that worker processes inherit it), one measurement after another:
+For each environment, one row per measurement, each run in a fresh subprocess by the benchmarks' runner
+(:mod:`sb3_bierl.benchmarks.runner`; ``python -m sb3_bierl.benchmarks.throughput --_one ...``, one torch thread,
+``OMP_NUM_THREADS=1`` unless set in its environment so that worker processes inherit it), one measurement after
+another:
 
 (a) raw gymnasium stepping: ``--workers`` spawned processes each step their own ``gym.make(env)``
     with a fixed action (zero, or the middle of the bounds where zero is outside them) for
@@ -97,6 +98,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,6 +110,8 @@ import gymnasium as gym
 import numpy as np
 
 from sb3_bierl.benchmarks.compare import markdown_table
+from sb3_bierl.benchmarks.records import new_record
+from sb3_bierl.benchmarks.runner import Job, execute_job
 
 PROG = "python -m sb3_bierl.benchmarks.throughput"
 DEFAULT_ENVS: tuple[str, ...] = ("HalfCheetah-v5", "Hopper-v5", "Ant-v5", "BipedalWalker-v3")
@@ -534,64 +538,57 @@ def process_tree_rss(root: int) -> tuple[int, int] | None:
     return total, largest
 
 
-def kill_group(process: subprocess.Popen) -> None:
+class MeasurementJob(Job):
     """
-    Kill a measuring subprocess and its process group (its workers).
+    One measurement as a job of the benchmarks' runner: its own subprocess (``--_one``), killed with its process
+    group after ``timeout_s``, the memory of its process tree sampled every :data:`MEMORY_POLL_S`; its record is
+    kept in memory (the report is the throughput benchmark's file), its output in a temporary folder.
 
-    :param process: A subprocess started with ``start_new_session=True``
+    :param spec: The measurement
+    :param folder: A temporary folder for its output and result
+    :param timeout_s: Seconds before it is killed
     """
-    try:
-        os.killpg(process.pid, 9)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
+
+    poll_s = MEMORY_POLL_S
+
+    def __init__(self, spec: Measurement, folder: Path, timeout_s: float):
+        self.result_path = Path(folder) / "result.json"
+        command = [sys.executable, "-m", "sb3_bierl.benchmarks.throughput", "--_one", json.dumps(dataclasses.asdict(spec))]
+        command += ["--_result", str(self.result_path)]
+        fields = {"label": spec.label, **{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("seed", "env_id")}}
+        record = new_record(spec.kind, spec.env_id, spec.seed, command, spec.timesteps, None, **fields)
+        super().__init__(spec.label, command, record, folder, num_threads=1, timeout_s=timeout_s, save=False)
+        self.peak = self.peak_other = 0
+
+    def poll(self, record: dict[str, Any], process: subprocess.Popen, elapsed_s: float) -> None:
+        total, other = process_tree_rss(process.pid) or (0, 0)
+        self.peak, self.peak_other = max(self.peak, total), max(self.peak_other, other)
+
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        record["peak_tree_mib"] = self.peak / MIB if self.peak else None
+        record["peak_other_process_mib"] = self.peak_other / MIB if self.peak_other else None
+        if record["status"] != "done":
+            return record
+        try:
+            return {**record, **json.loads(self.result_path.read_text())}
+        except (OSError, ValueError) as error:
+            return {**record, "status": "failed", "error": f"no result: {error}"}
 
 
 def run_measurement(spec: Measurement, timeout: float) -> dict[str, Any]:
     """
-    Run one measurement in a fresh subprocess, sampling the memory of its process tree.
+    Run one measurement in a fresh subprocess (:class:`MeasurementJob`), sampling the memory of its process tree.
 
     :param spec: The measurement
     :param timeout: Seconds before the subprocess is killed
-    :return: The result (``"error"`` with the end of its output if it failed)
+    :return: Its record (:mod:`sb3_bierl.benchmarks.records`) with its result; ``"error"`` (with the end of its
+        output) if it failed
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryDirectory(prefix="sb3_bierl_throughput_") as tmp:
-        result_path, log_path = Path(tmp) / "result.json", Path(tmp) / "output.log"
-        command = [
-            sys.executable,
-            "-m",
-            "sb3_bierl.benchmarks.throughput",
-            "--_one",
-            json.dumps(dataclasses.asdict(spec)),
-        ]
-        command += ["--_result", str(result_path)]
-        peak = peak_other = 0
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            deadline = time.monotonic() + timeout
-            try:
-                while process.poll() is None:
-                    if time.monotonic() > deadline:
-                        kill_group(process)
-                        break
-                    total, other = process_tree_rss(process.pid) or (0, 0)
-                    peak, peak_other = max(peak, total), max(peak_other, other)
-                    time.sleep(MEMORY_POLL_S)
-            except BaseException:  # Ctrl-C: do not leave the measurement running
-                kill_group(process)
-                raise
-        output = log_path.read_text(errors="replace")
-        if process.returncode == 0 and result_path.exists():
-            result = json.loads(result_path.read_text())
-        else:
-            why = (
-                f"timed out after {timeout:.0f} s" if process.returncode == -9 else f"exit status {process.returncode}"
-            )
-            result = {"error": why, "output_tail": output.splitlines()[-40:]}
-    result["peak_tree_mib"] = peak / MIB if peak else None
-    result["peak_other_process_mib"] = peak_other / MIB if peak_other else None
-    return result
+        record = execute_job(MeasurementJob(spec, Path(tmp), timeout), threading.Event())
+    assert record is not None  # only a set stop event skips a job
+    record["log_file"] = None  # the temporary folder is gone
+    return record
 
 
 # ---------------------------------------------------------------------- metrics and report
@@ -656,8 +653,8 @@ def table_row(row: dict[str, Any]) -> list[str]:
     """
     if "skipped" in row:
         return [row["label"], f"skipped: {row['skipped']}", *["–"] * (len(TABLE_HEADER) - 2)]
-    if "error" in row:
-        return [row["label"], f"FAILED ({row['error']})", *["–"] * (len(TABLE_HEADER) - 2)]
+    if row.get("error"):
+        return [row["label"], f"FAILED ({row['error'].splitlines()[0]})", *["–"] * (len(TABLE_HEADER) - 2)]
     setup = row.get("setup_s") or 0.0
     wall = f"{row['wall_s']:.1f}" + (f" (+{setup:.1f})" if setup >= 0.05 else "")
     return [
@@ -900,11 +897,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for spec in plan_measurements(args, env_id):
             print(f"{env_id}: {spec.label} ...", flush=True)
             row = {"label": spec.label, **dataclasses.asdict(spec), **run_measurement(spec, args.timeout)}
-            if "error" in row:
+            if row.get("error"):
                 failures += 1
-                print(
-                    f"  FAILED ({row['error']}):\n    " + "\n    ".join(row["output_tail"]), file=sys.stderr, flush=True
-                )
+                print("  FAILED: " + row["error"].replace("\n", "\n    "), file=sys.stderr, flush=True)
             elif "skipped" in row:
                 print(f"  skipped: {row['skipped']}", flush=True)
             rows.append(row)

@@ -6,8 +6,8 @@ the controller (``warm``), BiERL from scratch (``bierl``) and ES at its defaults
 corrects a bad start.
 
 Runs, names and files are those of ``python -m sb3_bierl.benchmarks.meta_level`` (the same budgets, evaluation
-and JSON records; ES and from-scratch runs of that benchmark can be copied into ``<out>/runs`` instead of being
-rerun: the code reproduces them exactly). Each finished run is written at once: the benchmark resumes.
+and records; ES and from-scratch runs of that benchmark can be copied into ``<out>/runs`` instead of being
+rerun: the code reproduces them exactly). Each run's record is written when it ends: the benchmark resumes.
 
     python -m sb3_bierl.benchmarks.warm_start --controller pretrained --out bench_results/warm_start
 
@@ -17,7 +17,6 @@ learning rate along the warm-started and the from-scratch runs.
 """
 
 import argparse
-import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -26,19 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from sb3_bierl.benchmarks.compare import RunSpec, load_records, markdown_table, run_all
+from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.meta_level import (
     DEFAULT_SEEDS,
     SUITE_BUDGETS,
+    TRAINER,
     at_defaults,
     final_returns,
     normalisation,
     plot_hyperparameters,
     return_matrix,
     rliable_summary,
-    run_worker,
     score_matrix,
 )
+from sb3_bierl.benchmarks.records import load_records
+from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
 from sb3_bierl.meta.warm_start import read_controller_file, resolve_path
 from sb3_bierl.pretraining.suite import DEFAULT_SUITE, HELD_OUT
 
@@ -157,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs")
     parser.add_argument("--out", type=Path, default=Path("bench_results/warm_start"))
     parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md from the saved runs")
+    parser.add_argument("--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar")
     args = parser.parse_args(argv)
     if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
         parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
@@ -173,9 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     if not args.report_only:
         todo = [s for s in specs if not args.only or s.algo.split("-")[0] in args.only]
-        failures = run_all(
-            todo, runs_dir, args.workers, force=False, worker=functools.partial(run_worker, warm_start=controller)
-        )
+        failures, interrupted = run_specs(
+            todo, args.out, args.workers, trainer=TRAINER, trainer_kwargs={"warm_start": controller},
+            progress_bar=not args.no_progress_bar,
+        )  # fmt: skip
+        if interrupted:
+            return 130
     # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
     records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
     report = make_report(records, args.starts)

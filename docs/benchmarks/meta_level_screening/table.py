@@ -1,8 +1,9 @@
 """Per-task table of the screening runs beside the issue-9 runs (ES, BiERL last_layer): python table.py (from this folder)."""
 import json, glob, numpy as np
+from sb3_bierl.benchmarks.records import read_record
 rows = {}
 for f in glob.glob("../meta_level_runs/*.json") + glob.glob("es_seed1/*.json"):
-    r = json.load(open(f)); rows[(r["algo"], r["env"], r["seed"])] = r["eval_mean"]
+    r = read_record(f); rows[(r["algo"], r["env"], r["seed"])] = r["final_return"]
 for f in glob.glob("runs/*.json"):
     r = json.load(open(f))
     def fmt(x): return ("%g" % x)

@@ -7,14 +7,13 @@ records as ``python -m sb3_bierl.benchmarks.meta_level`` (run name ``warm``).
     python docs/benchmarks/warm_start_online/screen.py bias Ant-v5 0,1 1   # trainable, envs, seeds, workers
 """
 
-import functools
 import sys
 from pathlib import Path
 
 import torch
 
-from sb3_bierl.benchmarks.compare import RunSpec, run_all
-from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, run_worker
+from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, TRAINER
+from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
 from sb3_bierl.meta.warm_start import PRETRAINED_PATH
 
 OUT = Path("bench_results/warm_start_online")
@@ -33,5 +32,4 @@ def controller(trainable: str) -> str:
 if __name__ == "__main__":
     trainable, envs, seeds, workers = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), int(sys.argv[4])
     specs = [RunSpec("warm", env, int(seed), SUITE_BUDGETS[env], 10) for seed in seeds for env in envs]
-    worker = functools.partial(run_worker, warm_start=controller(trainable))
-    run_all(specs, OUT / trainable / "runs", workers, False, worker)
+    run_specs(specs, OUT / trainable, workers, trainer=TRAINER, trainer_kwargs={"warm_start": controller(trainable)})

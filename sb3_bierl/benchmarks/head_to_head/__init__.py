@@ -57,8 +57,8 @@ which registers them explicitly) with ``--algo A --env E --seed S -n STEPS --eva
 
 - ``A/E_N/``: the zoo's run folder (``evaluations.npz``, the model, ``E/config.yml``, ``E/args.yml``; with a
   CPU-time budget ``cpu_time.csv``);
-- ``runs/A_E_S.json``: this runner's record of the run (status, run folder, wall time, final return,
-  when each evaluation was seen; with a CPU-time budget: steps reached, training and evaluation CPU seconds,
+- ``runs/A_E_S.json``: the run's record, in the format of every benchmark's (:mod:`sb3_bierl.benchmarks.records`:
+  status, command, wall time, final return, ...) with the zoo run's fields (run folder, when each evaluation was seen; with a CPU-time budget: steps reached, training and evaluation CPU seconds,
   ``stopped_by`` ``cpu_budget`` or ``n_timesteps``, the training CPU seconds before each evaluation) and
   ``runs/A_E_S.log``, the run's output. A run whose record says ``done`` (with the same step budget, CPU-time
   budget and evaluation settings, and its ``evaluations.npz`` still there) is skipped; a finished zoo run folder
@@ -112,7 +112,8 @@ The old command, ``python -m sb3_bierl.benchmark``, still works (``sb3_bierl/ben
 this package). The modules, one step each: ``config`` (the YAML config, the runs), ``hyperparams`` (which
 hyperparameter entry each (algo, env) uses, the merged files), ``commands`` (the ``rl_zoo3.train`` commands),
 ``records`` (``runs/*.json``, adopting zoo runs), ``evaluations`` (``evaluations.npz``, the CPU log, wall-clock
-and CPU times), ``running`` (the subprocesses, the progress bar), ``equal_steps`` (returns at equal steps),
+and CPU times), ``running`` (the zoo runs as jobs of the benchmarks' runner, :mod:`sb3_bierl.benchmarks.runner`:
+subprocesses, progress bar, records), ``equal_steps`` (returns at equal steps),
 ``scores`` (normalised scores, performance profile), ``report`` (``results.md``), ``plots`` (the learning
 curves), ``cli`` (the command line).
 """
@@ -129,7 +130,6 @@ from sb3_bierl.benchmarks.head_to_head.cli import (
     write_outputs,
 )
 from sb3_bierl.benchmarks.head_to_head.commands import (
-    child_environment,
     format_param,
     train_command,
 )
@@ -221,15 +221,9 @@ from sb3_bierl.benchmarks.head_to_head.report import (
     wall_time_table,
 )
 from sb3_bierl.benchmarks.head_to_head.running import (
-    ERROR_TAIL_LINES,
     LOG_PATH_LINE,
-    REFRESH_S,
-    RunProgress,
-    error_tail,
-    execute_run,
+    ZooJob,
     find_run_folder,
-    progress_line,
-    result_or_failure,
     run_all,
 )
 from sb3_bierl.benchmarks.head_to_head.scores import (
@@ -240,6 +234,16 @@ from sb3_bierl.benchmarks.head_to_head.scores import (
     normalise,
     normalised_scores,
     plot_performance_profile,
+)
+from sb3_bierl.benchmarks.runner import (
+    ERROR_TAIL_LINES,
+    REFRESH_S,
+    RunProgress,
+    child_environment,
+    error_tail,
+    execute_job,
+    progress_line,
+    result_or_failure,
 )
 
 __all__ = [
@@ -275,6 +279,7 @@ __all__ = [
     "HyperparamsSource",
     "Run",
     "RunProgress",
+    "ZooJob",
     "adopt_zoo_run",
     "aggregate",
     "aggregate_section",
@@ -293,7 +298,7 @@ __all__ = [
     "equal_steps_table",
     "error_tail",
     "evaluation_frequencies",
-    "execute_run",
+    "execute_job",
     "expand_runs",
     "failures",
     "find_run_folder",

@@ -1,10 +1,9 @@
 """
 The command of every run: ``python -m rl_zoo3.train`` (``python -m sb3_bierl.zoo train`` for this package's
 algorithms) with the run's seed, budget, evaluation settings, hyperparameter file (which carries the CPU-time
-budget, if any) and parameters, and the environment variables it runs with.
+budget, if any) and parameters (the environment it runs with: :func:`sb3_bierl.benchmarks.runner.child_environment`).
 """
 
-import os
 import sys
 from typing import Any
 
@@ -50,11 +49,3 @@ def train_command(run: Run, config: BenchmarkConfig, source: HyperparamsSource |
     if algo.params:
         command += ["-params", *(format_param(name, value) for name, value in algo.params.items())]
     return command + list(config.train_args) + list(algo.train_args)
-
-
-def child_environment(num_threads: int) -> dict[str, str]:
-    """:return: The environment of a run: unbuffered output, ``num_threads`` OpenMP/MKL threads unless set"""
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        environment.setdefault(name, str(max(num_threads, 1)))
-    return environment

@@ -7,13 +7,14 @@ how often a running training is polled (``POLL_S``) and the captions that explai
 """
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sb3_bierl.benchmarks.records import run_key
 
 #: Settings of a run that an algo, an env, or an env for one algo can override (most specific first)
 RUN_SETTINGS = ("n_timesteps", "cpu_budget_s", "eval_freq", "eval_at_steps")
@@ -188,7 +189,7 @@ class Run:
     @property
     def key(self) -> str:
         """The run's file stem, ``<algo>_<env>_<seed>`` (``/`` and ``:`` of the env id become ``-``)."""
-        return f"{self.algo}_{re.sub(r'[/:]', '-', self.env_id)}_{self.seed}"
+        return run_key(self.algo, self.env_id, self.seed)
 
     def describe(self) -> str:
         """:return: ``algo env seed S``"""

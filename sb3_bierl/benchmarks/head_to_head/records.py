@@ -1,18 +1,18 @@
 """
-The runner's record of each run, ``<log_folder>/runs/<algo>_<env>_<seed>.json`` (status, run folder, wall
-time, final return, when each evaluation was seen; with a CPU-time budget, the CPU log's steps reached and CPU
-times): reading and writing it, whether a run is done with the current settings (CPU-time budget included), and
-adopting a finished zoo run folder that has no record (read from the zoo's ``args.yml`` and the CPU log).
+The record of each zoo run, ``<log_folder>/runs/<algo>_<env>_<seed>.json``: the common fields of every benchmark
+record (:mod:`sb3_bierl.benchmarks.records`) and the zoo run's (run folder, when each evaluation was seen; with a
+CPU-time budget, the CPU log's CPU times): reading and writing it, whether a run is done with the current settings
+(CPU-time budget included), and adopting a finished zoo run folder that has no record (read from the zoo's
+``args.yml`` and the CPU log).
 """
 
-import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sb3_bierl.benchmarks import records
 from sb3_bierl.benchmarks.cpu_budget import read_cpu_log
 from sb3_bierl.benchmarks.head_to_head.config import BenchmarkConfig, Run
 from sb3_bierl.benchmarks.head_to_head.evaluations import finish_evaluations
@@ -20,24 +20,17 @@ from sb3_bierl.benchmarks.head_to_head.evaluations import finish_evaluations
 
 def record_path(log_folder: Path, run: Run) -> Path:
     """:return: ``<log_folder>/runs/<algo>_<env>_<seed>.json``"""
-    return log_folder / "runs" / f"{run.key}.json"
+    return records.record_path(log_folder, run.key)
 
 
 def read_record(log_folder: Path, run: Run) -> dict[str, Any] | None:
     """:return: The run's record, None if there is none (or it is unreadable)"""
-    try:
-        return json.loads(record_path(log_folder, run).read_text())
-    except (OSError, ValueError):
-        return None
+    return records.read_record(record_path(log_folder, run))
 
 
 def write_record(log_folder: Path, run: Run, record: dict[str, Any]) -> None:
     """Write the run's record atomically (an interrupted write leaves the previous one)."""
-    path = record_path(log_folder, run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    temporary.replace(path)
+    records.write_record(record_path(log_folder, run), record)
 
 
 def settings_match(record: Mapping[str, Any], run: Run, config: BenchmarkConfig) -> bool:
@@ -120,33 +113,26 @@ def adopt_zoo_run(run: Run, config: BenchmarkConfig) -> dict[str, Any] | None:
 
 
 def new_record(run: Run, config: BenchmarkConfig, command: Sequence[str] | None) -> dict[str, Any]:
-    """:return: A fresh record of the run, status ``running``"""
-    return {
-        "algo": run.algo,
-        "env": run.env_id,
-        "seed": run.seed,
-        "n_timesteps": run.n_timesteps,
-        "cpu_budget_s": run.cpu_budget_s,
-        "eval_freq": run.eval_freq,
-        "eval_at_steps": list(run.eval_at_steps),
-        "eval_episodes": config.eval_episodes,
-        "status": "running",
-        "adopted": False,
-        "command": list(command) if command is not None else None,
-        "log_file": str(Path("runs", f"{run.key}.log")),
-        "run_folder": None,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 (Python 3.10)
-        "wall_time_s": None,
-        "training_start_s": None,
-        "eval_seen_at": [],
-        "returncode": None,
-        "error": None,
-        "final_return": None,
-        "last_eval_timestep": None,
-        # from the CPU log, with a CPU-time budget: see evaluations.cpu_fields
-        "steps_reached": None,
-        "train_cpu_s": None,
-        "eval_cpu_s": None,
-        "stopped_by": None,
-        "cpu_evaluations": [],
-    }
+    """:return: A fresh record of the run, status ``running`` (the common fields, :mod:`sb3_bierl.benchmarks.records`,
+    and the zoo run's)"""
+    return records.new_record(
+        run.algo,
+        run.env_id,
+        run.seed,
+        command,
+        run.n_timesteps,
+        config.eval_episodes,
+        cpu_budget_s=run.cpu_budget_s,
+        eval_freq=run.eval_freq,
+        eval_at_steps=list(run.eval_at_steps),
+        adopted=False,
+        run_folder=None,
+        training_start_s=None,
+        eval_seen_at=[],
+        last_eval_timestep=None,
+        # from the CPU log, with a CPU-time budget: see evaluations.cpu_fields (steps_reached too)
+        train_cpu_s=None,
+        eval_cpu_s=None,
+        stopped_by=None,
+        cpu_evaluations=[],
+    )

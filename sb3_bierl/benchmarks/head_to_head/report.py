@@ -13,11 +13,12 @@ import numpy as np
 
 from sb3_bierl.benchmarks import aggregates
 from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
-from sb3_bierl.benchmarks.compare import format_duration, markdown_table
+from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.head_to_head.config import CPU_CAPTION, WALLCLOCK_CAPTION, BenchmarkConfig, Run, expand_runs
 from sb3_bierl.benchmarks.head_to_head.equal_steps import Curves, equal_steps_table
 from sb3_bierl.benchmarks.head_to_head.hyperparams import HyperparamsSource
 from sb3_bierl.benchmarks.head_to_head.scores import NORMALISATION_CAPTION, aggregate_table, normalised_scores
+from sb3_bierl.benchmarks.runner import format_duration
 
 
 def format_steps(steps: float) -> str:

@@ -73,12 +73,9 @@ def aggregate_table(scores: Mapping[str, np.ndarray], reps: int | None = None, s
     :param seed: Seed of the bootstrap
     :return: The IQM of each algorithm's normalised scores across runs and tasks, with its 95% interval
     """
-    from rliable import library as rly
     from rliable import metrics
 
-    reps = reps or aggregates.BOOTSTRAP_REPS
-    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
-    estimates, intervals = rly.get_interval_estimates(dict(scores), metrics.aggregate_iqm, reps=reps)
+    estimates, intervals = aggregates.interval_estimates(scores, metrics.aggregate_iqm, reps or aggregates.BOOTSTRAP_REPS, seed)
     rows = [
         [
             algo,

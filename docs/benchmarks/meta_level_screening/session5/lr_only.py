@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
-from sb3_bierl.benchmarks.compare import load_records
+from sb3_bierl.benchmarks.records import load_records
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2, 3, 4)
@@ -19,7 +19,7 @@ ENVS = ("Pendulum-v1", "LunarLanderContinuous-v3", "Swimmer-v5", "Hopper-v5", "H
 
 
 def suite_runs(folder: Path, algo: str) -> dict[tuple[str, int], float]:
-    return {(r["env"], r["seed"]): r["eval_mean"] for r in load_records(folder) if r["algo"] == algo}
+    return {(r["env"], r["seed"]): r["final_return"] for r in load_records(folder) if r["algo"] == algo}
 
 
 lr_only = {}
