@@ -6,7 +6,7 @@ environment steps (BiERL's meta-level steps included), then is evaluated on a fr
 seeded environment with the deterministic policy. The runs go through the benchmarks' runner
 (:mod:`sb3_bierl.benchmarks.run_spec`: a progress bar, each run's output in ``<out>/runs/<name>.log``), and each
 run's record (:mod:`sb3_bierl.benchmarks.records`) is written to ``<out>/runs/<algo>_<env>_<seed>.json`` when it
-ends, so an interrupted benchmark resumes where it stopped (runs done with the same budget are skipped unless
+starts and when it ends, so an interrupted benchmark resumes where it stopped (runs done with the same budget are skipped unless
 ``--force``). At the end the script writes:
 
 - ``<out>/results.md``: final return per environment and algorithm (IQM across seeds with its 95% bootstrap
@@ -415,7 +415,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs, one process each (default: os.cpu_count() = %(default)s)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench_results/compare"), help="Output folder (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="Rerun the runs whose JSON already exists")
+    parser.add_argument("--force", action="store_true", help="Rerun the runs that are done")
     parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md and the plot from the saved runs")
     parser.add_argument("--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar")
     args = parser.parse_args(argv)

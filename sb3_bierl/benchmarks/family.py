@@ -142,6 +142,7 @@ def report(experiments: Sequence[Experiment], records: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the experiments (or only rebuild the report). :return: 1 if a run failed, 130 if interrupted, else 0"""
     names = [e.name for e in EXPERIMENTS]
     parser = argparse.ArgumentParser(prog="python -m sb3_bierl.benchmarks.family", description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiments", nargs="+", default=names, choices=names)

@@ -497,7 +497,7 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
 
 # ---------------------------------------------------------------------- command line
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the stages (or only rebuild the report). :return: 1 if a run failed, else 0"""
+    """Run the stages (or only rebuild the report). :return: 1 if a run failed, 130 if interrupted, else 0"""
     parser = argparse.ArgumentParser(prog="python -m sb3_bierl.benchmarks.meta_level", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stages", nargs="+", default=["headroom", "defaults", "robustness"], choices=["headroom", "defaults", "robustness"])
     parser.add_argument("--envs", nargs="+", default=None, help="Environment ids (default: each stage's)")

@@ -134,8 +134,9 @@ def upgrade_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "final_return": final_return,
         "steps_reached": steps,
         "n_timesteps": budget,
-        "train_time_s": record.get("wall_time_s"),
         **record,
+        "train_time_s": record.get("wall_time_s"),
+        "wall_time_s": None,  # not measured: the process's whole time
     }
 
 
@@ -158,7 +159,7 @@ def write_record(path: Path, record: Mapping[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(temporary, path)
 
 

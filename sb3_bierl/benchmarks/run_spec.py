@@ -129,7 +129,7 @@ def run_specs(
     """
     Train and evaluate the runs not done yet (all with ``force``), ``n_parallel`` at a time.
 
-    :param specs: The runs (distinct names)
+    :param specs: The runs (a repeated name runs once, the first spec of that name)
     :param out: The benchmark's output folder (records in ``out/runs``)
     :param n_parallel: Runs at once, one process each
     :param force: Rerun the runs that are done
@@ -142,6 +142,10 @@ def run_specs(
         interrupted
     """
     load_trainer(trainer)  # fail now, not in every subprocess
+    unique: dict[str, RunSpec] = {}
+    for spec in specs:
+        unique.setdefault(spec.name, spec)  # a repeated run (the same record file) runs once
+    specs = list(unique.values())
     todo = [spec for spec in specs if force or not is_done(read_record(record_path(out, spec.name)), spec)]
     done = len(specs) - len(todo)
     print(f"{done} of {len(specs)} runs already done; running {len(todo)}, {n_parallel} at a time", flush=True)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -70,6 +71,7 @@ class Job:
     :param folder: The benchmark's folder: the log file is ``folder / record["log_file"]``, the record is written
         to ``folder / "runs" / f"{key}.json"`` unless ``save`` is False
     :param num_threads: Threads of the process's numerical libraries (:func:`child_environment`)
+    :param environment: Variables that replace those of :func:`child_environment` in the process's environment
     :param timeout_s: Seconds after which the process (and its process group) is killed, None for never
     :param start_lock: Held from the start of the process until :meth:`started_up` says True (runs that pick a
         folder name when they start take turns), or None
@@ -85,6 +87,7 @@ class Job:
         record: dict[str, Any],
         folder: Path,
         num_threads: int = 1,
+        environment: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         start_lock: AbstractContextManager | None = None,
         save: bool = True,
@@ -94,6 +97,7 @@ class Job:
         self.record = record
         self.folder = Path(folder)
         self.num_threads = num_threads
+        self.environment = dict(environment or {})
         self.timeout_s = timeout_s
         self.start_lock = start_lock
         self.save = save
@@ -146,14 +150,16 @@ def execute_job(
     with job.start_lock if job.start_lock is not None else nullcontext():
         if stop.is_set():
             return None
-        record = job.record = dict(job.record, command=job.command)  # the hooks update it in place
+        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (Python 3.10)
+        record = job.record = dict(job.record, command=job.command, started_at=started_at)  # the hooks update it
         job.log_file.parent.mkdir(parents=True, exist_ok=True)
         job.write(record)
         start = time.monotonic()
         try:
+            environment = {**child_environment(job.num_threads), **job.environment}
             with open(job.log_file, "w") as output:  # the child keeps its own copy of the descriptor
                 process = subprocess.Popen(
-                    job.command, stdout=output, stderr=subprocess.STDOUT, env=child_environment(job.num_threads),
+                    job.command, stdout=output, stderr=subprocess.STDOUT, env=environment,
                     start_new_session=True,  # Ctrl-C reaches the runner only, which forwards it once
                 )  # fmt: skip
         except OSError as error:

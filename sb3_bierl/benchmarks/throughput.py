@@ -3,8 +3,7 @@ Throughput (environment steps per second) of ES and BiERL against raw environmen
 
 For each environment, one row per measurement, each run in a fresh subprocess by the benchmarks' runner
 (:mod:`sb3_bierl.benchmarks.runner`; ``python -m sb3_bierl.benchmarks.throughput --_one ...``, one torch thread,
-``OMP_NUM_THREADS=1`` unless set in its environment so that worker processes inherit it), one measurement after
-another:
+``OMP_NUM_THREADS=1`` in its environment so that worker processes inherit it), one measurement after another:
 
 (a) raw gymnasium stepping: ``--workers`` spawned processes each step their own ``gym.make(env)``
     with a fixed action (zero, or the middle of the bounds where zero is outside them) for
@@ -557,7 +556,8 @@ class MeasurementJob(Job):
         command += ["--_result", str(self.result_path)]
         fields = {"label": spec.label, **{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("seed", "env_id")}}
         record = new_record(spec.kind, spec.env_id, spec.seed, command, spec.timesteps, None, **fields)
-        super().__init__(spec.label, command, record, folder, num_threads=1, timeout_s=timeout_s, save=False)
+        one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # whatever the caller's environment says
+        super().__init__(spec.label, command, record, folder, 1, one_thread, timeout_s, save=False)
         self.peak = self.peak_other = 0
 
     def poll(self, record: dict[str, Any], process: subprocess.Popen, elapsed_s: float) -> None:

@@ -140,7 +140,7 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the held-out evaluation (or only rebuild its report). :return: 1 if a run failed, else 0"""
+    """Run the held-out evaluation (or only rebuild its report). :return: 1 if a run failed, 130 if interrupted, else 0"""
     parser = argparse.ArgumentParser(
         prog="python -m sb3_bierl.benchmarks.warm_start", description=__doc__.split("\n\n")[0]
     )
