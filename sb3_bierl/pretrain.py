@@ -28,7 +28,9 @@ from sb3_bierl.pretraining.suite import DEFAULT_SUITE, resolve_suite
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_bierl.pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True, help="Folder of the checkpoint, the controller file and the curve")
     parser.add_argument(
         "--generations", type=int, default=60, help="Meta generations in all (a resumed run counts those done)"

@@ -120,3 +120,29 @@ def test_the_same_runs_give_the_same_intervals():
     np.random.seed(123)  # whatever the global generator did before
     second = interval_estimates(scores, metrics.aggregate_iqm, reps=200, seed=1)
     np.testing.assert_array_equal(first[1]["a"], second[1]["a"])
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "sb3_bierl.__main__",
+        "sb3_bierl.pretrain",
+        "sb3_bierl.benchmarks.compare",
+        "sb3_bierl.benchmarks.family",
+        "sb3_bierl.benchmarks.meta_level",
+        "sb3_bierl.benchmarks.warm_start",
+        "sb3_bierl.benchmarks.short_horizon",
+        "sb3_bierl.benchmarks.throughput",
+        "sb3_bierl.benchmarks.run_spec",
+        "sb3_bierl.benchmarks.head_to_head.cli",
+    ],
+)
+def test_every_command_names_itself_as_it_is_run(module, capsys):
+    """``--help`` says ``usage: python -m <package module>``, not the file name argparse guesses."""
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(["--help"])
+    assert exit_info.value.code == 0
+    name = module.removesuffix(".__main__").removesuffix(".cli")
+    assert capsys.readouterr().out.startswith(f"usage: python -m {name} ")
