@@ -14,14 +14,13 @@ import argparse
 import dataclasses
 import importlib
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_bierl.benchmarks.records import RECORD_FIELDS, new_record, read_record, record_path, run_key
+from sb3_bierl.benchmarks.records import RECORD_FIELDS, new_record, read_record, record_path, run_key, write_record
 from sb3_bierl.benchmarks.runner import Job, RunProgress, execute_job, run_jobs
 
 #: The trainer of ``python -m sb3_bierl.benchmarks.compare`` and ``family``
@@ -169,9 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     result = load_trainer(args.trainer)(RunSpec(**json.loads(args.spec)), **json.loads(args.kwargs))
-    temporary = args.result.with_name(f".{args.result.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(temporary, args.result)
+    write_record(args.result, result)  # atomic: a half-written result never looks finished
     return 0
 
 
