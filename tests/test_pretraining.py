@@ -215,6 +215,11 @@ def test_held_out_evaluation(tmp_path):
     assert [s.algo for s in specs[:6]] == ["warm", "bierl", "es", "warm-s4", "bierl-s4", "es-s4"] and specs[
         0
     ].budget == 250_000
+    # a control (ES at a fixed setting) runs once per task and seed, whatever the starts; it must be ES
+    specs = warm_start.plan_runs(["Hopper-v5"], [0], ["defaults", "s4"], 1, controls=["es-s1.5-lr3"])
+    assert [s.algo for s in specs].count("es-s1.5-lr3") == 1
+    with pytest.raises(ValueError, match="ES at a fixed setting"):
+        warm_start.plan_runs(["Hopper-v5"], [0], ["defaults"], 1, controls=["bierl-s2"])
     trainer = tiny_trainer(tmp_path / "pretrain")
     trainer.save()
     out = tmp_path / "eval"
@@ -227,14 +232,20 @@ def test_held_out_evaluation(tmp_path):
         "0",
     ]
     assert (
-        warm_start.main([*argv, "--scale", "0.004", "--eval-episodes", "1", "--workers", "1", "--out", str(out)]) == 0
+        warm_start.main(
+            [*argv, "--scale", "0.004", "--eval-episodes", "1", "--workers", "1", "--out", str(out)]
+            + ["--controls", "es-s2"]
+        )
+        == 0
     )
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
-    assert sorted(r["algo"] for r in records) == ["bierl", "es", "warm"]
+    assert sorted(r["algo"] for r in records) == ["bierl", "es", "es-s2", "warm"]
+    assert next(r for r in records if r["algo"] == "es-s2")["initial_hyperparameters"]["sigma"] == pytest.approx(0.04)
     warm = next(r for r in records if r["algo"] == "warm")
     assert warm["warm_start"]["file"].endswith(CONTROLLER) and warm["meta"]["n_meta_updates"] == 0
     assert next(r for r in records if r["algo"] == "bierl")["meta"]["n_meta_updates"] > 0
-    assert "warm > bierl" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "warm > bierl" in report and "warm > es-s2" in report and "bierl > es-s2" in report
 
 
 def test_gain_response_measures_whether_the_controller_reads_the_history(tmp_path):

@@ -14,6 +14,10 @@ rerun: the code reproduces them exactly). Each run's record is written when it e
 The report (``<out>/results.md``) gives the final returns per task, the probability of improvement of each
 comparison with 95% stratified-bootstrap intervals, and ``<out>/hyperparameters.png`` plots sigma and the
 learning rate along the warm-started and the from-scratch runs.
+
+``--controls es-s1.5-lr3`` adds ES fixed at another setting (here sigma 0.03, learning rate 0.03, where the
+controllers pre-trained so far go) to every comparison at the defaults: a controller that only moves to a better
+fixed setting does not beat it.
 """
 
 import argparse
@@ -28,11 +32,13 @@ import numpy as np
 from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.meta_level import (
     DEFAULT_SEEDS,
+    REFERENCE,
     SUITE_BUDGETS,
     TRAINER,
     at_defaults,
     final_returns,
     normalisation,
+    parse_algo,
     plot_hyperparameters,
     return_matrix,
     rliable_summary,
@@ -64,8 +70,30 @@ def start_name(base: str, start: str) -> str:
 COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
 
 
+def check_controls(controls: Sequence[str]) -> list[str]:
+    """
+    :param controls: Run names of ES at fixed settings (``meta_level.algo_name``), e.g. ``"es-s1.5-lr3"``
+    :return: the names
+    :raises ValueError: on a name that is not ES at a fixed setting
+    """
+    for name in controls:
+        if parse_algo(name)[0] != "es":
+            raise ValueError(f"A control is ES at a fixed setting (e.g. 'es-s1.5-lr3'), got {name!r}")
+    return list(controls)
+
+
+def control_comparisons(controls: Sequence[str]) -> list[tuple[str, str]]:
+    """:return: the comparisons at the defaults: :data:`COMPARISONS`, then warm and from scratch against each control"""
+    return [*COMPARISONS, *((base, control) for control in controls for base in ("warm", "bierl"))]
+
+
 def plan_runs(
-    envs: Sequence[str], seeds: Sequence[int], starts: Sequence[str], eval_episodes: int, scale: float = 1.0
+    envs: Sequence[str],
+    seeds: Sequence[int],
+    starts: Sequence[str],
+    eval_episodes: int,
+    scale: float = 1.0,
+    controls: Sequence[str] = (),
 ) -> list[RunSpec]:
     """
     :param envs: Held-out tasks (budgets: ``meta_level.SUITE_BUDGETS``, 300k steps for others)
@@ -73,9 +101,12 @@ def plan_runs(
     :param starts: Keys of :data:`STARTS`
     :param eval_episodes: Episodes of the final evaluation
     :param scale: Multiplier of the budgets
-    :return: the runs, seed by seed, the warm-started ones first
-    :raises ValueError: on a task the pre-training suite uses (not held out) or an unknown start
+    :param controls: ES at fixed settings run beside the others (see :func:`check_controls`)
+    :return: the runs, seed by seed, the warm-started ones first, the controls last
+    :raises ValueError: on a task the pre-training suite uses (not held out), an unknown start or a control that is
+        not ES
     """
+    check_controls(controls)
     trained_on = {task.env_id for task in DEFAULT_SUITE}
     for env_id in envs:
         if env_id in trained_on:
@@ -85,17 +116,29 @@ def plan_runs(
             raise ValueError(f"Unknown start {start!r}: choose among {list(STARTS)}")
     return [
         RunSpec(
-            start_name(base, start), env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes
+            start_name(base, start),
+            env_id,
+            seed,
+            max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)),
+            eval_episodes,
         )
         for seed in seeds
         for start in starts
-        for base in ("warm", "bierl", "es")
+        for base in ("warm", "bierl", "es", *controls)
         for env_id in envs
+        if base not in controls or start == starts[0]
     ]
 
 
-def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("defaults",)) -> str:
-    """:return: the Markdown report: final returns per task and algorithm, and the rliable comparisons per start"""
+def make_report(
+    records: Sequence[dict[str, Any]], starts: Sequence[str] = ("defaults",), controls: Sequence[str] = ()
+) -> str:
+    """
+    :param records: Run records (``records.load_records``)
+    :param starts: Keys of :data:`STARTS` to report
+    :param controls: ES at fixed settings compared with at the defaults (see :func:`check_controls`)
+    :return: the Markdown report: final returns per task and algorithm, and the rliable comparisons per start
+    """
     table = final_returns(records)
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
     envs += sorted({r["env"] for r in records} - set(envs))
@@ -104,7 +147,7 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
     for file, commit in sorted(controllers, key=str):
         lines.append(f"Controller: `{file}` (pre-trained at commit {commit}).")
     lines += ["", "Final return of the deterministic policy: mean over seeds (number of seeds in brackets).", ""]
-    algos = [start_name(base, start) for start in starts for base in ("warm", "bierl", "es")]
+    algos = [start_name(base, start) for start in starts for base in ("warm", "bierl", "es")] + list(controls)
     rows = []
     for algo in algos:
         cells = [
@@ -115,6 +158,10 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
     lines += markdown_table(["Algorithm", *envs], rows) + [""]
     for start in starts:
         names = {base: start_name(base, start) for base in ("warm", "bierl", "es")}
+        comparisons = COMPARISONS
+        if start == "defaults":
+            names.update({control: control for control in controls})
+            comparisons = control_comparisons(controls)
         task_envs = [e for e in envs if all(table.get((e, a)) for a in names.values())]
         if not task_envs:
             continue
@@ -122,18 +169,22 @@ def make_report(records: Sequence[dict[str, Any]], starts: Sequence[str] = ("def
         returns = {a: return_matrix(table, a, task_envs, seeds) for a in names.values()}
         normalised = [e for e in task_envs if normalisation(table, e) is not None]
         scores = {a: score_matrix(table, a, normalised, seeds) for a in names.values()} if normalised else {}
+        for control in controls if start == "defaults" else ():
+            _, sigma_factor, lr_factor = parse_algo(control)
+            sigma, learning_rate = REFERENCE["sigma"] * sigma_factor, REFERENCE["learning_rate"] * lr_factor
+            lines += [f"`{control}`: ES fixed at sigma {sigma:g}, learning rate {learning_rate:g}.", ""]
         lines += [
             f"## Start: {start} (rliable)",
             "",
             (
                 f"Probability of improvement on {', '.join(task_envs)}, seeds {seeds}; normalised scores (0: ES at "
-                f"its defaults, 1: the best fixed setting of the meta-level benchmark's grid) on "
+                f"its defaults, 1: the best fixed ES setting run, in the meta-level grid or the controls) on "
                 f"{', '.join(normalised) or 'no task'}."
             ),
             "",
         ]
         try:
-            lines += rliable_summary(scores, returns, [(names[x], names[y]) for x, y in COMPARISONS])
+            lines += rliable_summary(scores, returns, [(names[x], names[y]) for x, y in comparisons])
         except ImportError:
             lines += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
     return "\n".join(lines)
@@ -153,17 +204,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="+", default=None, choices=["warm", "bierl", "es"], help="Run only these algorithms"
     )
+    parser.add_argument(
+        "--controls",
+        nargs="+",
+        default=[],
+        metavar="ES_RUN",
+        help="ES at fixed settings compared with at the defaults, e.g. es-s1.5-lr3 (sigma x1.5, learning rate x3)",
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="Multiplier of the budgets")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Parallel runs")
     parser.add_argument("--out", type=Path, default=Path("bench_results/warm_start"))
     parser.add_argument("--report-only", action="store_true", help="Only rebuild results.md from the saved runs")
-    parser.add_argument("--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar")
+    parser.add_argument(
+        "--no-progress-bar", action="store_true", help="One line per finished run instead of a progress bar"
+    )
     args = parser.parse_args(argv)
     if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
         parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
     try:
-        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale)
+        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale, args.controls)
         read_controller_file(args.controller)
         # "pretrained" stays a name (the records say the shipped controller); a path becomes absolute
         controller = (
@@ -183,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
     records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
-    report = make_report(records, args.starts)
+    report = make_report(records, args.starts, args.controls)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(report)
     print(report)
