@@ -215,11 +215,20 @@ def test_held_out_evaluation(tmp_path):
     assert [s.algo for s in specs[:6]] == ["warm", "bierl", "es", "warm-s4", "bierl-s4", "es-s4"] and specs[
         0
     ].budget == 250_000
-    # a control (ES at a fixed setting) runs once per task and seed, whatever the starts; it must be ES
-    specs = warm_start.plan_runs(["Hopper-v5"], [0], ["defaults", "s4"], 1, controls=["es-s1.5-lr3"])
-    assert [s.algo for s in specs].count("es-s1.5-lr3") == 1
-    with pytest.raises(ValueError, match="ES at a fixed setting"):
-        warm_start.plan_runs(["Hopper-v5"], [0], ["defaults"], 1, controls=["bierl-s2"])
+    # a control (ES at another fixed setting) runs once per task and seed under its own name, whatever the starts
+    for starts in (["defaults", "s4"], ["s4", "defaults"]):
+        specs = warm_start.plan_runs(["Hopper-v5"], [0, 1], starts, 1, controls=["es-s1.5-lr3", "es-s1.5-lr3"])
+        assert sorted((s.algo, s.seed) for s in specs if "1.5" in s.algo) == [("es-s1.5-lr3", 0), ("es-s1.5-lr3", 1)]
+    for controls, error in [
+        (["bierl-s2"], "ES at a fixed setting"),
+        (["es"], "other than its defaults"),
+        (["es-n8"], "default n_pairs"),
+        (["es-s1.50"], "as 'es-s1.5'"),
+    ]:
+        with pytest.raises(ValueError, match=error):
+            warm_start.plan_runs(["Hopper-v5"], [0], ["defaults"], 1, controls=controls)
+    with pytest.raises(ValueError, match="add the start 'defaults'"):
+        warm_start.plan_runs(["Hopper-v5"], [0], ["s4"], 1, controls=["es-s2"])
     trainer = tiny_trainer(tmp_path / "pretrain")
     trainer.save()
     out = tmp_path / "eval"
@@ -246,6 +255,15 @@ def test_held_out_evaluation(tmp_path):
     assert next(r for r in records if r["algo"] == "bierl")["meta"]["n_meta_updates"] > 0
     report = (out / "results.md").read_text()
     assert "warm > bierl" in report and "warm > es-s2" in report and "bierl > es-s2" in report
+    # a missing control run narrows only the comparisons with the controls, not warm / bierl / es
+    records = [
+        {**r, "env": env, "seed": seed} for r in records for env in ("Hopper-v5", "Swimmer-v5") for seed in (0, 1)
+    ]
+    records = [r for r in records if not (r["algo"] == "es-s2" and r["env"] == "Swimmer-v5")]
+    report = warm_start.make_report(records, controls=["es-s2"])
+    base, controls = report.split("### Against ES at other fixed settings")
+    assert "on Swimmer-v5, Hopper-v5, seeds [0, 1]" in base and "on Hopper-v5, seeds [0, 1]" in controls
+    assert "ES fixed at sigma 0.04, learning rate 0.01" in controls
 
 
 def test_gain_response_measures_whether_the_controller_reads_the_history(tmp_path):

@@ -35,8 +35,10 @@ from sb3_bierl.benchmarks.meta_level import (
     REFERENCE,
     SUITE_BUDGETS,
     TRAINER,
+    algo_name,
     at_defaults,
     final_returns,
+    is_grid_setting,
     normalisation,
     parse_algo,
     plot_hyperparameters,
@@ -70,21 +72,28 @@ def start_name(base: str, start: str) -> str:
 COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
 
 
-def check_controls(controls: Sequence[str]) -> list[str]:
+def check_controls(controls: Sequence[str], starts: Sequence[str] = ("defaults",)) -> list[str]:
     """
-    :param controls: Run names of ES at fixed settings (``meta_level.algo_name``), e.g. ``"es-s1.5-lr3"``
-    :return: the names
-    :raises ValueError: on a name that is not ES at a fixed setting
+    :param controls: Run names of ES at fixed settings other than its defaults, in the canonical form of
+        ``meta_level.algo_name`` (e.g. ``"es-s1.5-lr3"``: sigma x1.5, learning rate x3 of ``meta_level.REFERENCE``)
+    :param starts: The starts of the evaluation (controls are compared with the runs at the defaults)
+    :return: the names, each once, in order
+    :raises ValueError: on a name that is not ES at another fixed setting with the default ``n_pairs``, a name not in
+        canonical form (its runs would not be found under the canonical name), or controls without the start
+        ``"defaults"``
     """
     for name in controls:
-        if parse_algo(name)[0] != "es":
-            raise ValueError(f"A control is ES at a fixed setting (e.g. 'es-s1.5-lr3'), got {name!r}")
-    return list(controls)
-
-
-def control_comparisons(controls: Sequence[str]) -> list[tuple[str, str]]:
-    """:return: the comparisons at the defaults: :data:`COMPARISONS`, then warm and from scratch against each control"""
-    return [*COMPARISONS, *((base, control) for control in controls for base in ("warm", "bierl"))]
+        base, sigma_factor, lr_factor = parse_algo(name)
+        if base != "es" or not is_grid_setting(name):
+            raise ValueError(
+                f"A control is ES at a fixed setting other than its defaults, with the default n_pairs (e.g. "
+                f"'es-s1.5-lr3'), got {name!r}"
+            )
+        if name != algo_name(base, sigma_factor, lr_factor):
+            raise ValueError(f"Write the control {name!r} as {algo_name(base, sigma_factor, lr_factor)!r}")
+    if controls and "defaults" not in starts:
+        raise ValueError("Controls are compared with the runs at the defaults: add the start 'defaults'")
+    return list(dict.fromkeys(controls))
 
 
 def plan_runs(
@@ -102,11 +111,10 @@ def plan_runs(
     :param eval_episodes: Episodes of the final evaluation
     :param scale: Multiplier of the budgets
     :param controls: ES at fixed settings run beside the others (see :func:`check_controls`)
-    :return: the runs, seed by seed, the warm-started ones first, the controls last
-    :raises ValueError: on a task the pre-training suite uses (not held out), an unknown start or a control that is
-        not ES
+    :return: the runs, seed by seed, the warm-started ones first, the controls (once per task and seed) last
+    :raises ValueError: on a task the pre-training suite uses (not held out), an unknown start or a control that
+        :func:`check_controls` refuses
     """
-    check_controls(controls)
     trained_on = {task.env_id for task in DEFAULT_SUITE}
     for env_id in envs:
         if env_id in trained_on:
@@ -114,20 +122,58 @@ def plan_runs(
     for start in starts:
         if start not in STARTS:
             raise ValueError(f"Unknown start {start!r}: choose among {list(STARTS)}")
+    controls = check_controls(controls, starts)
+
+    def spec(algo: str, env_id: str, seed: int) -> RunSpec:
+        return RunSpec(algo, env_id, seed, max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)), eval_episodes)
+
     return [
-        RunSpec(
-            start_name(base, start),
-            env_id,
-            seed,
-            max(1, round(SUITE_BUDGETS.get(env_id, 300_000) * scale)),
-            eval_episodes,
-        )
+        spec(algo, env_id, seed)
         for seed in seeds
-        for start in starts
-        for base in ("warm", "bierl", "es", *controls)
+        for algo in [start_name(base, start) for start in starts for base in ("warm", "bierl", "es")] + controls
         for env_id in envs
-        if base not in controls or start == starts[0]
     ]
+
+
+def rliable_section(
+    table: dict[tuple[str, str], dict[int, float]],
+    envs: Sequence[str],
+    names: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    title: str,
+    description: str = "",
+) -> list[str]:
+    """
+    :param table: ``meta_level.final_returns`` of the records
+    :param envs: Tasks, in the report's order
+    :param names: Run names compared; a task counts if every one has runs there, a seed if every one has it on each
+        counted task (each section has its own: a missing run of one name never narrows another section)
+    :param pairs: ``(x, y)`` for P(x > y)
+    :param title: Heading of the section
+    :param description: A line under the heading
+    :return: Markdown lines: the section (none if no task has runs of every name)
+    """
+    task_envs = [e for e in envs if all(table.get((e, a)) for a in names)]
+    if not task_envs:
+        return []
+    seeds = sorted(set.intersection(*(set(table[(e, a)]) for e in task_envs for a in names)))
+    returns = {a: return_matrix(table, a, task_envs, seeds) for a in names}
+    normalised = [e for e in task_envs if normalisation(table, e) is not None]
+    scores = {a: score_matrix(table, a, normalised, seeds) for a in names} if normalised else {}
+    lines = [title, ""] + ([description, ""] if description else [])
+    lines += [
+        (
+            f"Probability of improvement on {', '.join(task_envs)}, seeds {seeds}; normalised scores (0: ES at its "
+            f"defaults, 1: the best fixed ES setting run, in the meta-level grid or the controls) on "
+            f"{', '.join(normalised) or 'no task'}."
+        ),
+        "",
+    ]
+    try:
+        lines += rliable_summary(scores, returns, pairs)
+    except ImportError:
+        lines += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
+    return lines
 
 
 def make_report(
@@ -157,36 +203,23 @@ def make_report(
         rows.append([algo, *cells])
     lines += markdown_table(["Algorithm", *envs], rows) + [""]
     for start in starts:
-        names = {base: start_name(base, start) for base in ("warm", "bierl", "es")}
-        comparisons = COMPARISONS
-        if start == "defaults":
-            names.update({control: control for control in controls})
-            comparisons = control_comparisons(controls)
-        task_envs = [e for e in envs if all(table.get((e, a)) for a in names.values())]
-        if not task_envs:
-            continue
-        seeds = sorted(set.intersection(*(set(table[(e, a)]) for e in task_envs for a in names.values())))
-        returns = {a: return_matrix(table, a, task_envs, seeds) for a in names.values()}
-        normalised = [e for e in task_envs if normalisation(table, e) is not None]
-        scores = {a: score_matrix(table, a, normalised, seeds) for a in names.values()} if normalised else {}
-        for control in controls if start == "defaults" else ():
-            _, sigma_factor, lr_factor = parse_algo(control)
-            sigma, learning_rate = REFERENCE["sigma"] * sigma_factor, REFERENCE["learning_rate"] * lr_factor
-            lines += [f"`{control}`: ES fixed at sigma {sigma:g}, learning rate {learning_rate:g}.", ""]
-        lines += [
-            f"## Start: {start} (rliable)",
-            "",
-            (
-                f"Probability of improvement on {', '.join(task_envs)}, seeds {seeds}; normalised scores (0: ES at "
-                f"its defaults, 1: the best fixed ES setting run, in the meta-level grid or the controls) on "
-                f"{', '.join(normalised) or 'no task'}."
-            ),
-            "",
-        ]
-        try:
-            lines += rliable_summary(scores, returns, [(names[x], names[y]) for x, y in comparisons])
-        except ImportError:
-            lines += ['rliable is not installed: `pip install -e ".[benchmark]"`', ""]
+        names = [start_name(base, start) for base in ("warm", "bierl", "es")]
+        pairs = [(start_name(x, start), start_name(y, start)) for x, y in COMPARISONS]
+        lines += rliable_section(table, envs, names, pairs, f"## Start: {start} (rliable)")
+        if start == "defaults" and controls:
+            descriptions = []
+            for control in controls:
+                _, sigma_factor, lr_factor = parse_algo(control)
+                sigma, learning_rate = REFERENCE["sigma"] * sigma_factor, REFERENCE["learning_rate"] * lr_factor
+                descriptions.append(f"`{control}`: ES fixed at sigma {sigma:g}, learning rate {learning_rate:g}.")
+            lines += rliable_section(
+                table,
+                envs,
+                ["warm", "bierl", *controls],
+                [(base, control) for control in controls for base in ("warm", "bierl")],
+                "### Against ES at other fixed settings (controls)",
+                " ".join(descriptions),
+            )
     return "\n".join(lines)
 
 
@@ -202,7 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
     parser.add_argument("--starts", nargs="+", default=["defaults"], choices=list(STARTS))
     parser.add_argument(
-        "--only", nargs="+", default=None, choices=["warm", "bierl", "es"], help="Run only these algorithms"
+        "--only",
+        nargs="+",
+        default=None,
+        choices=["warm", "bierl", "es", "controls"],
+        help="Run only these algorithms ('es': at the starts' settings; 'controls': the --controls runs)",
     )
     parser.add_argument(
         "--controls",
@@ -223,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scale <= 0 or args.eval_episodes < 1 or args.workers < 1:
         parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
     try:
-        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale, args.controls)
+        controls = check_controls(args.controls, args.starts)
+        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale, controls)
         read_controller_file(args.controller)
         # "pretrained" stays a name (the records say the shipped controller); a path becomes absolute
         controller = (
@@ -234,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
-        todo = [s for s in specs if not args.only or s.algo.split("-")[0] in args.only]
+        kinds = {spec.algo: "controls" if spec.algo in controls else spec.algo.split("-")[0] for spec in specs}
+        todo = [spec for spec in specs if not args.only or kinds[spec.algo] in args.only]
         failures, interrupted = run_specs(
             todo, args.out, args.workers, trainer=TRAINER, trainer_kwargs={"warm_start": controller},
             progress_bar=not args.no_progress_bar,
@@ -243,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
     records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
-    report = make_report(records, args.starts, args.controls)
+    report = make_report(records, args.starts, controls)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(report)
     print(report)
