@@ -15,9 +15,10 @@ The report (``<out>/results.md``) gives the final returns per task, the probabil
 comparison with 95% stratified-bootstrap intervals, and ``<out>/hyperparameters.png`` plots sigma and the
 learning rate along the warm-started and the from-scratch runs.
 
-``--controls es-s1.5-lr3`` adds ES fixed at another setting (here sigma 0.03, learning rate 0.03, where the
-controllers pre-trained so far go) to every comparison at the defaults: a controller that only moves to a better
-fixed setting does not beat it.
+``--controls es-s1.5-lr3`` also runs ES fixed at another setting (here sigma 0.03, learning rate 0.03, where the
+controllers pre-trained so far go; ``--only controls`` runs only those) and compares the warm-started and
+from-scratch runs at the defaults with it, in a section of its own: a controller that only moves to a better fixed
+setting does not beat it.
 """
 
 import argparse
@@ -185,6 +186,7 @@ def make_report(
     :param controls: ES at fixed settings compared with at the defaults (see :func:`check_controls`)
     :return: the Markdown report: final returns per task and algorithm, and the rliable comparisons per start
     """
+    controls = list(dict.fromkeys(controls))
     table = final_returns(records)
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
     envs += sorted({r["env"] for r in records} - set(envs))
