@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_bierl.benchmarks.aggregates import interval_estimates
 from sb3_bierl.benchmarks.compare import markdown_table
-from sb3_bierl.benchmarks.meta_level import final_returns, return_matrix
+from sb3_bierl.benchmarks.meta_level import final_returns, return_matrix, rliable_summary
 from sb3_bierl.benchmarks.records import load_records
 
 HERE = Path(__file__).parent
@@ -28,17 +27,10 @@ def warm_returns(folders: list[Path]) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    from rliable import metrics
-
     shipped = warm_returns([HERE / "warm_start_runs", HERE / "warm_start_runs_session7"])
     session13 = warm_returns([HERE / "warm_start_runs_session13"])
     rows = [[env, f"{shipped[:, i].mean():.1f}", f"{session13[:, i].mean():.1f}"] for i, env in enumerate(ENVS)]
     print("\n".join(markdown_table(["Mean over 5 seeds", "shipped controller", "session 13's controller"], rows)))
-    estimates, intervals = interval_estimates(
-        {"session 13 > shipped": (session13, shipped)}, metrics.probability_of_improvement, 2000, 0
-    )
-    low, high = np.ravel(intervals["session 13 > shipped"])[:2]
-    print(
-        f"\nP(session 13's controller > shipped controller) = {float(np.ravel(estimates['session 13 > shipped'])[0]):.2f} "
-        f"[{low:.2f}, {high:.2f}] (5 tasks x 5 seeds, rliable)"
-    )
+    pair = [("session 13's controller", "shipped controller")]
+    returns = {"session 13's controller": session13, "shipped controller": shipped}
+    print("\n" + "\n".join(rliable_summary({}, returns, pair)))  # 5 tasks x 5 seeds

@@ -85,7 +85,7 @@ def check_controls(controls: Sequence[str], starts: Sequence[str] = ("defaults",
     """
     for name in controls:
         base, sigma_factor, lr_factor = parse_algo(name)
-        if base != "es" or not is_grid_setting(name):
+        if not is_grid_setting(name):
             raise ValueError(
                 f"A control is ES at a fixed setting other than its defaults, with the default n_pairs (e.g. "
                 f"'es-s1.5-lr3'), got {name!r}"
