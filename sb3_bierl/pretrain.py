@@ -21,6 +21,7 @@ from multiprocessing import get_context
 
 import torch as th
 
+from sb3_bierl.bierl.bierl import DEFAULT_ADAPTED
 from sb3_bierl.es.es import BACKENDS
 from sb3_bierl.pretraining.meta_trainer import CONTROLLER, MetaTrainer
 from sb3_bierl.pretraining.plots import plot_curve
@@ -65,6 +66,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="Multiplier of the tasks' budgets (e.g. 0.05: a quick check)"
     )
+    parser.add_argument(
+        "--adapt",
+        nargs="+",
+        default=list(DEFAULT_ADAPTED),
+        choices=list(DEFAULT_ADAPTED),
+        help="Hyperparameters the controller sets (default: %(default)s; 'sigma' alone, as in the authors' code, "
+        "keeps the learning rate at BiERL's default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="Controller file to start from")
     parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel")
@@ -96,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             trainable=args.trainable,
             gain_spread=args.gain_spread,
             standardise_features=args.standardise_features,
+            adapted=args.adapt,
             seed=args.seed,
             init=args.init,
             bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend}

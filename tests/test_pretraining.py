@@ -98,6 +98,30 @@ def test_meta_trainer_steps_checkpoints_and_resumes(tmp_path):
         assert np.all(np.abs(space.to_unit(start)) <= 0.5 + 1e-9) and gain == 1.0
 
 
+def test_sigma_only_controller(tmp_path):
+    """``adapted=("sigma",)`` (the authors' choice): the controller sets sigma, every run keeps BiERL's learning rate."""
+    trainer = tiny_trainer(tmp_path, adapted=("sigma",), seed=4, start_spread=0.5)
+    assert trainer.space.names == ["sigma"]
+    for _, _, start, _ in trainer.plan():
+        assert list(start) == ["sigma"] and start["sigma"] != pytest.approx(0.02)
+    record = trainer.step()
+    assert record["generation"] == 1
+    saved = read_controller_file(tmp_path / CONTROLLER)
+    assert list(saved["hyperparameters"]) == ["sigma"] and saved["metadata"]["pretraining"]["adapted"] == ["sigma"]
+    model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=4, n_workers=1, seed=0, meta_warm_start=tmp_path / CONTROLLER)
+    assert model.meta_controller.space.names == ["sigma"]
+    model.learn(1_500)
+    assert model.hyperparameters["learning_rate"] == pytest.approx(0.01)  # not adapted: BiERL's default
+    # resuming asks for the same hyperparameters; a controller file for others is refused as a start
+    with pytest.raises(ValueError, match="another configuration"):
+        tiny_trainer(tmp_path, seed=4, start_spread=0.5)
+    with pytest.raises(ValueError, match="sets \\['sigma'\\]"):
+        tiny_trainer(tmp_path / "other", init=tmp_path / CONTROLLER)
+    for bad in ((), ("sigma", "sigma"), ("weight_decay",)):
+        with pytest.raises(ValueError, match="adapted must name"):
+            default_space(bad)
+
+
 def test_policy_gain_scales_the_pre_squash_output():
     env = PolicyGain(gym.make("Pendulum-v1"), 4.0)  # actions in [-2, 2]
     policy_output = np.tanh(np.array([-0.3, 0.0, 0.1, 0.5]))  # a tanh-squashed policy's output, unit scale

@@ -41,10 +41,20 @@ CONTROLLER = "controller.pt"
 USE_TRAINABLE = "none"
 
 
-def default_space() -> HyperparameterSpace:
-    """:return: BiERL's adapted hyperparameters at its defaults, within its default bounds (a factor 8 either side)"""
+def default_space(adapted: Sequence[str] = DEFAULT_ADAPTED) -> HyperparameterSpace:
+    """
+    :param adapted: Names of the hyperparameters the controller sets (among BiERL's ``DEFAULT_ADAPTED``); the
+        others stay at BiERL's defaults
+    :return: those hyperparameters at BiERL's defaults, within its default bounds (a factor 8 either side)
+    :raises ValueError: on an empty ``adapted``, a repeated name, or a name BiERL does not adapt by default
+    """
+    unknown = [name for name in adapted if name not in DEFAULT_ADAPTED]
+    if not adapted or unknown or len(set(adapted)) != len(adapted):
+        raise ValueError(
+            f"adapted must name each of its hyperparameters once, among {DEFAULT_ADAPTED}; got {list(adapted)}"
+        )
     parameters = inspect.signature(BiERL.__init__).parameters
-    initial = {name: float(parameters[name].default) for name in DEFAULT_ADAPTED}
+    initial = {name: float(parameters[name].default) for name in DEFAULT_ADAPTED if name in adapted}
     bounds = {name: (value / DEFAULT_BOUND_FACTOR, value * DEFAULT_BOUND_FACTOR) for name, value in initial.items()}
     return HyperparameterSpace(bounds, initial)
 
@@ -87,12 +97,16 @@ class MetaTrainer:
     :param standardise_features: A new network's fixed hidden layer is initialised so that its units vary with the
         history (``MetaController(standardise_features=...)``); not with ``init``, whose file holds the weights
     :param late_fraction: Share of the last generations of an inner run whose centre returns make its score
+    :param adapted: The hyperparameters the controller sets (:func:`default_space`): both (default), or
+        ``("sigma",)`` as in the authors' code, the learning rate then fixed at BiERL's default in every inner run
     :param seed: Seed of the meta ES (noise, task seeds, starts) and of the network's initialisation
     :param init: A controller file to start from (default: a new network that proposes the defaults)
     :param bierl_kwargs: Other BiERL arguments of the inner runs
     :param metadata: Recorded in the controller file (e.g. the command line)
     :raises ValueError: on ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``, ``learning_rate`` <= 0,
-        ``start_spread`` outside [0, 1], ``gain_spread < 1``, ``standardise_features`` with ``init``, or an existing checkpoint with another configuration
+        ``start_spread`` outside [0, 1], ``gain_spread < 1``, ``standardise_features`` with ``init``, an unknown
+        ``adapted`` (:func:`default_space`), an ``init`` file for other hyperparameters, or an existing checkpoint
+        with another configuration
     """
 
     def __init__(
@@ -108,6 +122,7 @@ class MetaTrainer:
         gain_spread: float = 1.0,
         standardise_features: bool = False,
         late_fraction: float = 0.5,
+        adapted: Sequence[str] = DEFAULT_ADAPTED,
         seed: int = 0,
         init: str | os.PathLike | None = None,
         bierl_kwargs: dict[str, Any] | None = None,
@@ -142,6 +157,7 @@ class MetaTrainer:
             "gain_spread": float(gain_spread),
             "standardise_features": bool(standardise_features),
             "late_fraction": late_fraction,
+            "adapted": list(adapted),
             "seed": seed,
             "init": None if init is None else os.fspath(init),
             "bierl_kwargs": dict(bierl_kwargs or {}),
@@ -152,7 +168,7 @@ class MetaTrainer:
             {task.env_id: has_bounded_box_actions(task.env_id) for task in self.suite} if gain_spread > 1 else {}
         )
         self.metadata = dict(metadata or {})
-        self.space = default_space()
+        self.space = default_space(adapted)
         if init is None:
             self.controller = MetaController(
                 self.space, trainable=trainable, seed=seed, standardise_features=standardise_features
@@ -173,6 +189,7 @@ class MetaTrainer:
             state = pickle.load(file)
         state["config"].setdefault("gain_spread", 1.0)  # written before policy gains: none
         state["config"].setdefault("standardise_features", False)
+        state["config"].setdefault("adapted", list(DEFAULT_ADAPTED))  # written before sigma-only controllers
         if state["config"] != self.config:
             raise ValueError(
                 f"{self.out_dir / CHECKPOINT} was written with another configuration ({state['config']}): "
