@@ -20,6 +20,8 @@ Same harness, budgets, seeds and evaluation as ``python -m sb3_bierl.benchmarks.
 
     PYTHONPATH=docs/benchmarks/bold_driver_probe python docs/benchmarks/bold_driver_probe/probe.py --seeds 0 1 2 \\
         --out bench_results/bold_driver
+    # the report: against ES at its defaults (the published runs) and at fixed settings, with rliable
+    python docs/benchmarks/bold_driver_probe/probe.py --report --out bench_results/bold_driver
 """
 
 import argparse
@@ -30,9 +32,27 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_bierl.benchmarks.compare import evaluate_final
-from sb3_bierl.benchmarks.meta_level import EVAL_SEED_OFFSET, SUITE_BUDGETS, make_generation_trace
+from sb3_bierl.benchmarks.compare import evaluate_final, markdown_table
+from sb3_bierl.benchmarks.meta_level import (
+    EVAL_SEED_OFFSET,
+    SUITE_BUDGETS,
+    final_returns,
+    make_generation_trace,
+    return_matrix,
+    rliable_summary,
+)
+from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
+
+HERE = Path(__file__).parent
+#: The published ES runs (defaults, fixed settings) the probe is compared with
+BASELINES = (
+    HERE.parent / "meta_level_runs",
+    HERE.parent / "meta_level_screening" / "es_seed1",
+    HERE.parent / "new_defaults_runs",
+    HERE.parent / "warm_start_control_runs",
+    HERE / "runs",
+)
 
 #: Factor on the learning rate after a generation whose population mean rose
 UP = 1.25
@@ -45,11 +65,19 @@ MAX_LR_TO_SIGMA = 2.0
 
 
 class BoldDriver(BaseCallback):
-    """Sets ES's learning rate each generation from the sign of the last change of the population's mean return."""
+    """
+    Sets ES's learning rate each generation from the last change of the population's mean return.
 
-    def __init__(self) -> None:
+    :param threshold: 0: the sign rule (``es-bold``: up after a rise, down otherwise); above 0: the change must
+        exceed ``threshold`` standard errors to move the learning rate (``es-bold-z``: Welch's z of the two
+        generations' means; otherwise it stays)
+    """
+
+    def __init__(self, threshold: float = 0.0) -> None:
         super().__init__(0)
+        self.threshold = threshold
         self.means: list[float] = []
+        self.squared_errors: list[float] = []
         self.learning_rate: float | None = None
 
     def _on_step(self) -> bool:
@@ -61,14 +89,25 @@ class BoldDriver(BaseCallback):
             self.learning_rate = float(model.hyperparameters["learning_rate"])
             self.low, self.high = self.learning_rate / BOUND_FACTOR, self.learning_rate * BOUND_FACTOR
         if len(self.means) >= 2:
-            rose = self.means[-1] > self.means[-2]
-            self.learning_rate *= UP if rose else 1 / DOWN
+            change = self.means[-1] - self.means[-2]
+            if self.threshold == 0:
+                factor = UP if change > 0 else 1 / DOWN
+            else:
+                z = change / (np.sqrt(self.squared_errors[-1] + self.squared_errors[-2]) + 1e-12)
+                factor = UP if z > self.threshold else 1 / DOWN if z < -self.threshold else 1.0
             high = min(self.high, MAX_LR_TO_SIGMA * model.hyperparameters["sigma"])
-            self.learning_rate = float(np.clip(self.learning_rate, self.low, high))
+            self.learning_rate = float(np.clip(self.learning_rate * factor, self.low, high))
         model.hyperparameters["learning_rate"] = self.learning_rate
 
     def _on_rollout_end(self) -> None:
-        self.means.append(float(np.nanmean(self.model.last_rollout.returns)))
+        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
+        returns = returns[np.isfinite(returns)]
+        self.means.append(float(returns.mean()))
+        self.squared_errors.append(float(returns.var(ddof=1) / returns.size))
+
+
+#: The probe's runs: name -> the rule's threshold
+RULES = {"es-bold": 0.0, "es-bold-z": 1.0}
 
 
 def train(spec: RunSpec) -> dict[str, Any]:
@@ -81,7 +120,7 @@ def train(spec: RunSpec) -> dict[str, Any]:
     trace = make_generation_trace()  # records the hyperparameters of each generation, after the rule set them
     start, cpu_start = time.perf_counter(), time.process_time()
     model = ES("MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0)
-    model.learn(spec.budget, callback=[BoldDriver(), trace])
+    model.learn(spec.budget, callback=[BoldDriver(RULES[spec.algo]), trace])
     wall_time, cpu_time = time.perf_counter() - start, time.process_time() - cpu_start
     returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
     model.close()
@@ -99,12 +138,55 @@ def train(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def report(out: Path) -> str:
+    """:return: each rule against ES at its defaults and at fixed settings: per task, and with rliable"""
+    records = [r for folder in (*BASELINES, out / "runs") if folder.exists() for r in load_records(folder)]
+    table = final_returns(records)
+    rules = [rule for rule in RULES if any(name == rule for _, name in table)]
+    names = ("es", *rules, "es-s1.5-lr3", "es-s1.5", "es-lr3")
+    rows = []
+    for env_id in SUITE_BUDGETS:
+        cells = []
+        for name in names:
+            runs = table.get((env_id, name), {})
+            cells.append(f"{np.mean(list(runs.values())):.1f} ({len(runs)})" if runs else "–")
+        for rule in rules:
+            finals = [r["trace"][-1][2] for r in records if r["algo"] == rule and r["env"] == env_id and r.get("trace")]
+            cells.append(", ".join(f"{lr:.3f}" for lr in finals) or "–")
+        rows.append([env_id, *cells])
+    header = ["Task", *(f"{n} (runs)" for n in names), *(f"{rule}: final learning rate per seed" for rule in rules)]
+    lines = markdown_table(header, rows)
+    for rule in rules:
+        seeds = sorted({seed for (_, name), runs in table.items() if name == rule for seed in runs})
+        envs = [e for e in SUITE_BUDGETS if all(s in table.get((e, rule), {}) for s in seeds)]
+        if not seeds or not envs:
+            continue
+        returns = {name: return_matrix(table, name, envs, seeds) for name in (rule, "es")}
+        pairs = [(rule, "es")]
+        if all(s in table.get((e, "es-s1.5-lr3"), {}) for e in envs for s in seeds):
+            returns["es-s1.5-lr3"] = return_matrix(table, "es-s1.5-lr3", envs, seeds)
+            pairs += [(rule, "es-s1.5-lr3"), ("es-s1.5-lr3", "es")]
+        lines += ["", f"{rule}, rliable over {', '.join(envs)}; seeds {seeds}:", ""]
+        lines += rliable_summary({}, returns, pairs)
+        for i, env_id in enumerate(envs):
+            per_task = rliable_summary({}, {k: v[:, [i]] for k, v in returns.items()}, pairs[:1])
+            lines += [f"{env_id}: {per_task[-2]}"]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", nargs="+", default=["es-bold"], choices=list(RULES))
     parser.add_argument("--envs", nargs="+", default=list(SUITE_BUDGETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench_results/bold_driver"))
+    parser.add_argument("--report", action="store_true", help="Only print the report of the saved runs")
     args = parser.parse_args()
-    specs = [RunSpec("es-bold", env, seed, SUITE_BUDGETS[env], 10) for seed in args.seeds for env in args.envs]
+    if args.report:
+        print(report(args.out))
+        raise SystemExit(0)
+    specs = [
+        RunSpec(rule, env, seed, SUITE_BUDGETS[env], 10) for rule in args.rules for seed in args.seeds for env in args.envs
+    ]
     run_specs(specs, args.out, args.workers, trainer="probe:train", progress_bar=False)
