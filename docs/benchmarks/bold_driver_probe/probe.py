@@ -87,7 +87,7 @@ class BoldDriver(BaseCallback):
         model = self.model
         if self.learning_rate is None:
             self.learning_rate = float(model.hyperparameters["learning_rate"])
-            self.low, self.high = self.learning_rate / BOUND_FACTOR, self.learning_rate * BOUND_FACTOR
+            self.low, self.high = DEFAULT_LEARNING_RATE / BOUND_FACTOR, DEFAULT_LEARNING_RATE * BOUND_FACTOR
         if len(self.means) >= 2:
             change = self.means[-1] - self.means[-2]
             if self.threshold == 0:
@@ -106,8 +106,12 @@ class BoldDriver(BaseCallback):
         self.squared_errors.append(float(returns.var(ddof=1) / returns.size))
 
 
-#: The probe's runs: name -> the rule's threshold
-RULES = {"es-bold": 0.0, "es-bold-z": 1.0}
+#: The probe's runs: name -> (the rule's threshold, initial sigma, initial learning rate). ``es-s1.5-lr3-bold-z``
+#: starts where the shipped pre-trained controller goes (sigma 0.03, learning rate 0.03): does the rule keep what
+#: that start gains and take back the learning rate where it hurts (Ant)?
+RULES = {"es-bold": (0.0, 0.02, 0.01), "es-bold-z": (1.0, 0.02, 0.01), "es-s1.5-lr3-bold-z": (1.0, 0.03, 0.03)}
+#: The learning rate the bounds are centred on: ES's default
+DEFAULT_LEARNING_RATE = 0.01
 
 
 def train(spec: RunSpec) -> dict[str, Any]:
@@ -119,8 +123,9 @@ def train(spec: RunSpec) -> dict[str, Any]:
     torch.set_num_threads(1)
     trace = make_generation_trace()  # records the hyperparameters of each generation, after the rule set them
     start, cpu_start = time.perf_counter(), time.process_time()
-    model = ES("MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0)
-    model.learn(spec.budget, callback=[BoldDriver(RULES[spec.algo]), trace])
+    threshold, sigma, learning_rate = RULES[spec.algo]
+    model = ES("MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0, sigma=sigma, learning_rate=learning_rate)
+    model.learn(spec.budget, callback=[BoldDriver(threshold), trace])
     wall_time, cpu_time = time.perf_counter() - start, time.process_time() - cpu_start
     returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
     model.close()
@@ -132,7 +137,7 @@ def train(spec: RunSpec) -> dict[str, Any]:
         "eval_std": float(np.std(returns)),
         "eval_seed": EVAL_SEED_OFFSET + spec.seed,
         "eval_returns": returns.tolist(),
-        "initial_hyperparameters": {"sigma": 0.02, "learning_rate": 0.01},
+        "initial_hyperparameters": {"sigma": sigma, "learning_rate": learning_rate},
         "trace_columns": ["num_timesteps", "sigma", "learning_rate", "population_return_mean", "n_meta_updates"],
         "trace": trace.rows,
     }
