@@ -1,10 +1,10 @@
 """
 Is the information a per-task learning rate needs already in the fitness history? (issues 9 and 10, session 14)
 
-ES at its defaults, with one rule on the learning rate between generations, the "bold driver" (Vogl et al. 1988;
+ES with one rule on the learning rate between generations, the "bold driver" (Vogl et al. 1988;
 Battiti 1989): after a generation whose population mean return rose, the learning rate grows by ``UP``; after one
 where it fell, it shrinks by ``DOWN``; within BiERL's default bounds (a factor 8 either side of 0.01) and its step
-radius (at most twice sigma). Sigma stays at 0.02. The rule reads one feature of the meta level's history (the sign
+radius (at most twice sigma). Sigma stays where it starts. The rule reads one feature of the meta level's history (the sign
 of feature 0, the improvement of the mean return) and has no learned weight: it is a probe of what a controller
 reading that feature could do, not a meta level.
 
@@ -15,11 +15,14 @@ every other task in at most 5 of 8. The rule's fixed point is a share of falling
 ``log UP / (log UP + log DOWN)`` (0.355 with the values below): the learning rate climbs where fewer generations
 fall, and comes down where more do.
 
-Same harness, budgets, seeds and evaluation as ``python -m sb3_bierl.benchmarks.meta_level`` (run name
-``es-bold``); run from the repository root, resumable::
+Runs (``RULES``): ``es-bold``, the sign rule from the defaults; ``es-bold-z``, the same moving only on a change beyond
+one standard error (Welch's z of the two generations' means); ``es-s1.5-lr3-bold-z``, that rule from sigma 0.03 and
+learning rate 0.03, where the shipped pre-trained controller goes. Same harness, budgets, seeds and evaluation as
+``python -m sb3_bierl.benchmarks.meta_level``; run from the repository root, resumable (results and commands of
+session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 
-    PYTHONPATH=docs/benchmarks/bold_driver_probe python docs/benchmarks/bold_driver_probe/probe.py --seeds 0 1 2 \\
-        --out bench_results/bold_driver
+    PYTHONPATH=docs/benchmarks/bold_driver_probe python docs/benchmarks/bold_driver_probe/probe.py --rules es-bold \\
+        --seeds 0 1 2 --out bench_results/bold_driver
     # the report: against ES at its defaults (the published runs) and at fixed settings, with rliable
     python docs/benchmarks/bold_driver_probe/probe.py --report --out bench_results/bold_driver
 """
@@ -52,6 +55,12 @@ BASELINES = (
     HERE.parent / "new_defaults_runs",
     HERE.parent / "warm_start_control_runs",
     HERE / "runs",
+)
+#: BiERL from scratch (session 9's design, the current default) and warm-started from the shipped controller
+BIERL_RUNS = (
+    HERE.parent / "meta_level_session9_runs",
+    HERE.parent / "warm_start_runs",
+    HERE.parent / "warm_start_runs_session7",
 )
 
 #: Factor on the learning rate after a generation whose population mean rose
@@ -148,7 +157,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
 def report(out: Path) -> str:
     """:return: each rule against ES at its defaults and at fixed settings: per task, and with rliable"""
     records = [r for folder in (*BASELINES, out / "runs") if folder.exists() for r in load_records(folder)]
-    table = final_returns(records)
+    bierl = [r for folder in BIERL_RUNS for r in load_records(folder) if r["algo"] in ("bierl", "warm")]
+    table = final_returns(records + bierl)
     rules = [rule for rule in RULES if any(name == rule for _, name in table)]
     names = ("es", *rules, "es-s1.5-lr3", "es-s1.5", "es-lr3")
     rows = []
@@ -185,6 +195,12 @@ def report(out: Path) -> str:
         for i, env_id in enumerate(envs):
             per_task = rliable_summary({}, {k: v[:, [i]] for k, v in returns.items()}, pairs[:1])
             lines += [f"{env_id}: {per_task[-2]}"]
+        held_out = [e for e in envs if all(s in table.get((e, "warm"), {}) for s in seeds)]
+        if held_out:
+            against = {name: return_matrix(table, name, held_out, seeds) for name in (rule, "bierl", "warm", "es")}
+            pairs = [(rule, "bierl"), (rule, "warm"), ("bierl", "es"), ("warm", "es")]
+            lines += ["", f"{rule} against BiERL (from scratch, warm start), over {', '.join(held_out)}:", ""]
+            lines += rliable_summary({}, against, pairs)
     return "\n".join(lines)
 
 
