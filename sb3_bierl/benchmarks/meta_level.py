@@ -196,33 +196,21 @@ def make_generation_trace() -> Any:
     return GenerationTrace()
 
 
-def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str, Any]:
+def fit_and_record(model: Any, spec: RunSpec, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """
-    Train one model and evaluate its deterministic policy.
+    Train a model built for ``spec`` and evaluate its deterministic policy; the model is closed after.
 
+    :param model: The model (an :class:`~sb3_bierl.ES` or one of its family, ``n_workers=1``)
     :param spec: The run
-    :param warm_start: The controller file of the ``warm`` runs (``BiERL(meta_warm_start=...)``)
-    :return: The run's fields (JSON-serialisable; the trainer of :data:`TRAINER`): ``final_return``,
-        ``steps_reached``, ``train_time_s`` and ``cpu_time_s`` (construction and training), the evaluation, the
-        hyperparameters and meta level's state after every generation (``trace``), the meta level's summary
-    :raises ValueError: for a ``warm`` run without ``warm_start``
+    :param callbacks: Other SB3 callbacks of ``learn`` (they run before the trace, which records what they set)
+    :return: The run's fields (JSON-serialisable): ``final_return``, ``steps_reached``, ``train_time_s`` and
+        ``cpu_time_s`` (training), the evaluation, the hyperparameters and meta level's state after every
+        generation (``trace``), the meta level's summary if it has one
     """
-    import torch
-
-    import sb3_bierl
-
-    torch.set_num_threads(1)
-    algo_class = getattr(sb3_bierl, BASES[parse_algo(spec.algo)[0]])
-    kwargs = algo_kwargs(spec.algo)
-    if parse_algo(spec.algo)[0] == "warm":
-        if warm_start is None:
-            raise ValueError(f"{spec.name} is a warm-started run: give the controller file (warm_start)")
-        kwargs["meta_warm_start"] = warm_start
     trace = make_generation_trace()
     start = time.perf_counter()
     cpu_start = time.process_time()
-    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0, **kwargs)
-    model.learn(spec.budget, callback=trace)
+    model.learn(spec.budget, callback=[*callbacks, trace])
     wall_time, cpu_time = time.perf_counter() - start, time.process_time() - cpu_start
     returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
     meta = getattr(model, "meta_controller", None)
@@ -240,9 +228,39 @@ def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str
     }
     if meta is not None:
         record["meta"] = meta.summary()
+    model.close()
+    return record
+
+
+def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str, Any]:
+    """
+    Train one model and evaluate its deterministic policy (:func:`fit_and_record`).
+
+    :param spec: The run
+    :param warm_start: The controller file of the ``warm`` runs (``BiERL(meta_warm_start=...)``)
+    :return: The run's fields (the trainer of :data:`TRAINER`; see :func:`fit_and_record`), and for a ``warm``
+        run the controller file and what it records
+    :raises ValueError: for a ``warm`` run without ``warm_start``
+    """
+    import torch
+
+    import sb3_bierl
+
+    torch.set_num_threads(1)
+    algo_class = getattr(sb3_bierl, BASES[parse_algo(spec.algo)[0]])
+    kwargs = algo_kwargs(spec.algo)
+    if parse_algo(spec.algo)[0] == "warm":
+        if warm_start is None:
+            raise ValueError(f"{spec.name} is a warm-started run: give the controller file (warm_start)")
+        kwargs["meta_warm_start"] = warm_start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model = algo_class("MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0, **kwargs)
+    build_time, build_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    record = fit_and_record(model, spec)
+    record["train_time_s"] += build_time  # construction and training, as before
+    record["cpu_time_s"] += build_cpu
     if "meta_warm_start" in kwargs:
         record["warm_start"] = {"file": str(warm_start), **record["meta"]["warm_start"]}
-    model.close()
     return record
 
 

@@ -28,22 +28,14 @@ session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 """
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_bierl.benchmarks.compare import evaluate_final, markdown_table
-from sb3_bierl.benchmarks.meta_level import (
-    EVAL_SEED_OFFSET,
-    SUITE_BUDGETS,
-    final_returns,
-    make_generation_trace,
-    return_matrix,
-    rliable_summary,
-)
+from sb3_bierl.benchmarks.compare import markdown_table
+from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, final_returns, fit_and_record, return_matrix, rliable_summary
 from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
 
@@ -124,34 +116,17 @@ DEFAULT_LEARNING_RATE = 0.01
 
 
 def train(spec: RunSpec) -> dict[str, Any]:
-    """Train ES with the rule and evaluate it as ``meta_level.train_and_evaluate`` does."""
+    """Train ES with the rule and evaluate it as ``meta_level.train_and_evaluate`` does (the same record)."""
     import torch
 
     from sb3_bierl import ES
 
     torch.set_num_threads(1)
-    trace = make_generation_trace()  # records the hyperparameters of each generation, after the rule set them
-    start, cpu_start = time.perf_counter(), time.process_time()
     threshold, sigma, learning_rate = RULES[spec.algo]
     model = ES(
         "MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0, sigma=sigma, learning_rate=learning_rate
     )
-    model.learn(spec.budget, callback=[BoldDriver(threshold), trace])
-    wall_time, cpu_time = time.perf_counter() - start, time.process_time() - cpu_start
-    returns = evaluate_final(model, spec.env_id, spec.seed, spec.eval_episodes)
-    model.close()
-    return {
-        "final_return": float(np.mean(returns)),
-        "steps_reached": int(model.num_timesteps),
-        "train_time_s": wall_time,
-        "cpu_time_s": cpu_time,
-        "eval_std": float(np.std(returns)),
-        "eval_seed": EVAL_SEED_OFFSET + spec.seed,
-        "eval_returns": returns.tolist(),
-        "initial_hyperparameters": {"sigma": sigma, "learning_rate": learning_rate},
-        "trace_columns": ["num_timesteps", "sigma", "learning_rate", "population_return_mean", "n_meta_updates"],
-        "trace": trace.rows,
-    }
+    return fit_and_record(model, spec, [BoldDriver(threshold)])  # the trace records the rate the rule set
 
 
 def report(out: Path) -> str:
