@@ -117,6 +117,8 @@ def test_sigma_only_controller(tmp_path):
         tiny_trainer(tmp_path, seed=4, start_spread=0.5)
     with pytest.raises(ValueError, match="sets \\['sigma'\\]"):
         tiny_trainer(tmp_path / "other", init=tmp_path / CONTROLLER)
+    # the order given does not change the configuration (a resume with the names in another order is the same run)
+    assert tiny_trainer(tmp_path / "a", adapted=("learning_rate", "sigma")).config == tiny_trainer(tmp_path / "b").config
     for bad in ((), ("sigma", "sigma"), ("weight_decay",)):
         with pytest.raises(ValueError, match="adapted must name"):
             default_space(bad)

@@ -157,7 +157,7 @@ class MetaTrainer:
             "gain_spread": float(gain_spread),
             "standardise_features": bool(standardise_features),
             "late_fraction": late_fraction,
-            "adapted": list(adapted),
+            "adapted": [name for name in DEFAULT_ADAPTED if name in adapted],  # the space's order, as given or not
             "seed": seed,
             "init": None if init is None else os.fspath(init),
             "bierl_kwargs": dict(bierl_kwargs or {}),

@@ -131,7 +131,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
 
 def report(out: Path) -> str:
     """:return: each rule against ES at its defaults and at fixed settings: per task, and with rliable"""
-    records = [r for folder in (*BASELINES, out / "runs") if folder.exists() for r in load_records(folder)]
+    folders = dict.fromkeys(folder.resolve() for folder in (*BASELINES, out / "runs") if folder.exists())
+    records = [r for folder in folders for r in load_records(folder)]  # each folder once (out may be this one)
     bierl = [r for folder in BIERL_RUNS for r in load_records(folder) if r["algo"] in ("bierl", "warm")]
     table = final_returns(records + bierl)
     rules = [rule for rule in RULES if any(name == rule for _, name in table)]
