@@ -38,6 +38,8 @@ from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, final_returns, fit_and_record, return_matrix, rliable_summary
 from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
+from sb3_bierl.bierl.bierl import DEFAULT_BOUND_FACTOR
+from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA
 
 HERE = Path(__file__).parent
 #: The published ES runs (defaults, fixed settings) the probe is compared with
@@ -59,10 +61,9 @@ BIERL_RUNS = (
 UP = 1.25
 #: Divisor of the learning rate after one where it fell
 DOWN = 1.5
-#: BiERL's default bounds: this factor either side of the initial learning rate
-BOUND_FACTOR = 8.0
-#: BiERL's default step radius: learning rate at most this times sigma
-MAX_LR_TO_SIGMA = 2.0
+#: The learning rate BiERL's default bounds are centred on (ES's default), and those bounds
+DEFAULT_LEARNING_RATE = 0.01
+LOW, HIGH = DEFAULT_LEARNING_RATE / DEFAULT_BOUND_FACTOR, DEFAULT_LEARNING_RATE * DEFAULT_BOUND_FACTOR
 
 
 class BoldDriver(BaseCallback):
@@ -88,7 +89,6 @@ class BoldDriver(BaseCallback):
         model = self.model
         if self.learning_rate is None:
             self.learning_rate = float(model.hyperparameters["learning_rate"])
-            self.low, self.high = DEFAULT_LEARNING_RATE / BOUND_FACTOR, DEFAULT_LEARNING_RATE * BOUND_FACTOR
         if len(self.means) >= 2:
             change = self.means[-1] - self.means[-2]
             if self.threshold == 0:
@@ -96,8 +96,8 @@ class BoldDriver(BaseCallback):
             else:
                 z = change / (np.sqrt(self.squared_errors[-1] + self.squared_errors[-2]) + 1e-12)
                 factor = UP if z > self.threshold else 1 / DOWN if z < -self.threshold else 1.0
-            high = min(self.high, MAX_LR_TO_SIGMA * model.hyperparameters["sigma"])
-            self.learning_rate = float(np.clip(self.learning_rate * factor, self.low, high))
+            high = min(HIGH, DEFAULT_MAX_LR_TO_SIGMA * model.hyperparameters["sigma"])  # BiERL's step radius
+            self.learning_rate = float(np.clip(self.learning_rate * factor, LOW, high))
         model.hyperparameters["learning_rate"] = self.learning_rate
 
     def _on_rollout_end(self) -> None:
@@ -111,8 +111,6 @@ class BoldDriver(BaseCallback):
 #: starts where the shipped pre-trained controller goes (sigma 0.03, learning rate 0.03): does the rule keep what
 #: that start gains and take back the learning rate where it hurts (Ant)?
 RULES = {"es-bold": (0.0, 0.02, 0.01), "es-bold-z": (1.0, 0.02, 0.01), "es-s1.5-lr3-bold-z": (1.0, 0.03, 0.03)}
-#: The learning rate the bounds are centred on: ES's default
-DEFAULT_LEARNING_RATE = 0.01
 
 
 def train(spec: RunSpec) -> dict[str, Any]:
