@@ -107,10 +107,85 @@ class BoldDriver(BaseCallback):
         self.squared_errors.append(float(returns.var(ddof=1) / returns.size))
 
 
+class BoldDriverWithRejection(BaseCallback):
+    """
+    The bold driver as Vogl et al. (1988) stated it: a step that made things worse is taken back. Sets ES's learning
+    rate each generation from Welch's z of the population's mean return against the last accepted generation's:
+
+    - ``z > THRESHOLD``: accepted, the learning rate grows by ``SYMMETRIC``;
+    - ``z < -THRESHOLD``: accepted, it shrinks by ``SYMMETRIC`` (the same factor: no drift under noise);
+    - ``z < -REJECT``: rejected: the centre, the optimiser and the last step go back to the start of the generation
+      just rolled out, and that last step (measured before the fall, at the previous centre) is redone at half the
+      learning rate; the rejected generation's own step is dropped. At most one rejection in a row (the reference
+      mean is one noisy estimate: a lucky one must not reject forever).
+
+    A session-14 diagnosis: a one-step rule is greedy both ways, Ant's standing policy is damaged before the rule
+    cuts the rate. Rejection undoes the damage; it costs the rejected generation's steps (counted).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.reference: tuple[float, float] | None = None  # mean, squared standard error of the last accepted
+        self.last: tuple[float, float] | None = None
+        self.before: Any = None  # the strategy at the start of the last generation
+        self.learning_rate: float | None = None
+        self.rejections: list[int] = []  # generations rejected
+        self.rejected_last = False
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        model = self.model
+        sigma = float(model.hyperparameters["sigma"])
+        if self.learning_rate is None:
+            self.learning_rate = float(model.hyperparameters["learning_rate"])
+        high = min(HIGH, DEFAULT_MAX_LR_TO_SIGMA * sigma)  # BiERL's step radius
+        if self.last is not None:
+            if self.reference is None:
+                self.reference = self.last
+            else:
+                z = (self.last[0] - self.reference[0]) / (np.sqrt(self.last[1] + self.reference[1]) + 1e-12)
+                if z < -REJECT and not self.rejected_last:
+                    strategy = model.strategy
+                    strategy.__dict__.update(self.before.__dict__)  # in place, as ES's own roll-back
+                    self.learning_rate = float(np.clip(self.learning_rate / 2, LOW, high))
+                    strategy.rescale_last_step(self.learning_rate)
+                    self.rejections.append(model._n_updates - 1)
+                    self.rejected_last = True
+                else:
+                    if z > THRESHOLD:
+                        self.learning_rate *= SYMMETRIC
+                    elif z < -THRESHOLD:
+                        self.learning_rate /= SYMMETRIC
+                    self.learning_rate = float(np.clip(self.learning_rate, LOW, high))
+                    self.reference, self.rejected_last = self.last, False
+            self.last = None
+        self.before = model.strategy.copy()
+        model.hyperparameters["learning_rate"] = self.learning_rate
+
+    def _on_rollout_end(self) -> None:
+        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
+        returns = returns[np.isfinite(returns)]
+        self.last = (float(returns.mean()), float(returns.var(ddof=1) / returns.size))
+
+
+#: Welch's z beyond which the rejection rule moves the learning rate, and the factor it moves it by
+THRESHOLD, SYMMETRIC = 1.0, 1.25
+#: Welch's z below which it rejects the generation's centre
+REJECT = 2.0
+
 #: The probe's runs: name -> (the rule's threshold, initial sigma, initial learning rate). ``es-s1.5-lr3-bold-z``
 #: starts where the shipped pre-trained controller goes (sigma 0.03, learning rate 0.03): does the rule keep what
 #: that start gains and take back the learning rate where it hurts (Ant)?
-RULES = {"es-bold": (0.0, 0.02, 0.01), "es-bold-z": (1.0, 0.02, 0.01), "es-s1.5-lr3-bold-z": (1.0, 0.03, 0.03)}
+RULES = {
+    "es-bold": (0.0, 0.02, 0.01),
+    "es-bold-z": (1.0, 0.02, 0.01),
+    "es-s1.5-lr3-bold-z": (1.0, 0.03, 0.03),
+    # session 15: with rejection (threshold None: BoldDriverWithRejection), from the defaults and from 0.03 / 0.03
+    "es-bdr": (None, 0.02, 0.01),
+    "es-s1.5-lr3-bdr": (None, 0.03, 0.03),
+}
 
 
 def train(spec: RunSpec) -> dict[str, Any]:
@@ -124,7 +199,11 @@ def train(spec: RunSpec) -> dict[str, Any]:
     model = ES(
         "MlpPolicy", spec.env_id, seed=spec.seed, n_workers=1, verbose=0, sigma=sigma, learning_rate=learning_rate
     )
-    return fit_and_record(model, spec, [BoldDriver(threshold)])  # the trace records the rate the rule set
+    rule = BoldDriver(threshold) if threshold is not None else BoldDriverWithRejection()
+    record = fit_and_record(model, spec, [rule])  # the trace records the rate the rule set
+    if isinstance(rule, BoldDriverWithRejection):
+        record["rejected_generations"] = rule.rejections
+    return record
 
 
 def report(out: Path) -> str:
