@@ -76,8 +76,11 @@ ROBUSTNESS_STARTS: tuple[tuple[float, float], ...] = (
 )
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
-#: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``)
-BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL"}
+#: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``),
+#: ``bold`` BiERL with the bold-driver meta level (``BiERL(meta="bold_driver")``)
+BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL"}
+#: Constructor arguments a base sets besides the name's
+BASE_KWARGS: dict[str, dict[str, Any]] = {"bold": {"meta": "bold_driver"}}
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are
 REFERENCE: dict[str, float] = {"sigma": 0.02, "learning_rate": 0.01}
@@ -134,10 +137,12 @@ def algo_kwargs(name: str) -> dict[str, Any]:
     """
     :param name: An algorithm name, e.g. ``"es-s4"`` or ``"es-n8"`` (ES with 8 pairs: a diagnosis run)
     :return: The constructor arguments it sets: ``sigma`` and ``learning_rate`` always (:data:`REFERENCE` times
-        the name's factors), ``n_pairs`` if the name gives it (the others keep the defaults)
+        the name's factors), ``n_pairs`` if the name gives it, the base's :data:`BASE_KWARGS` (the others keep the
+        defaults)
     """
-    _, sigma_factor, lr_factor = parse_algo(name)
+    base, sigma_factor, lr_factor = parse_algo(name)
     kwargs: dict[str, Any] = {
+        **BASE_KWARGS.get(base, {}),
         "sigma": REFERENCE["sigma"] * sigma_factor,
         "learning_rate": REFERENCE["learning_rate"] * lr_factor,
     }

@@ -14,6 +14,7 @@ from sb3_bierl.es.policies import ESPolicy
 from sb3_bierl.meta import (
     META_LEVELS,
     BaseMetaController,
+    BoldDriverController,
     HyperparameterSpace,
     MetaController,
     OptunaController,
@@ -87,8 +88,11 @@ class BiERL(ES):
         their own arguments go in ``kwargs``
     :param meta: The meta level: ``"lstm"`` (the paper's meta network, LSTM encoder), ``"mean"`` (its
         mean-pool encoder ablation), ``"optuna"`` (non-parametric: an Optuna study proposes the hyperparameters
-        against the same truncated fitness, :class:`~sb3_bierl.meta.OptunaController`) or ``"none"``
-        (no meta level: the plain inner algorithm at its initial hyperparameters)
+        against the same truncated fitness, :class:`~sb3_bierl.meta.OptunaController`), ``"bold_driver"`` (a rule
+        without learned weights on the learning rate alone, which takes back a generation whose mean return fell:
+        :class:`~sb3_bierl.meta.BoldDriverController`; OpenAI-ES only; no extra step, the ``meta_*`` arguments of
+        the network do not apply) or ``"none"`` (no meta level: the plain inner algorithm at its initial
+        hyperparameters)
     :param meta_warm_start: Start the meta network from a saved controller: a file written by
         ``MetaController.save`` or ``python -m sb3_bierl.pretrain``, or ``"pretrained"`` for the one
         shipped with the package (its encoder and sizes replace ``meta``, ``meta_history_length``
@@ -169,7 +173,7 @@ class BiERL(ES):
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
         if meta_warm_start is not None:
-            if meta in ("optuna", "none"):
+            if meta in ("optuna", "bold_driver", "none"):
                 raise ValueError(f"meta_warm_start loads a meta network: it needs meta 'lstm' or 'mean', not {meta!r}")
             saved = read_controller_file(meta_warm_start)  # fail now if it is not a controller file
             if meta_trainable is None:
@@ -182,6 +186,11 @@ class BiERL(ES):
                     hyperparameter_bounds.setdefault(name, bounds)
                 initial = {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay, **kwargs}
                 check_inside_saved_bounds(meta_warm_start, hyperparameter_bounds, initial)
+        if meta == "bold_driver" and inner != "es":
+            raise ValueError(
+                f"meta='bold_driver' takes back a generation's step of one centre: it wraps OpenAI-ES (inner='es'), "
+                f"not inner={inner!r}; use meta='lstm', 'mean' or 'optuna' with {inner!r}"
+            )
         if meta_trainable is None:
             meta_trainable = "last_layer"
         check_at_least_one(
@@ -207,9 +216,10 @@ class BiERL(ES):
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         if hyperparameter_bounds is None:
             initial = {"sigma": sigma, "learning_rate": learning_rate}
+            adapted = ("learning_rate",) if meta == "bold_driver" else DEFAULT_ADAPTED  # the rule sets it alone
             hyperparameter_bounds = {
-                **{name: (initial[name] / DEFAULT_BOUND_FACTOR, initial[name] * DEFAULT_BOUND_FACTOR) for name in DEFAULT_ADAPTED},
-                **self.default_meta_bounds,
+                **{name: (initial[name] / DEFAULT_BOUND_FACTOR, initial[name] * DEFAULT_BOUND_FACTOR) for name in adapted},
+                **(self.default_meta_bounds if meta != "bold_driver" else {}),
             }
         self.hyperparameter_bounds = dict(hyperparameter_bounds)
         self.inner = inner  # saved with the model: BiERL.load picks the class from it
@@ -287,6 +297,14 @@ class BiERL(ES):
             seed=None if self.seed is None else self.seed + 1,
             verbose=self.verbose,
         )
+        if self.meta == "bold_driver":
+            return BoldDriverController(
+                space,
+                history_length=self.meta_history_length,
+                max_lr_to_sigma=self.meta_max_lr_to_sigma,
+                seed=common["seed"],
+                verbose=self.verbose,
+            )
         if self.meta == "optuna":
             return OptunaController(
                 space, n_trials=2 * self.meta_n_pairs, history_length=self.meta_history_length, **common

@@ -1,3 +1,4 @@
+from sb3_bierl.meta.bold_driver import BoldDriverController
 from sb3_bierl.meta.controller import BaseMetaController, MetaController
 from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory, GenerationSummary, generation_features
 from sb3_bierl.meta.network import ENCODERS, MetaNetwork
@@ -5,8 +6,9 @@ from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import Hyperparameter, HyperparameterSpace
 from sb3_bierl.meta.warm_start import PRETRAINED_PATH, load_controller, read_controller_file, save_controller
 
-#: The meta levels BiERL offers (``BiERL(meta=...)``): the paper's LSTM, the mean-pool ablation, Optuna, none
-META_LEVELS = ("lstm", "mean", "optuna", "none")
+#: The meta levels BiERL offers (``BiERL(meta=...)``): the paper's LSTM, the mean-pool ablation, Optuna, the bold
+#: driver (a rule on the learning rate), none
+META_LEVELS = ("lstm", "mean", "optuna", "bold_driver", "none")
 
 __all__ = [
     "ENCODERS",
@@ -14,6 +16,7 @@ __all__ = [
     "N_FITNESS_FEATURES",
     "PRETRAINED_PATH",
     "BaseMetaController",
+    "BoldDriverController",
     "FitnessHistory",
     "GenerationSummary",
     "Hyperparameter",
