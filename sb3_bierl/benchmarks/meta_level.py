@@ -440,9 +440,13 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
             rows.append([algo, f"{100 * overhead:.1f}%", f"{first:g}", f"{updates:.0f}"])
         lines += markdown_table(["Algorithm", "meta/step_overhead (mean)", "First meta update (latest generation over runs)", "Meta updates per run (mean)"], rows) + [""]
 
+    meta_bases = ("bierl", "bold")  # BiERL's default meta level, and the bold driver where its runs are there
     sections = (
-        ("At the defaults", [(bierl_name, es_name)]),
-        ("Started 4 times off", [(at_defaults("bierl", s, lr), at_defaults("es", s, lr)) for s, lr in ROBUSTNESS_STARTS]),
+        ("At the defaults", [(bierl_name, es_name), (at_defaults("bold"), es_name)]),
+        (
+            "Started 4 times off",
+            [(at_defaults(b, s, lr), at_defaults("es", s, lr)) for s, lr in ROBUSTNESS_STARTS for b in meta_bases],
+        ),
     )
     for title, algo_pairs in sections:
         section: list[str] = []

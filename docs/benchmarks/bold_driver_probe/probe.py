@@ -17,7 +17,11 @@ fall, and comes down where more do.
 
 Runs (``RULES``): ``es-bold``, the sign rule from the defaults; ``es-bold-z``, the same moving only on a change beyond
 one standard error (Welch's z of the two generations' means); ``es-s1.5-lr3-bold-z``, that rule from sigma 0.03 and
-learning rate 0.03, where the shipped pre-trained controller goes. Same harness, budgets, seeds and evaluation as
+learning rate 0.03, where the shipped pre-trained controller goes. Session 15: ``es-bdr`` and ``es-s1.5-lr3-bdr``,
+the bold driver *with rejection* (:class:`BoldDriverWithRejection`) from the defaults and from 0.03 / 0.03; the
+package has it as ``BiERL(meta="bold_driver")`` (``sb3_bierl.meta.BoldDriverController``), which gives these runs bit
+for bit (same centre, rates and rejections; ``python -m sb3_bierl.benchmarks.meta_level --algos bold`` names them
+``bold`` and ``bold-s1.5-lr3``). Same harness, budgets, seeds and evaluation as
 ``python -m sb3_bierl.benchmarks.meta_level``; run from the repository root, resumable (results and commands of
 session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 
