@@ -121,3 +121,41 @@ def test_controller_argument_errors():
     ]:
         with pytest.raises(ValueError, match=match):
             BoldDriverController(space, **kwargs)
+
+
+def test_an_interrupted_generation_makes_the_same_decision_again():
+    """Ctrl-C in the generation whose start rejected a step: ES rolls the centre back, the controller has not
+    committed the decision, and the next ``learn`` makes it again."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    rates: list[float] = []
+
+    class Rates(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            rates.append(self.model.hyperparameters["learning_rate"])
+
+    straight = make(seed=3)
+    straight.learn(40 * 8 * HORIZON, callback=Rates())
+    (rejected, *_) = straight.meta_controller.rejections
+    assert rejected >= 1
+
+    class InterruptOnce(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.model._n_updates == rejected + 1 and not getattr(self, "done", False):
+                self.done = True
+                raise KeyboardInterrupt  # in the generation whose start rejected the step into generation `rejected`
+            return True
+
+    interrupted = make(seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.learn(40 * 8 * HORIZON, callback=InterruptOnce())
+    controller = interrupted.meta_controller
+    assert interrupted._n_updates == rejected + 1 and controller.rejections == []
+    assert controller.current["learning_rate"] == rates[rejected]  # the rate before the decision
+    assert controller.n_generations == rejected + 1
+    interrupted.learn(8 * HORIZON, reset_num_timesteps=False)  # the same generation again
+    assert controller.rejections == [rejected]
+    assert controller.current["learning_rate"] == rates[rejected + 1]

@@ -99,35 +99,46 @@ class BoldDriverController(BaseMetaController):
         model = self.model
         if model.generation_done:
             return
-        learning_rate = self.current["learning_rate"]
-        if self.last is not None and self.reference is None:
-            self.reference = self.last  # the first generation is the first reference
+        # The decision is applied to the model now and committed to this controller when the generation completes
+        # (``_on_rollout_end``): if it does not (Ctrl-C, a worker's error), ES rolls its state back and the next
+        # ``learn`` makes the same decision again.
+        learning_rate, reference, rejected = self.current["learning_rate"], self.reference, False
+        if self.last is not None and reference is None:
+            reference = self.last  # the first generation is the first reference
         elif self.last is not None:
             z = self.welch_z()
             if z < -self.reject and not self.rejected_last:
                 strategy = model.strategy
-                strategy.__dict__.update(self.before.__dict__)  # in place, as ES's own roll-back
+                strategy.__dict__.update(self.before.copy().__dict__)  # in place, as ES's own roll-back
                 learning_rate = self.within_bounds(learning_rate / 2.0)
                 strategy.rescale_last_step(learning_rate)
-                self.rejections.append(self.n_generations - 1)
-                self.rejected_last = True
-                self.logger.record("meta/rejections", len(self.rejections))
+                rejected = True
             else:
                 if z > self.threshold:
                     learning_rate *= self.factor
                 elif z < -self.threshold:
                     learning_rate /= self.factor
-                learning_rate = self.within_bounds(learning_rate)
-                self.reference, self.rejected_last = self.last, False
-            if learning_rate != self.current["learning_rate"]:
-                self.n_meta_updates += 1
-                if self.first_update_generation is None:
-                    self.first_update_generation = self.n_generations
+                reference = self.last
         learning_rate = self.within_bounds(learning_rate)  # a start beyond them too, from the first generation
-        self.last = None
-        self.before = model.strategy.copy()
-        self.current["learning_rate"] = learning_rate
+        self._pending = {"learning_rate": learning_rate, "reference": reference, "rejected": rejected}
+        self._pending_before = model.strategy.copy()
         model.hyperparameters["learning_rate"] = learning_rate
+
+    def _commit(self) -> None:
+        """The decision of the generation that just completed becomes this controller's state."""
+        pending = self.__dict__.pop("_pending", None)
+        if pending is None:  # the generation was not the rule's (a callback took it)
+            return
+        if pending["learning_rate"] != self.current["learning_rate"]:
+            self.n_meta_updates += 1
+            if self.first_update_generation is None:
+                self.first_update_generation = self.n_generations
+        if pending["rejected"]:
+            self.rejections.append(self.n_generations - 1)
+            self.logger.record("meta/rejections", len(self.rejections))
+        self.current["learning_rate"] = pending["learning_rate"]
+        self.reference, self.rejected_last = pending["reference"], pending["rejected"]
+        self.before = self.__dict__.pop("_pending_before")
 
     def within_bounds(self, learning_rate: float) -> float:
         """:return: ``learning_rate`` within the space's bounds and the step radius (the lower bound wins)"""
@@ -138,10 +149,10 @@ class BoldDriverController(BaseMetaController):
         )
 
     def _on_rollout_end(self) -> None:
+        self._commit()
         returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
         returns = returns[np.isfinite(returns)]
-        if returns.size >= 2:
-            self.last = (float(returns.mean()), float(returns.var(ddof=1) / returns.size))
+        self.last = (float(returns.mean()), float(returns.var(ddof=1) / returns.size)) if returns.size >= 2 else None
         super()._on_rollout_end()
 
     def summary(self) -> dict[str, Any]:
