@@ -4,8 +4,8 @@ Is the information a per-task learning rate needs already in the fitness history
 ES with one rule on the learning rate between generations, the "bold driver" (Vogl et al. 1988;
 Battiti 1989): after a generation whose population mean return rose, the learning rate grows by ``UP``; after one
 where it fell, it shrinks by ``DOWN``; within BiERL's default bounds (a factor 8 either side of 0.01) and its step
-radius (at most twice sigma). Sigma stays where it starts. The rule reads one feature of the meta level's history (the sign
-of feature 0, the improvement of the mean return) and has no learned weight: it is a probe of what a controller
+radius (at most twice sigma). Sigma stays where it starts. The rule reads one feature of the meta level's history
+(the sign of feature 0, the improvement of the mean return) and has no learned weight: it is a probe of what a controller
 reading that feature could do, not a meta level.
 
 Why: ES fixed at sigma 0.03 and learning rate 0.03 beats the defaults on LunarLander, Swimmer, Hopper and
@@ -278,6 +278,19 @@ def report(out: Path) -> str:
         rows.append([env_id, *cells])
     header = ["Task", *(f"{n} (runs)" for n in names), *(f"{rule}: final learning rate per seed" for rule in rules)]
     lines = markdown_table(header, rows)
+    rejecting = [rule for rule in rules if any("rejected_generations" in r for r in records if r["algo"] == rule)]
+    if rejecting:  # the rules with rejection: generations rejected per run, per seed
+        rows = []
+        for env_id in SUITE_BUDGETS:
+            cells = []
+            for rule in rejecting:
+                runs = sorted(
+                    (r["seed"], r) for r in records if r["algo"] == rule and r["env"] == env_id and r.get("trace")
+                )
+                cells.append(", ".join(f"{len(r['rejected_generations'])}/{len(r['trace'])}" for _, r in runs) or "–")
+            rows.append([env_id, *cells])
+        lines += ["", "Generations rejected / generations run, per seed:", ""]
+        lines += markdown_table(["Task", *rejecting], rows)
     # which hyperparameter carries the gain of sigma 0.03, learning rate 0.03: sigma alone, on the tasks it ran
     seeds = [0, 1, 2, 3, 4]
     envs = [e for e in SUITE_BUDGETS if all(s in table.get((e, "es-s1.5"), {}) for s in seeds)]
