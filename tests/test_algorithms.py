@@ -1,3 +1,4 @@
+import copy
 import zipfile
 
 import gymnasium as gym
@@ -216,16 +217,20 @@ def test_interrupted_learn_leaves_a_usable_model(algo, tmp_path):
             return True
 
         def _on_rollout_end(self) -> None:
-            completed.append((self.model._n_updates, self.model.strategy.theta.copy()))
+            completed.append((self.model._n_updates, self.model.strategy.theta.copy(), copy.deepcopy(self.model.obs_rms)))
 
     model = make(algo)
     with pytest.raises(KeyboardInterrupt):
         model.learn(5000, callback=Interrupt())
     assert completed, "the interrupt came before the first generation ended: raise n_calls"
-    n_updates, theta = completed[-1]
+    n_updates, theta, obs_rms = completed[-1]
     assert model._n_updates == n_updates
     np.testing.assert_array_equal(model.strategy.theta, theta)
     np.testing.assert_array_equal(model._policy_vector(), theta.astype(np.float32))
+    # the observation statistics too: the interrupted generation's observations are not in them
+    np.testing.assert_array_equal(model.obs_rms.mean, obs_rms.mean)
+    np.testing.assert_array_equal(model.obs_rms.var, obs_rms.var)
+    assert model.obs_rms.count == obs_rms.count
     model.save(tmp_path / "interrupted")
     loaded = algo.load(tmp_path / "interrupted", env="Counting-v0")
     np.testing.assert_allclose(

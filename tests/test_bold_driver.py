@@ -159,3 +159,7 @@ def test_an_interrupted_generation_makes_the_same_decision_again():
     interrupted.learn(8 * HORIZON, reset_num_timesteps=False)  # the same generation again
     assert controller.rejections == [rejected]
     assert controller.current["learning_rate"] == rates[rejected + 1]
+    # and the run goes on as if never interrupted
+    interrupted.learn((40 - rejected - 2) * 8 * HORIZON, reset_num_timesteps=False)
+    assert interrupted._n_updates == 40 and controller.rejections == straight.meta_controller.rejections
+    np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)

@@ -1,5 +1,6 @@
 """OpenAI-ES as a Stable-Baselines3 algorithm."""
 
+import copy
 import os
 import pathlib
 import sys
@@ -475,10 +476,13 @@ class ES(BaseAlgorithm):
         One generation, as a whole or not at all: if it raises (Ctrl-C, a worker's error, a callback), the ES
         state (centre, optimiser, last step), the generator of episode seeds and the update count are those of
         the end of the last completed generation (a meta level may have moved the centre at the generation's
-        start). Steps taken are still counted; ESAC's SAC keeps what it learned.
+        start), and so are the observation statistics the policy normalises with (the rolled-back generation's
+        observations are not in them): a run resumed with ``learn(..., reset_num_timesteps=False)`` goes on as if
+        never interrupted. Steps taken are still counted; ESAC's SAC keeps what it learned.
         """
         strategy, saved = self.strategy, self.strategy.copy()
         rng_state, n_updates = self.rng.bit_generator.state, self._n_updates
+        obs_rms = copy.deepcopy(self.obs_rms)
         try:
             self._do_generation()
         except BaseException:
@@ -486,6 +490,7 @@ class ES(BaseAlgorithm):
             self.strategy = strategy
             self.rng.bit_generator.state = rng_state
             self._n_updates = n_updates
+            self.obs_rms = obs_rms
             raise
 
     # ------------------------------------------------------------------ learn
