@@ -258,6 +258,11 @@ def train(spec: RunSpec) -> dict[str, Any]:
     return record
 
 
+def first_move(trace: list[list[float]]) -> int | None:
+    """:return: the index of the first generation whose learning rate differs from the first's (None: never)"""
+    return next((i for i, row in enumerate(trace) if row[2] != trace[0][2]), None)
+
+
 def report(out: Path) -> str:
     """:return: each rule against ES at its defaults and at fixed settings: per task, and with rliable"""
     folders = dict.fromkeys(folder.resolve() for folder in (*BASELINES, out / "runs") if folder.exists())
@@ -288,9 +293,18 @@ def report(out: Path) -> str:
                     (r["seed"], r) for r in records if r["algo"] == rule and r["env"] == env_id and r.get("trace")
                 )
                 cells.append(", ".join(f"{len(r['rejected_generations'])}/{len(r['trace'])}" for _, r in runs) or "–")
+                firsts = [first_move(r["trace"]) for _, r in runs]
+                cells.append(", ".join("never" if f is None else str(f) for f in firsts) or "–")
             rows.append([env_id, *cells])
-        lines += ["", "Generations rejected / generations run, per seed:", ""]
-        lines += markdown_table(["Task", *rejecting], rows)
+        lines += [
+            "",
+            "Generations rejected / generations run, and the first generation that ran at a rate the rule moved, "
+            "per seed:",
+            "",
+        ]
+        lines += markdown_table(
+            ["Task", *(f"{rule}: {what}" for rule in rejecting for what in ("rejected", "first move"))], rows
+        )
     # which hyperparameter carries the gain of sigma 0.03, learning rate 0.03: sigma alone, on the tasks it ran
     seeds = [0, 1, 2, 3, 4]
     envs = [e for e in SUITE_BUDGETS if all(s in table.get((e, "es-s1.5"), {}) for s in seeds)]
