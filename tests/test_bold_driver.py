@@ -27,6 +27,7 @@ def generation(model, controller, mean, learning_rate_seen=None):
     strategy.last_step, strategy.last_learning_rate = np.full(strategy.dim, rate), rate
     strategy.theta = strategy.theta + strategy.last_step
     model.last_rollout = SimpleNamespace(returns=mean + np.array([-1.0, 1.0, -1.0, 1.0, 0.0, 0.0, 0.5, -0.5]))
+    model._n_updates += 1  # a completed generation, as ES counts it before the callbacks' end of generation
     controller.on_rollout_end()
 
 
@@ -123,9 +124,10 @@ def test_controller_argument_errors():
             BoldDriverController(space, **kwargs)
 
 
-def test_an_interrupted_generation_makes_the_same_decision_again():
-    """Ctrl-C in the generation whose start rejected a step: ES rolls the centre back, the controller has not
-    committed the decision, and the next ``learn`` makes it again."""
+@pytest.mark.parametrize("where", ["rollout", "end"])
+def test_an_interrupted_generation_makes_the_same_decision_again(where):
+    """Ctrl-C in the generation whose start rejected a step, during its rollout or in a later callback's end of
+    generation: ES rolls the centre back, so does the controller, and the run goes on as if never interrupted."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     rates: list[float] = []
@@ -143,23 +145,52 @@ def test_an_interrupted_generation_makes_the_same_decision_again():
     assert rejected >= 1
 
     class InterruptOnce(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.model._n_updates == rejected + 1 and not getattr(self, "done", False):
+        """Raises once, in the generation whose start rejected the step into generation ``rejected``."""
+
+        def interrupt(self, completed: int) -> None:
+            if completed == rejected + 1 and not getattr(self, "done", False):
                 self.done = True
-                raise KeyboardInterrupt  # in the generation whose start rejected the step into generation `rejected`
+                raise KeyboardInterrupt
+
+        def _on_step(self) -> bool:
+            if where == "rollout":
+                self.interrupt(self.model._n_updates)
             return True
+
+        def _on_rollout_end(self) -> None:
+            if where == "end":
+                self.interrupt(self.model._n_updates - 1)  # ES counted this generation before its end
 
     interrupted = make(seed=3)
     with pytest.raises(KeyboardInterrupt):
         interrupted.learn(40 * 8 * HORIZON, callback=InterruptOnce())
     controller = interrupted.meta_controller
-    assert interrupted._n_updates == rejected + 1 and controller.rejections == []
-    assert controller.current["learning_rate"] == rates[rejected]  # the rate before the decision
-    assert controller.n_generations == rejected + 1
+    assert interrupted._n_updates == rejected + 1
     interrupted.learn(8 * HORIZON, reset_num_timesteps=False)  # the same generation again
     assert controller.rejections == [rejected]
     assert controller.current["learning_rate"] == rates[rejected + 1]
-    # and the run goes on as if never interrupted
     interrupted.learn((40 - rejected - 2) * 8 * HORIZON, reset_num_timesteps=False)
     assert interrupted._n_updates == 40 and controller.rejections == straight.meta_controller.rejections
+    assert controller.n_generations == straight.meta_controller.n_generations == 40
     np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_same_runs_as_the_probe_that_measured_it(seed):
+    """``BiERL(meta="bold_driver")`` is the rule whose runs are published (``docs/benchmarks/bold_driver_probe``):
+    ES with the probe's callback, at the defaults, gives the same centres, rates and rejections."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "docs" / "benchmarks" / "bold_driver_probe" / "probe.py"
+    spec = importlib.util.spec_from_file_location("bold_driver_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    rule = probe.BoldDriverWithRejection()
+    es = ES("MlpPolicy", "Counting-v0", seed=seed, **SMALL)
+    es.learn(60 * 8 * HORIZON, callback=rule)
+    model = make(seed=seed)
+    model.learn(60 * 8 * HORIZON)
+    assert rule.rejections == model.meta_controller.rejections and rule.rejections
+    assert es.hyperparameters == model.hyperparameters
+    np.testing.assert_array_equal(es.strategy.theta, model.strategy.theta)

@@ -14,7 +14,7 @@ def test_algorithm_names_round_trip():
         parse_algo("ppo")
     assert meta_level.algo_kwargs("es-s2-lr0.5-n8") == {"sigma": 0.04, "learning_rate": 0.005, "n_pairs": 8}
     assert meta_level.algo_kwargs("bierl") == {"sigma": 0.02, "learning_rate": 0.01} == meta_level.REFERENCE
-    # the bold driver's base sets its meta level (the probe's es-s1.5-lr3-bdr, bit for bit)
+    # the bold driver's base sets its meta level
     assert meta_level.algo_kwargs("bold-s1.5-lr3") == pytest.approx({"meta": "bold_driver", "sigma": 0.03, "learning_rate": 0.03})
     assert at_defaults("es") == "es" and at_defaults("bierl", 4.0) == "bierl-s4"  # today's defaults are the reference
 

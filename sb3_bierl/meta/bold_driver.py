@@ -1,5 +1,6 @@
 """A meta level without learned weights: the bold driver on the learning rate, with rejection of a step that fell."""
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,8 @@ class BoldDriverController(BaseMetaController):
     - ``z < -threshold``: accepted, it shrinks by ``factor`` (the same factor: no drift under noise);
     - ``z < -reject``: rejected (Vogl's rule: a step that made things worse is taken back): the centre, the
       optimiser state and the last step go back to the start of the generation just rolled out, and that last step
-      (measured at the previous centre, before the fall) is redone at half the learning rate; the rejected
-      generation's own step is dropped. Never twice in a row: the reference is one noisy estimate, a lucky one must
+      (measured at the previous centre, before the fall) is redone at half the learning rate the rejected
+      generation ran with (the new learning rate); the rejected generation's own step is dropped. Never twice in a row: the reference is one noisy estimate, a lucky one must
       not reject forever.
 
     The learning rate stays within ``space``'s bounds and the step radius (``max_lr_to_sigma`` times sigma); sigma is
@@ -83,6 +84,9 @@ class BoldDriverController(BaseMetaController):
         self.rejected_last = False
         #: Generations rejected (their index among this controller's generations)
         self.rejections: list[int] = []
+        #: The model's update count when the last generation started, and this controller's state then
+        self._started_at: int | None = None
+        self._state_at_start: dict[str, Any] | None = None
 
     def propose(self) -> dict[str, float]:
         return dict(self.current)
@@ -99,12 +103,14 @@ class BoldDriverController(BaseMetaController):
         model = self.model
         if model.generation_done:
             return
-        # The decision is applied to the model now and committed to this controller when the generation completes
-        # (``_on_rollout_end``): if it does not (Ctrl-C, a worker's error), ES rolls its state back and the next
-        # ``learn`` makes the same decision again.
-        learning_rate, reference, rejected = self.current["learning_rate"], self.reference, False
-        if self.last is not None and reference is None:
-            reference = self.last  # the first generation is the first reference
+        if self._started_at == model._n_updates and self._state_at_start is not None:
+            # the last generation started here did not complete (Ctrl-C, a worker's error, a callback): ES rolled it
+            # back, and so does this controller, so the next generation makes the same decision again
+            self.__dict__.update(self._state_at_start)
+        self._started_at, self._state_at_start = model._n_updates, self._snapshot()
+        learning_rate = self.current["learning_rate"]
+        if self.last is not None and self.reference is None:
+            self.reference = self.last  # the first generation is the first reference
         elif self.last is not None:
             z = self.welch_z()
             if z < -self.reject and not self.rejected_last:
@@ -112,47 +118,44 @@ class BoldDriverController(BaseMetaController):
                 strategy.__dict__.update(self.before.copy().__dict__)  # in place, as ES's own roll-back
                 learning_rate = self.within_bounds(learning_rate / 2.0)
                 strategy.rescale_last_step(learning_rate)
-                rejected = True
+                self.rejections.append(self.n_generations - 1)
+                self.rejected_last = True
             else:
                 if z > self.threshold:
                     learning_rate *= self.factor
                 elif z < -self.threshold:
                     learning_rate /= self.factor
-                reference = self.last
+                self.reference, self.rejected_last = self.last, False
         learning_rate = self.within_bounds(learning_rate)  # a start beyond them too, from the first generation
-        self._pending = {"learning_rate": learning_rate, "reference": reference, "rejected": rejected}
-        self._pending_before = model.strategy.copy()
-        model.hyperparameters["learning_rate"] = learning_rate
-
-    def _commit(self) -> None:
-        """The decision of the generation that just completed becomes this controller's state."""
-        pending = self.__dict__.pop("_pending", None)
-        if pending is None:  # the generation was not the rule's (a callback took it)
-            return
-        if pending["learning_rate"] != self.current["learning_rate"]:
+        if learning_rate != self.current["learning_rate"]:
             self.n_meta_updates += 1
             if self.first_update_generation is None:
                 self.first_update_generation = self.n_generations
-        if pending["rejected"]:
-            self.rejections.append(self.n_generations - 1)
-            self.logger.record("meta/rejections", len(self.rejections))
-        self.current["learning_rate"] = pending["learning_rate"]
-        self.reference, self.rejected_last = pending["reference"], pending["rejected"]
-        self.before = self.__dict__.pop("_pending_before")
+        self.last = None
+        self.before = model.strategy.copy()
+        self.current["learning_rate"] = learning_rate
+        model.hyperparameters["learning_rate"] = learning_rate
+
+    def _snapshot(self) -> dict[str, Any]:
+        """:return: this controller's state (what a rolled-back generation restores; ``before`` is never written into)"""
+        state = self.__getstate__()
+        skip = ("before", "_state_at_start", "locals", "globals", "parent", "model")
+        return {**{k: copy.deepcopy(v) for k, v in state.items() if k not in skip}, "before": self.before}
 
     def within_bounds(self, learning_rate: float) -> float:
-        """:return: ``learning_rate`` within the space's bounds and the step radius (the lower bound wins)"""
+        """:return: ``learning_rate`` within the space's bounds and the step radius (the step radius wins)"""
         (parameter,) = self.space.parameters
-        return max(
-            self.within_step_radius({"learning_rate": min(learning_rate, parameter.high)})["learning_rate"],
-            parameter.low,
-        )
+        high = parameter.high
+        if self.max_lr_to_sigma is not None:
+            high = min(high, self.max_lr_to_sigma * self.model.hyperparameters["sigma"])
+        return float(np.clip(learning_rate, parameter.low, high))
 
     def _on_rollout_end(self) -> None:
-        self._commit()
         returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
         returns = returns[np.isfinite(returns)]
-        self.last = (float(returns.mean()), float(returns.var(ddof=1) / returns.size)) if returns.size >= 2 else None
+        if returns.size >= 2:
+            self.last = (float(returns.mean()), float(returns.var(ddof=1) / returns.size))
+        self.logger.record("meta/rejections", len(self.rejections))
         super()._on_rollout_end()
 
     def summary(self) -> dict[str, Any]:

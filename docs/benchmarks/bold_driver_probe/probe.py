@@ -19,9 +19,11 @@ Runs (``RULES``): ``es-bold``, the sign rule from the defaults; ``es-bold-z``, t
 one standard error (Welch's z of the two generations' means); ``es-s1.5-lr3-bold-z``, that rule from sigma 0.03 and
 learning rate 0.03, where the shipped pre-trained controller goes. Session 15: ``es-bdr`` and ``es-s1.5-lr3-bdr``,
 the bold driver *with rejection* (:class:`BoldDriverWithRejection`) from the defaults and from 0.03 / 0.03; the
-package has it as ``BiERL(meta="bold_driver")`` (``sb3_bierl.meta.BoldDriverController``), which gives these runs bit
-for bit (same centre, rates and rejections; ``python -m sb3_bierl.benchmarks.meta_level --algos bold`` names them
-``bold`` and ``bold-s1.5-lr3``). Same harness, budgets, seeds and evaluation as
+package has it as ``BiERL(meta="bold_driver")`` (``sb3_bierl.meta.BoldDriverController``), which gives the ``es-bdr``
+runs bit for bit (same centres, rates and rejections; tested in ``tests/test_bold_driver.py``;
+``python -m sb3_bierl.benchmarks.meta_level --algos bold``). From another start it differs where the rate reaches a
+bound: the probe keeps the bounds of the defaults (0.00125 to 0.08), BiERL centres them on its start (a factor 8
+either side: 0.00375 to 0.24 from 0.03). Same harness, budgets, seeds and evaluation as
 ``python -m sb3_bierl.benchmarks.meta_level``; run from the repository root, resumable (results and commands of
 session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 
