@@ -20,8 +20,8 @@ class BoldDriverController(BaseMetaController):
     - ``z < -reject``: rejected (Vogl's rule: a step that made things worse is taken back): the centre, the
       optimiser state and the last step go back to the start of the generation just rolled out, and that last step
       (measured at the previous centre, before the fall) is redone at half the learning rate the rejected
-      generation ran with (the new learning rate); the rejected generation's own step is dropped. Never twice in a row: the reference is one noisy estimate, a lucky one must
-      not reject forever.
+      generation ran with (the new learning rate); the rejected generation's own step is dropped. Never twice in a
+      row: the reference is one noisy estimate, a lucky one must not reject forever.
 
     The learning rate stays within ``space``'s bounds and the step radius (``max_lr_to_sigma`` times sigma); sigma is
     not adapted. No meta candidate and no centre is rolled out, no network trained: the meta level costs no
@@ -137,7 +137,7 @@ class BoldDriverController(BaseMetaController):
         model.hyperparameters["learning_rate"] = learning_rate
 
     def _snapshot(self) -> dict[str, Any]:
-        """:return: this controller's state (what a rolled-back generation restores; ``before`` is never written into)"""
+        """:return: this controller's state, which a rolled-back generation restores (``before`` is never written)"""
         state = self.__getstate__()
         skip = ("before", "_state_at_start", "locals", "globals", "parent", "model")
         return {**{k: copy.deepcopy(v) for k, v in state.items() if k not in skip}, "before": self.before}
