@@ -477,8 +477,9 @@ class ES(BaseAlgorithm):
         state (centre, optimiser, last step), the generator of episode seeds and the update count are those of
         the end of the last completed generation (a meta level may have moved the centre at the generation's
         start), and so are the observation statistics the policy normalises with (the rolled-back generation's
-        observations are not in them): a run resumed with ``learn(..., reset_num_timesteps=False)`` goes on as if
-        never interrupted. Steps taken are still counted; ESAC's SAC keeps what it learned.
+        observations are not in them): resumed with ``learn(..., reset_num_timesteps=False)``, ES goes on as if never
+        interrupted (a meta level's own state is its own: ``BoldDriverController`` rolls back too, the meta networks'
+        controllers do not). Steps taken are still counted; ESAC's SAC keeps what it learned.
         """
         strategy, saved = self.strategy, self.strategy.copy()
         rng_state, n_updates = self.rng.bit_generator.state, self._n_updates
