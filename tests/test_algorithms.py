@@ -318,20 +318,24 @@ def test_progress_bar_and_verbose_logging(capsys):
 def test_a_resumed_run_goes_on_as_if_never_interrupted():
     """Ctrl-C in the middle of a generation, then ``learn(..., reset_num_timesteps=False)``: the same centre as one
     uninterrupted run of as many generations (the rolled-back generation's observations are not in the statistics)."""
-    generation = 2 * 3 * 20  # n_pairs=3 pairs of 20-step episodes
-    straight = ES("MlpPolicy", "Counting-v0", seed=3, n_pairs=3, policy_kwargs=dict(net_arch=[8]))
-    straight.learn(12 * generation)
+    generation = 2 * 4 * 20  # n_pairs=4 pairs of 20-step episodes
+
+    def make_es():
+        return ES("MlpPolicy", "Counting-v0", seed=3, n_pairs=4, policy_kwargs=dict(net_arch=[8]))
+
+    straight = make_es()
+    straight.learn(40 * generation)
 
     class InterruptOnce(BaseCallback):
         def _on_step(self) -> bool:
-            if self.model._n_updates == 6 and not getattr(self, "done", False):
+            if self.model._n_updates == 16 and not getattr(self, "done", False):
                 self.done = True
                 raise KeyboardInterrupt
             return True
 
-    resumed = ES("MlpPolicy", "Counting-v0", seed=3, n_pairs=3, policy_kwargs=dict(net_arch=[8]))
+    resumed = make_es()
     with pytest.raises(KeyboardInterrupt):
-        resumed.learn(12 * generation, callback=InterruptOnce())
-    resumed.learn(6 * generation, reset_num_timesteps=False)
-    assert resumed._n_updates == straight._n_updates == 12
+        resumed.learn(40 * generation, callback=InterruptOnce())
+    resumed.learn(24 * generation, reset_num_timesteps=False)
+    assert resumed._n_updates == straight._n_updates == 40
     np.testing.assert_array_equal(resumed.strategy.theta, straight.strategy.theta)
