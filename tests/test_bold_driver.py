@@ -87,6 +87,14 @@ def test_learns_counts_every_step_is_deterministic_and_resumes(tmp_path):
     assert isinstance(loaded.meta_controller, BoldDriverController)
     assert loaded.meta_controller.current == a.meta_controller.current
     loaded.learn(8 * HORIZON, reset_num_timesteps=False)
+    # saved halfway and loaded, the run goes on as one straight run
+    half = make(seed=3)
+    half.learn(20 * 8 * HORIZON)
+    half.save(tmp_path / "half")
+    resumed = BiERL.load(tmp_path / "half", env="Counting-v0")
+    resumed.learn(20 * 8 * HORIZON, reset_num_timesteps=False)
+    assert resumed.meta_controller.rejections == a.meta_controller.rejections
+    np.testing.assert_array_equal(resumed.strategy.theta, a.strategy.theta)
 
 
 def test_without_a_significant_change_it_is_plain_es():
