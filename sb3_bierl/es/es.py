@@ -1,6 +1,5 @@
 """OpenAI-ES as a Stable-Baselines3 algorithm."""
 
-import copy
 import os
 import pathlib
 import sys
@@ -483,7 +482,7 @@ class ES(BaseAlgorithm):
         """
         strategy, saved = self.strategy, self.strategy.copy()
         rng_state, n_updates = self.rng.bit_generator.state, self._n_updates
-        obs_rms = copy.deepcopy(self.obs_rms)
+        obs_rms = self.obs_rms.copy()
         try:
             self._do_generation()
         except BaseException:

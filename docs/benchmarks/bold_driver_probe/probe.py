@@ -5,8 +5,8 @@ ES with one rule on the learning rate between generations, the "bold driver" (Vo
 Battiti 1989): after a generation whose population mean return rose, the learning rate grows by ``UP``; after one
 where it fell, it shrinks by ``DOWN``; within BiERL's default bounds (a factor 8 either side of 0.01) and its step
 radius (at most twice sigma). Sigma stays where it starts. The rule reads one feature of the meta level's history
-(the sign of feature 0, the improvement of the mean return) and has no learned weight: it is a probe of what a controller
-reading that feature could do, not a meta level.
+(the sign of feature 0, the improvement of the mean return) and has no learned weight: it is a probe of what a
+controller reading that feature could do, not a meta level.
 
 Why: ES fixed at sigma 0.03 and learning rate 0.03 beats the defaults on LunarLander, Swimmer, Hopper and
 HalfCheetah, and falls on Ant in every seed; the probe of this session (``es-lr3``, ``es-s1.5``) puts that on the
@@ -131,8 +131,8 @@ class BoldDriverWithRejection(BaseCallback):
 
     def __init__(self) -> None:
         super().__init__(0)
-        self.reference: tuple[float, float] | None = None  # mean, squared standard error of the last accepted
-        self.last: tuple[float, float] | None = None
+        self.reference: np.ndarray | None = None  # the finite returns of the last accepted generation
+        self.last: np.ndarray | None = None  # and of the last generation
         self.before: Any = None  # the strategy at the start of the last generation
         self.learning_rate: float | None = None
         self.rejections: list[int] = []  # generations rejected
@@ -151,7 +151,7 @@ class BoldDriverWithRejection(BaseCallback):
             if self.reference is None:
                 self.reference = self.last
             else:
-                z = (self.last[0] - self.reference[0]) / (np.sqrt(self.last[1] + self.reference[1]) + 1e-12)
+                z = self.z()
                 if z < -REJECT and not self.rejected_last:
                     strategy = model.strategy
                     strategy.__dict__.update(self.before.__dict__)  # in place, as ES's own roll-back
@@ -170,10 +170,16 @@ class BoldDriverWithRejection(BaseCallback):
         self.before = model.strategy.copy()
         model.hyperparameters["learning_rate"] = self.learning_rate
 
+    def z(self) -> float:
+        """:return: Welch's z of the last generation's mean return against the last accepted generation's"""
+        (mean, squared_error), (reference, reference_error) = (
+            (float(r.mean()), float(r.var(ddof=1) / r.size)) for r in (self.last, self.reference)
+        )
+        return (mean - reference) / (np.sqrt(squared_error + reference_error) + 1e-12)
+
     def _on_rollout_end(self) -> None:
         returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
-        returns = returns[np.isfinite(returns)]
-        self.last = (float(returns.mean()), float(returns.var(ddof=1) / returns.size))
+        self.last = returns[np.isfinite(returns)]
 
 
 class RankBoldDriverWithRejection(BoldDriverWithRejection):
@@ -184,30 +190,9 @@ class RankBoldDriverWithRejection(BoldDriverWithRejection):
     mean; a rank test is not moved by how far a few episodes fall.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.last_returns: np.ndarray | None = None
-        self.reference_returns: np.ndarray | None = None
-
-    def _on_rollout_start(self) -> None:
-        if self.last is not None and self.reference is not None:
-            # the parent reads Welch's z of (mean, squared error) pairs: give it the rank z as (z, 0) against (0, 1)
-            self.last, self.reference = (rank_z(self.last_returns, self.reference_returns), 0.0), (0.0, 1.0)
-            rejections = len(self.rejections)
-            super()._on_rollout_start()
-            if len(self.rejections) == rejections:  # accepted: its returns are the new reference
-                self.reference_returns = self.last_returns
-            self.reference = (0.0, 1.0)
-        else:
-            first = self.last is not None and self.reference is None
-            super()._on_rollout_start()
-            if first:
-                self.reference_returns, self.reference = self.last_returns, (0.0, 1.0)
-
-    def _on_rollout_end(self) -> None:
-        super()._on_rollout_end()
-        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
-        self.last_returns = returns[np.isfinite(returns)]
+    def z(self) -> float:
+        """:return: the z of the Mann-Whitney U of the last generation's returns against the last accepted one's"""
+        return rank_z(self.last, self.reference)
 
 
 def rank_z(a: np.ndarray, b: np.ndarray) -> float:
