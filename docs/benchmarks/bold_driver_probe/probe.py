@@ -204,6 +204,65 @@ def rank_z(a: np.ndarray, b: np.ndarray) -> float:
     return float((u - a.size * b.size / 2) / np.sqrt(a.size * b.size * (a.size + b.size + 1) / 12))
 
 
+class TwoPointAdaptation(BaseCallback):
+    """
+    Two-point step-size adaptation (TPA; Hansen 2008, "CMA-ES with Two-Point Step-Size Adaptation"; as pycma's
+    ``CMAAdaptSigmaTPA``) of ES's learning rate. Session 15's diagnosis: a fall of the mean does not tell "the step
+    was too large" from "the landscape is rough here"; telling them apart needs a counterfactual at the same centre.
+    TPA is the standard one: at the start of each generation, two extra candidates at the new centre, one along the
+    last step and one against it, at a typical perturbation's length (``sigma * sqrt(n)``), on the same episode
+    seed. If the one along the step is better, the slope still rises along the step: the step was too short; if the
+    one against it is, the step overshot. On a rough landscape the two win about equally often, so the rate does not
+    drift (where the bold driver halved it to the floor).
+
+    At the generation's end: ``z = (#population returns above f- - #above f+) / (2 n_pairs + 1)`` in [-1, 1] (ranks
+    among the generation's returns at that centre), ``s <- (1 - c) s + c sign(z) |z|^0.5``, learning rate
+    ``*= exp(s / damping)`` for the next generation, within the bounds and step radius of the other rules. The two
+    extra episodes per generation (``2 / (2 n_pairs + 2)`` = 5.9% of the episodes at ``n_pairs=16``) are counted and
+    move nothing: ``tpa_steps`` in the record.
+    """
+
+    def __init__(self, damping: float = 4.0, cumulation: float = 0.3) -> None:
+        super().__init__(0)
+        self.damping, self.cumulation = damping, cumulation
+        self.s = 0.0
+        self.learning_rate: float | None = None
+        self.pair: np.ndarray | None = None  # (f+, f-) at the current centre, this generation
+        self.z_trace: list[float] = []
+        self.tpa_steps = 0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        model = self.model
+        if self.learning_rate is None:
+            self.learning_rate = float(model.hyperparameters["learning_rate"])
+        strategy = model.strategy
+        step = getattr(strategy, "last_step", None)
+        if step is not None and np.linalg.norm(step) > 0:
+            length = float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
+            u = step / np.linalg.norm(step) * length
+            before = model.num_timesteps
+            self.pair = model.evaluate_centres(np.stack([strategy.theta + u, strategy.theta - u]), n_episodes=1)
+            self.tpa_steps += model.num_timesteps - before
+        model.hyperparameters["learning_rate"] = self.learning_rate
+
+    def _on_rollout_end(self) -> None:
+        if self.pair is None:
+            return
+        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
+        returns = returns[np.isfinite(returns)]
+        plus, minus = (r if np.isfinite(r) else -np.inf for r in self.pair)
+        pooled = np.concatenate([returns, [plus, minus]])
+        z = (np.sum(pooled > minus) - np.sum(pooled > plus)) / (pooled.size - 1)
+        self.s = (1 - self.cumulation) * self.s + self.cumulation * np.sign(z) * np.abs(z) ** 0.5
+        high = min(HIGH, DEFAULT_MAX_LR_TO_SIGMA * float(self.model.hyperparameters["sigma"]))
+        self.learning_rate = float(np.clip(self.learning_rate * np.exp(self.s / self.damping), LOW, high))
+        self.z_trace.append(float(z))
+        self.pair = None
+
+
 #: Welch's z beyond which the rejection rule moves the learning rate, and the factor it moves it by
 THRESHOLD, SYMMETRIC = 1.0, 1.25
 #: Welch's z below which it rejects the generation's centre
@@ -221,6 +280,12 @@ RULES = {
     "es-s1.5-lr3-bdr": (None, 0.03, 0.03),
     # the same with a rank test (threshold "rank": RankBoldDriverWithRejection), from the defaults
     "es-bdr-rank": ("rank", 0.02, 0.01),
+    # session 16: two-point step-size adaptation (threshold "tpa": TwoPointAdaptation), from the defaults, from
+    # 0.03 / 0.03, and from a learning rate 4 times too small or too large
+    "es-tpa": ("tpa", 0.02, 0.01),
+    "es-s1.5-lr3-tpa": ("tpa", 0.03, 0.03),
+    "es-lr0.25-tpa": ("tpa", 0.02, 0.0025),
+    "es-lr4-tpa": ("tpa", 0.02, 0.04),
 }
 
 
@@ -237,11 +302,15 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
+    elif threshold == "tpa":
+        rule = TwoPointAdaptation()
     else:
         rule = BoldDriverWithRejection() if threshold is None else BoldDriver(threshold)
     record = fit_and_record(model, spec, [rule])  # the trace records the rate the rule set
     if isinstance(rule, BoldDriverWithRejection):
         record["rejected_generations"] = rule.rejections
+    if isinstance(rule, TwoPointAdaptation):
+        record["tpa_z"], record["tpa_steps"] = rule.z_trace, rule.tpa_steps
     return record
 
 
