@@ -128,3 +128,72 @@ def test_a_meta_controller_of_an_earlier_release_is_refused_clearly():
     with pytest.raises(RuntimeError, match="earlier sb3-bierl"):
         clone.__setstate__(state)
     assert pickle.loads(pickle.dumps(controller)).meta_steps == 0
+
+
+@pytest.mark.parametrize("meta", ["lstm", "optuna"])
+@pytest.mark.parametrize("where", ["meta rollout", "centre episode", "end"])
+def test_an_interrupted_generation_leaves_the_meta_level_as_it_was(meta, where):
+    """Ctrl-C during a meta generation's rollouts or the centre's episode, or an error in a later callback's end of
+    generation: ES rolls the generation back, and the meta level too (its history, counters, generator, network or
+    study), so the run resumed with ``reset_num_timesteps=False`` goes on as if never interrupted."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    generation = (2 * 4 + 1) * HORIZON
+    kwargs = dict(meta=meta, meta_min_significance=0.0) if meta == "lstm" else dict(meta=meta)
+    straight = make(seed=4, **kwargs)
+    straight.learn(12 * generation)
+
+    class InterruptOnce(BaseCallback):
+        def interrupt(self) -> None:
+            if not getattr(self, "done", False):
+                self.done = True
+                raise KeyboardInterrupt
+
+        def _on_step(self) -> bool:
+            model = self.model
+            if model._n_updates == 6 and where == "meta rollout" and not model.generation_done:
+                self.interrupt()  # generation 7's meta generation, in the controller's start of generation
+            if model._n_updates == 6 and where == "centre episode" and model.generation_done:
+                self.interrupt()  # the controller's centre episode, at generation 6's end
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.model._n_updates == 6 and where == "end":
+                self.interrupt()  # after the controller's end of generation 6
+
+    interrupted = make(seed=4, **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.learn(12 * generation, callback=InterruptOnce())
+    assert interrupted._n_updates == (6 if where == "meta rollout" else 5)
+    while interrupted._n_updates < 12:
+        interrupted.learn(generation, reset_num_timesteps=False)
+    np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)
+    assert interrupted.hyperparameters == straight.hyperparameters
+    a, b = interrupted.meta_controller.summary(), straight.meta_controller.summary()
+    assert (a["n_meta_updates"], a["n_generations"]) == (b["n_meta_updates"], b["n_generations"]) == (12, 12)
+
+
+def test_a_stop_asked_during_a_meta_generation_completes_it():
+    """A callback that returns False during the rollouts of a generation the meta level took (a meta update): the
+    generation still makes its step and ends (counted, the controller's end of generation), and a
+    later ``learn`` goes on as one straight run."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    generation = (2 * 4 + 1) * HORIZON
+    straight = make(seed=5, meta_min_significance=0.0)
+    straight.learn(8 * generation)
+
+    class StopOnce(BaseCallback):
+        def _on_step(self) -> bool:
+            model = self.model
+            if model._n_updates == 3 and not model.generation_done and not getattr(self, "done", False):
+                self.done = True
+                return False
+            return True
+
+    stopped = make(seed=5, meta_min_significance=0.0)
+    stopped.learn(8 * generation, callback=StopOnce())
+    assert stopped._n_updates == stopped.meta_controller.n_generations == 4
+    while stopped._n_updates < 8:
+        stopped.learn(generation, reset_num_timesteps=False)
+    np.testing.assert_array_equal(stopped.strategy.theta, straight.strategy.theta)

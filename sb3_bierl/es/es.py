@@ -458,8 +458,8 @@ class ES(BaseAlgorithm):
         # A callback may set self.hyperparameters here, or take the generation itself: then it sets
         # self.strategy, self.last_rollout, self.hyperparameters and self.generation_done = True
         callback.on_rollout_start()
-        if self._stop_training:
-            return
+        if self._stop_training and not self.generation_done:
+            return  # stopped before any step; a generation a callback took (a meta update) has stepped: it ends below
         if not self.generation_done:
             population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
             (result,) = self.evaluate_populations([population], [self.strategy.theta])
@@ -477,8 +477,8 @@ class ES(BaseAlgorithm):
         the end of the last completed generation (a meta level may have moved the centre at the generation's
         start), and so are the observation statistics the policy normalises with (the rolled-back generation's
         observations are not in them): resumed with ``learn(..., reset_num_timesteps=False)``, ES goes on as if never
-        interrupted (a meta level's own state is its own: ``BoldDriverController`` rolls back too, the meta networks'
-        controllers do not). Steps taken are still counted; ESAC's SAC keeps what it learned.
+        interrupted (a meta level's own state is its own: every ``BaseMetaController`` rolls it back too). Steps taken
+        are still counted; ESAC's SAC keeps what it learned.
         """
         strategy, saved = self.strategy, self.strategy.copy()
         rng_state, n_updates = self.rng.bit_generator.state, self._n_updates

@@ -1,6 +1,5 @@
 """A meta level without learned weights: the bold driver on the learning rate, with rejection of a step that fell."""
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,8 @@ class BoldDriverController(BaseMetaController):
     #: The rule sets the learning rate each generation; it has no meta candidates to evaluate
     learns_online = False
 
+    _shared_in_snapshot = ("before",)
+
     def __init__(
         self,
         space: HyperparameterSpace,
@@ -80,13 +81,10 @@ class BoldDriverController(BaseMetaController):
         self.last: tuple[float, float] | None = None
         self.reference: tuple[float, float] | None = None
         #: The inner strategy at the start of the last generation (what a rejection goes back to)
-        self.before: Any = None
+        self.before: Any = None  # kept by reference in the roll-back snapshot: it is replaced, never written
         self.rejected_last = False
         #: Generations rejected (their index among this controller's generations)
         self.rejections: list[int] = []
-        #: The model's update count when the last generation started, and this controller's state then
-        self._started_at: int | None = None
-        self._state_at_start: dict[str, Any] | None = None
 
     def propose(self) -> dict[str, float]:
         return dict(self.current)
@@ -103,11 +101,7 @@ class BoldDriverController(BaseMetaController):
         model = self.model
         if model.generation_done:
             return
-        if self._started_at == model._n_updates and self._state_at_start is not None:
-            # the last generation started here did not complete (Ctrl-C, a worker's error, a callback): ES rolled it
-            # back, and so does this controller, so the next generation makes the same decision again
-            self.__dict__.update(self._state_at_start)
-        self._started_at, self._state_at_start = model._n_updates, self._snapshot()
+        self.roll_back_if_interrupted()  # so the next generation makes the same decision again
         learning_rate = self.current["learning_rate"]
         if self.last is not None and self.reference is None:
             self.reference = self.last  # the first generation is the first reference
@@ -135,12 +129,6 @@ class BoldDriverController(BaseMetaController):
         self.before = model.strategy.copy()
         self.current["learning_rate"] = learning_rate
         model.hyperparameters["learning_rate"] = learning_rate
-
-    def _snapshot(self) -> dict[str, Any]:
-        """:return: this controller's state, which a rolled-back generation restores (``before`` is never written)"""
-        state = self.__getstate__()
-        skip = ("before", "_state_at_start", "locals", "globals", "parent", "model")
-        return {**{k: copy.deepcopy(v) for k, v in state.items() if k not in skip}, "before": self.before}
 
     def within_bounds(self, learning_rate: float) -> float:
         """:return: ``learning_rate`` within the space's bounds and the step radius (the step radius wins)"""

@@ -1,5 +1,6 @@
 """The BiERL meta level as an SB3 callback: the shared schedule, and the meta-network controller."""
 
+import copy
 import os
 import pathlib
 import warnings
@@ -105,6 +106,9 @@ class BaseMetaController(BaseCallback):
         self.last_fitness = float("nan")
         self.current: dict[str, float] = {p.name: p.initial for p in space.parameters}
         self._previous_step: np.ndarray | None = None
+        #: The model's update count when the last generation started, and this controller's state then
+        self._started_at: int | None = None
+        self._state_at_start: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -122,6 +126,8 @@ class BaseMetaController(BaseCallback):
         state.setdefault("last_pair_fitness", None)
         state.setdefault("share_noise", True)
         state.setdefault("max_lr_to_sigma", None)  # saved before session 9: no cap
+        state.setdefault("_started_at", None)  # saved before the roll-back of session 16
+        state.setdefault("_state_at_start", None)
         self.__dict__.update(state)
         self.locals, self.globals, self.parent = {}, {}, None
 
@@ -224,8 +230,35 @@ class BaseMetaController(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
+    #: State kept by reference in the snapshot of :meth:`roll_back_if_interrupted` (never written in place)
+    _shared_in_snapshot: tuple[str, ...] = ()
+
+    def roll_back_if_interrupted(self) -> None:
+        """
+        Called at the start of every generation: if the last generation started here did not complete (Ctrl-C, a
+        worker's error, an error in a callback, even after this controller's end of generation), ES rolled it back
+        (``ES._do_generation_or_roll_back``), and so does this controller: its state goes back to what it was at
+        that generation's start (history, counters, generator, network or study), so the run goes on as if never
+        interrupted. Then it keeps a copy of its state for this generation.
+        """
+        n_updates = self.model._n_updates
+        if self._started_at == n_updates and self._state_at_start is not None:
+            self._restore(self._state_at_start)
+        self._started_at, self._state_at_start = n_updates, self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        """:return: a copy of this controller's state (as pickled with the model, without the last snapshot)"""
+        state = self.__getstate__()
+        state.pop("_state_at_start", None)
+        return {k: v if k in self._shared_in_snapshot else copy.deepcopy(v) for k, v in state.items()}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        """Go back to the state of a :meth:`_snapshot`."""
+        self.__dict__.update(snapshot)
+
     def _on_rollout_start(self) -> None:
         model = self.model
+        self.roll_back_if_interrupted()
         if model.generation_done:
             return
         proposal = self.within_trust_region(self.propose())

@@ -1,7 +1,9 @@
 """The non-parametric meta level: Optuna proposes the hyperparameters (ask/tell)."""
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import optuna
@@ -60,6 +62,24 @@ class OptunaController(BaseMetaController):
         with quiet_optuna():
             self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.incumbent = {p.name: p.initial for p in space.parameters}
+
+    #: The study is not copied at each generation's start (that grows with its trials): the roll-back rebuilds it
+    _shared_in_snapshot = ("study",)
+
+    def _snapshot(self) -> dict[str, Any]:
+        """:return: the state, with the study's size and a copy of its sampler (what a rolled-back generation changed)"""
+        study_at_start = (len(self.study.get_trials(deepcopy=False)), copy.deepcopy(self.study.sampler))
+        return {**super()._snapshot(), "_study_at_start": study_at_start}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        """Go back to a snapshot: the study keeps the trials it had then, and its sampler's state then."""
+        snapshot = dict(snapshot)
+        size, sampler = snapshot.pop("_study_at_start")
+        super()._restore(snapshot)
+        with quiet_optuna():
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study.add_trials(self.study.get_trials(deepcopy=False)[:size])
+        self.study = study
 
     def propose(self) -> dict[str, float]:
         return dict(self.incumbent)
