@@ -16,6 +16,7 @@ def test_algorithm_names_round_trip():
     assert meta_level.algo_kwargs("bierl") == {"sigma": 0.02, "learning_rate": 0.01} == meta_level.REFERENCE
     # the bold driver's base sets its meta level
     assert meta_level.algo_kwargs("bold-s1.5-lr3") == pytest.approx({"meta": "bold_driver", "sigma": 0.03, "learning_rate": 0.03})
+    assert meta_level.algo_kwargs("tpa-lr4") == pytest.approx({"meta": "tpa", "sigma": 0.02, "learning_rate": 0.04})
     assert at_defaults("es") == "es" and at_defaults("bierl", 4.0) == "bierl-s4"  # today's defaults are the reference
 
 

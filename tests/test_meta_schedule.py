@@ -130,18 +130,25 @@ def test_a_meta_controller_of_an_earlier_release_is_refused_clearly():
     assert pickle.loads(pickle.dumps(controller)).meta_steps == 0
 
 
-@pytest.mark.parametrize("meta", ["lstm", "optuna"])
-@pytest.mark.parametrize("where", ["meta rollout", "centre episode", "end"])
+@pytest.mark.parametrize(
+    "meta, where",
+    [
+        *((meta, where) for meta in ("lstm", "optuna") for where in ("meta rollout", "centre episode", "end")),
+        ("tpa", "meta rollout"),  # the two points' episodes
+        ("tpa", "end"),
+    ],
+)
 def test_an_interrupted_generation_leaves_the_meta_level_as_it_was(meta, where):
-    """Ctrl-C during a meta generation's rollouts or the centre's episode, or an error in a later callback's end of
-    generation: ES rolls the generation back, and the meta level too (its history, counters, generator, network or
-    study), so the run resumed with ``reset_num_timesteps=False`` goes on as if never interrupted."""
+    """Ctrl-C during a meta generation's rollouts (two-point adaptation: its two points') or the centre's episode, or
+    an error in a later callback's end of generation: ES rolls the generation back, and the meta level too (its
+    history, counters, generator, network or study), so the run resumed with ``reset_num_timesteps=False`` goes on as
+    if never interrupted."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    generation = (2 * 4 + 1) * HORIZON
+    generation = (2 * 4 + (2 if meta == "tpa" else 1)) * HORIZON
     kwargs = dict(meta=meta, meta_min_significance=0.0) if meta == "lstm" else dict(meta=meta)
     straight = make(seed=4, **kwargs)
-    straight.learn(12 * generation)
+    straight.learn(12 * generation - (2 * HORIZON if meta == "tpa" else 0))  # tpa: no two points in the first
 
     class InterruptOnce(BaseCallback):
         def interrupt(self) -> None:
@@ -170,7 +177,8 @@ def test_an_interrupted_generation_leaves_the_meta_level_as_it_was(meta, where):
     np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)
     assert interrupted.hyperparameters == straight.hyperparameters
     a, b = interrupted.meta_controller.summary(), straight.meta_controller.summary()
-    assert (a["n_meta_updates"], a["n_generations"]) == (b["n_meta_updates"], b["n_generations"]) == (12, 12)
+    assert (a["n_meta_updates"], a["n_generations"]) == (b["n_meta_updates"], b["n_generations"])
+    assert a["n_generations"] == 12 and a["meta_steps"] == b["meta_steps"]
 
 
 def test_a_stop_asked_during_a_meta_generation_completes_it():

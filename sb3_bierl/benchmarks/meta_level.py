@@ -77,10 +77,11 @@ ROBUSTNESS_STARTS: tuple[tuple[float, float], ...] = (
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``),
-#: ``bold`` BiERL with the bold-driver meta level (``BiERL(meta="bold_driver")``)
-BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL"}
+#: ``bold`` BiERL with the bold-driver meta level (``BiERL(meta="bold_driver")``), ``tpa`` with two-point adaptation
+#: (``BiERL(meta="tpa")``)
+BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL"}
 #: Constructor arguments a base sets besides the name's
-BASE_KWARGS: dict[str, dict[str, Any]] = {"bold": {"meta": "bold_driver"}}
+BASE_KWARGS: dict[str, dict[str, Any]] = {"bold": {"meta": "bold_driver"}, "tpa": {"meta": "tpa"}}
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are
 REFERENCE: dict[str, float] = {"sigma": 0.02, "learning_rate": 0.01}
@@ -440,9 +441,9 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
             rows.append([algo, f"{100 * overhead:.1f}%", f"{first:g}", f"{updates:.0f}"])
         lines += markdown_table(["Algorithm", "meta/step_overhead (mean)", "First meta update (latest generation over runs)", "Meta updates per run (mean)"], rows) + [""]
 
-    meta_bases = ("bierl", "bold")  # BiERL's default meta level, and the bold driver where its runs are there
+    meta_bases = ("bierl", "bold", "tpa")  # BiERL's default meta level, and the rules where their runs are there
     sections = (
-        ("At the defaults", [(bierl_name, es_name), (at_defaults("bold"), es_name)]),
+        ("At the defaults", [(bierl_name, es_name), *((at_defaults(b), es_name) for b in meta_bases[1:])]),
         (
             "Started 4 times off",
             [(at_defaults(b, s, lr), at_defaults("es", s, lr)) for s, lr in ROBUSTNESS_STARTS for b in meta_bases],

@@ -12,12 +12,14 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from sb3_bierl.es.es import ES, check_at_least_one, check_positive, check_saved_model
 from sb3_bierl.es.policies import ESPolicy
 from sb3_bierl.meta import (
+    LEARNING_RATE_RULES,
     META_LEVELS,
     BaseMetaController,
     BoldDriverController,
     HyperparameterSpace,
     MetaController,
     OptunaController,
+    TwoPointController,
     read_controller_file,
 )
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, TRAINABLE
@@ -91,8 +93,10 @@ class BiERL(ES):
         against the same truncated fitness, :class:`~sb3_bierl.meta.OptunaController`), ``"bold_driver"`` (a rule
         without learned weights on the learning rate alone, which takes back a generation whose mean return fell:
         :class:`~sb3_bierl.meta.BoldDriverController`; OpenAI-ES only; no extra step, the ``meta_*`` arguments of
-        the network do not apply) or ``"none"`` (no meta level: the plain inner algorithm at its initial
-        hyperparameters)
+        the network do not apply), ``"tpa"`` (two-point step-size adaptation of the learning rate alone: two extra
+        episodes per generation along and against the last step tell a step too short from one that overshot;
+        :class:`~sb3_bierl.meta.TwoPointController`; OpenAI-ES only, as the bold driver) or ``"none"`` (no meta
+        level: the plain inner algorithm at its initial hyperparameters)
     :param meta_warm_start: Start the meta network from a saved controller: a file written by
         ``MetaController.save`` or ``python -m sb3_bierl.pretrain``, or ``"pretrained"`` for the one
         shipped with the package (its encoder and sizes replace ``meta``, ``meta_history_length``
@@ -173,7 +177,7 @@ class BiERL(ES):
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
         if meta_warm_start is not None:
-            if meta in ("optuna", "bold_driver", "none"):
+            if meta in ("optuna", *LEARNING_RATE_RULES, "none"):
                 raise ValueError(f"meta_warm_start loads a meta network: it needs meta 'lstm' or 'mean', not {meta!r}")
             saved = read_controller_file(meta_warm_start)  # fail now if it is not a controller file
             if meta_trainable is None:
@@ -186,9 +190,9 @@ class BiERL(ES):
                     hyperparameter_bounds.setdefault(name, bounds)
                 initial = {"sigma": sigma, "learning_rate": learning_rate, "weight_decay": weight_decay, **kwargs}
                 check_inside_saved_bounds(meta_warm_start, hyperparameter_bounds, initial)
-        if meta == "bold_driver" and inner != "es":
+        if meta in LEARNING_RATE_RULES and inner != "es":
             raise ValueError(
-                f"meta='bold_driver' takes back a generation's step of one centre: it wraps OpenAI-ES (inner='es'), "
+                f"meta={meta!r} reads and sets the step of one centre: it wraps OpenAI-ES (inner='es'), "
                 f"not inner={inner!r}; use meta='lstm', 'mean' or 'optuna' with {inner!r}"
             )
         if meta_trainable is None:
@@ -216,10 +220,10 @@ class BiERL(ES):
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         if hyperparameter_bounds is None:
             initial = {"sigma": sigma, "learning_rate": learning_rate}
-            adapted = ("learning_rate",) if meta == "bold_driver" else DEFAULT_ADAPTED  # the rule sets it alone
+            adapted = ("learning_rate",) if meta in LEARNING_RATE_RULES else DEFAULT_ADAPTED  # a rule sets it alone
             hyperparameter_bounds = {
                 **{name: (initial[name] / DEFAULT_BOUND_FACTOR, initial[name] * DEFAULT_BOUND_FACTOR) for name in adapted},
-                **(self.default_meta_bounds if meta != "bold_driver" else {}),
+                **(self.default_meta_bounds if meta not in LEARNING_RATE_RULES else {}),
             }
         self.hyperparameter_bounds = dict(hyperparameter_bounds)
         self.inner = inner  # saved with the model: BiERL.load picks the class from it
@@ -299,6 +303,14 @@ class BiERL(ES):
         )
         if self.meta == "bold_driver":
             return BoldDriverController(
+                space,
+                history_length=self.meta_history_length,
+                max_lr_to_sigma=self.meta_max_lr_to_sigma,
+                seed=common["seed"],
+                verbose=self.verbose,
+            )
+        if self.meta == "tpa":
+            return TwoPointController(
                 space,
                 history_length=self.meta_history_length,
                 max_lr_to_sigma=self.meta_max_lr_to_sigma,

@@ -4,14 +4,18 @@ from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory, Generatio
 from sb3_bierl.meta.network import ENCODERS, MetaNetwork
 from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import Hyperparameter, HyperparameterSpace
+from sb3_bierl.meta.two_point import TwoPointController
 from sb3_bierl.meta.warm_start import PRETRAINED_PATH, load_controller, read_controller_file, save_controller
 
-#: The meta levels BiERL offers (``BiERL(meta=...)``): the paper's LSTM, the mean-pool ablation, Optuna, the bold
-#: driver (a rule on the learning rate), none
-META_LEVELS = ("lstm", "mean", "optuna", "bold_driver", "none")
+#: The meta levels BiERL offers (``BiERL(meta=...)``): the paper's LSTM, the mean-pool ablation, Optuna, two rules on
+#: the learning rate (the bold driver, two-point adaptation), none
+META_LEVELS = ("lstm", "mean", "optuna", "bold_driver", "tpa", "none")
+#: The meta levels that are rules on the learning rate alone, around OpenAI-ES's one centre (no meta network)
+LEARNING_RATE_RULES = ("bold_driver", "tpa")
 
 __all__ = [
     "ENCODERS",
+    "LEARNING_RATE_RULES",
     "META_LEVELS",
     "N_FITNESS_FEATURES",
     "PRETRAINED_PATH",
@@ -24,6 +28,7 @@ __all__ = [
     "MetaController",
     "MetaNetwork",
     "OptunaController",
+    "TwoPointController",
     "generation_features",
     "load_controller",
     "read_controller_file",

@@ -1,0 +1,141 @@
+"""A meta level without learned weights: two-point step-size adaptation (TPA) of the inner learning rate."""
+
+import numpy as np
+
+from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, BaseMetaController
+from sb3_bierl.meta.space import HyperparameterSpace
+
+
+class TwoPointController(BaseMetaController):
+    """
+    Two-point step-size adaptation (TPA: Hansen 2008, "CMA-ES with Two-Point Step-Size Adaptation", INRIA RR-6527;
+    as pycma's ``CMAAdaptSigmaTPA``) of the inner learning rate. At the start of every generation but the first, two
+    extra candidates are rolled out at the current centre ``theta``, one along the last inner step and one against
+    it, at a typical perturbation's length, on one shared episode seed (common random numbers):
+
+        ``x+- = theta +- sigma * sqrt(n) * last_step / ||last_step||``
+
+    If ``x+`` is better, the return still rises along the step: the step was too short; if ``x-`` is, it overshot.
+    At the generation's end the two are ranked among the population's returns (rolled out at the same centre):
+
+        ``z = (#{f_i > f(x-)} - #{f_i > f(x+)}) / (2 n_pairs + 1)`` in [-1, 1],
+        ``s <- (1 - cumulation) s + cumulation * sign(z) |z|^0.5``,
+        ``learning_rate <- learning_rate * exp(s / damping)`` (for the next generation),
+
+    within ``space``'s bounds and the step radius (``max_lr_to_sigma`` times sigma; the step radius wins). Sigma is
+    not adapted. Why (``docs/benchmarks/meta_level.md``, sessions 15 and 16): a fall of the population's mean
+    return does not tell "this step was too large" from "the landscape is rough here"; the two-point test is the
+    counterfactual that does, and on a rough landscape ``x+`` and ``x-`` win about equally often, so the rate does
+    not drift.
+
+    Cost: two episodes per generation (``2 / (2 n_pairs + 2)`` of the episodes: 5.9% at ``n_pairs=16``), counted in
+    ``num_timesteps`` and ``meta/step_overhead``; they move nothing. No network is trained.
+
+    Works with OpenAI-ES as the inner algorithm (one centre and its last step; NSR-ES switches between several
+    centres, ESAC's SAC moves the centre between ES steps).
+
+    :param space: The adapted hyperparameters: ``learning_rate`` alone
+    :param damping: ``d`` in ``exp(s / d)``: a sustained ``s = 1`` multiplies the learning rate by ``exp(1 / d)``
+        per generation (pycma's fallback damping, 4, by default; its dimension-based one would barely move the rate
+        in the 12 to 110 generations of the benchmark budgets)
+    :param cumulation: ``c``, the weight of the newest ``z`` in ``s`` (pycma's 0.3)
+    :param history_length: Generations kept in the fitness history
+    :param seed: Seed of the meta level's generator (the rule draws nothing)
+    :param verbose: Verbosity level
+    :param max_lr_to_sigma: Largest ``learning_rate / sigma`` set (None: no cap; see
+        :meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
+    :raises ValueError: if ``space`` adapts anything but ``learning_rate``, ``damping <= 0`` or ``cumulation`` is not
+        in (0, 1]
+    """
+
+    #: The rule sets the learning rate each generation; it has no meta candidates to evaluate
+    learns_online = False
+
+    def __init__(
+        self,
+        space: HyperparameterSpace,
+        damping: float = 4.0,
+        cumulation: float = 0.3,
+        history_length: int = 10,
+        seed: int | None = None,
+        verbose: int = 0,
+        max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
+    ):
+        if space.names != ["learning_rate"]:
+            raise ValueError(
+                f"Two-point adaptation adapts the learning rate alone, got hyperparameter_bounds for {space.names}: "
+                "give bounds for 'learning_rate' only (or none: the default)"
+            )
+        if not (np.isfinite(damping) and damping > 0.0):
+            raise ValueError(
+                f"damping must be > 0 (the rate moves by at most exp(1 / damping) per generation), got {damping!r}"
+            )
+        if not (np.isfinite(cumulation) and 0.0 < cumulation <= 1.0):
+            raise ValueError(f"cumulation must be in (0, 1] (the weight of the newest test), got {cumulation!r}")
+        super().__init__(
+            space, 1, 1, 0, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
+            max_lr_to_sigma=max_lr_to_sigma,
+        )
+        self.damping, self.cumulation = float(damping), float(cumulation)
+        #: The cumulated test ``s`` (in [-1, 1]) and the last ``z``
+        self.s = 0.0
+        self.last_z = float("nan")
+        #: (f(x+), f(x-)) of this generation's two points (None: none rolled out this generation)
+        self.pair: np.ndarray | None = None
+
+    def propose(self) -> dict[str, float]:
+        return dict(self.current)
+
+    def meta_update(self, hyperparameters: dict[str, float]) -> None:  # pragma: no cover - learns_online is False
+        raise RuntimeError("Two-point adaptation has no meta update")
+
+    def _on_rollout_start(self) -> None:
+        model = self.model
+        self.roll_back_if_interrupted()
+        if model.generation_done:
+            return
+        strategy = model.strategy
+        step = getattr(strategy, "last_step", None)
+        norm = 0.0 if step is None else float(np.linalg.norm(step))
+        if norm > 0.0:
+            direction = step / norm * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
+            before = model.num_timesteps
+            points = np.stack([strategy.theta + direction, strategy.theta - direction])
+            self.pair = model.evaluate_centres(points, n_episodes=1)
+            self.meta_steps += model.num_timesteps - before
+        self.current["learning_rate"] = self.within_bounds(self.current["learning_rate"])  # a start beyond them too
+        model.hyperparameters["learning_rate"] = self.current["learning_rate"]
+
+    def two_point_z(self, returns: np.ndarray) -> float:
+        """
+        :param returns: (2 n_pairs,) the population's returns at the centre of the two points (non-finite ones are
+            left out; a non-finite ``f(x+-)`` ranks last)
+        :return: ``z`` in [-1, 1]: above 0 when ``x+`` (along the last step) ranks above ``x-``
+        """
+        returns = np.asarray(returns, dtype=np.float64)
+        plus, minus = (float(r) if np.isfinite(r) else -np.inf for r in self.pair)
+        pooled = np.concatenate([returns[np.isfinite(returns)], [plus, minus]])
+        return float((np.sum(pooled > minus) - np.sum(pooled > plus)) / (pooled.size - 1))
+
+    def within_bounds(self, learning_rate: float) -> float:
+        """:return: ``learning_rate`` within the space's bounds and the step radius (the step radius wins)"""
+        (parameter,) = self.space.parameters
+        high = parameter.high
+        if self.max_lr_to_sigma is not None:
+            high = min(high, self.max_lr_to_sigma * self.model.hyperparameters["sigma"])
+        return float(np.clip(learning_rate, parameter.low, high))
+
+    def _on_rollout_end(self) -> None:
+        if self.pair is not None:
+            z = self.two_point_z(self.model.last_rollout.returns)
+            self.s = (1.0 - self.cumulation) * self.s + self.cumulation * float(np.sign(z)) * abs(z) ** 0.5
+            self.last_z, self.pair = z, None
+            learning_rate = self.within_bounds(self.current["learning_rate"] * np.exp(self.s / self.damping))
+            if learning_rate != self.current["learning_rate"]:
+                self.n_meta_updates += 1
+                if self.first_update_generation is None:
+                    self.first_update_generation = self.n_generations
+            self.current["learning_rate"] = learning_rate
+        self.logger.record("meta/two_point_z", self.last_z)
+        self.logger.record("meta/two_point_s", self.s)
+        super()._on_rollout_end()
