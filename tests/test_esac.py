@@ -164,3 +164,38 @@ def test_worker_processes_fill_the_replay_buffer():
     model.learn(800)
     assert model.sac.replay_buffer.size() == model.num_timesteps >= 800
     assert model.sac._n_updates > 0
+
+
+def test_a_stop_asked_during_the_population_ends_the_generation_whole():
+    """A callback that returns False during a generation's population: ESAC's step, SAC's training and the centre's
+    and elites' evaluation still run (the generation is counted), so a later ``learn`` goes on as one straight run."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    def make_esac():
+        return ESAC("MlpPolicy", "Counting-v0", seed=5, **{**SMALL, "policy_kwargs": dict(net_arch=[8]), "n_pairs": 4})
+
+    straight = make_esac()
+    while straight._n_updates < 6:
+        straight.learn(1, reset_num_timesteps=False)
+
+    class StopOnce(BaseCallback):
+        def _on_step(self) -> bool:
+            in_population = getattr(self, "in_population", False)
+            if self.model._n_updates == 3 and in_population and not getattr(self, "done", False):
+                self.done = True
+                return False
+            return True
+
+        def _on_rollout_start(self) -> None:
+            self.in_population = True
+
+        def _on_rollout_end(self) -> None:
+            self.in_population = False
+
+    stopped = make_esac()
+    stopped.learn(10**6, callback=StopOnce())
+    assert stopped._n_updates == 4
+    while stopped._n_updates < 6:
+        stopped.learn(1, reset_num_timesteps=False)
+    np.testing.assert_array_equal(stopped.strategy.theta, straight.strategy.theta)
+    assert stopped.num_timesteps == straight.num_timesteps

@@ -158,8 +158,11 @@ def test_an_interrupted_generation_leaves_the_meta_level_as_it_was(meta, where):
 
         def _on_step(self) -> bool:
             model = self.model
-            if model._n_updates == 6 and where == "meta rollout" and not model.generation_done:
-                self.interrupt()  # generation 7's meta generation, in the controller's start of generation
+            # generation 7's meta generation, in the controller's start of generation (tpa: its population, after
+            # the two points)
+            started = meta != "tpa" or model.meta_controller.pair is not None
+            if model._n_updates == 6 and where == "meta rollout" and not model.generation_done and started:
+                self.interrupt()
             if model._n_updates == 6 and where == "centre episode" and model.generation_done:
                 self.interrupt()  # the controller's centre episode, at generation 6's end
             return True
@@ -172,36 +175,48 @@ def test_an_interrupted_generation_leaves_the_meta_level_as_it_was(meta, where):
     with pytest.raises(KeyboardInterrupt):
         interrupted.learn(12 * generation, callback=InterruptOnce())
     assert interrupted._n_updates == (6 if where == "meta rollout" else 5)
+    # the controller is rolled back with the model, before the next learn: what it reports and saves is the model's
+    assert interrupted.meta_controller.n_generations == interrupted._n_updates
     while interrupted._n_updates < 12:
         interrupted.learn(generation, reset_num_timesteps=False)
     np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)
     assert interrupted.hyperparameters == straight.hyperparameters
     a, b = interrupted.meta_controller.summary(), straight.meta_controller.summary()
     assert (a["n_meta_updates"], a["n_generations"]) == (b["n_meta_updates"], b["n_generations"])
-    assert a["n_generations"] == 12 and a["meta_steps"] == b["meta_steps"]
+    assert a["n_generations"] == 12
+    # the steps the rolled-back generation's meta evaluations took are spent and stay counted, as in num_timesteps:
+    # its two points (tpa), its completed centre episode (end), none where the interruption came first
+    spent = 2 * HORIZON if meta == "tpa" else HORIZON if where == "end" else 0
+    assert a["meta_steps"] - b["meta_steps"] == spent
 
 
-def test_a_stop_asked_during_a_meta_generation_completes_it():
-    """A callback that returns False during the rollouts of a generation the meta level took (a meta update): the
-    generation still makes its step and ends (counted, the controller's end of generation), and a
-    later ``learn`` goes on as one straight run."""
+@pytest.mark.parametrize("meta", ["lstm", "tpa"])
+def test_a_stop_asked_during_the_meta_levels_own_steps_completes_the_generation(meta):
+    """A callback that returns False during the steps a generation's start takes (``lstm``: the meta generation it
+    takes; ``tpa``: its two points, before the population): the generation still ends whole (its step, its count, the
+    controller's end of generation), as after a stop during the population, and a later ``learn`` goes on as one
+    straight run."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    generation = (2 * 4 + 1) * HORIZON
-    straight = make(seed=5, meta_min_significance=0.0)
-    straight.learn(8 * generation)
+    generation = (2 * 4 + (2 if meta == "tpa" else 1)) * HORIZON
+    kwargs = dict(meta=meta, meta_min_significance=0.0)
+    straight = make(seed=5, **kwargs)
+    straight.learn(8 * generation - (2 * HORIZON if meta == "tpa" else 0))
 
     class StopOnce(BaseCallback):
         def _on_step(self) -> bool:
             model = self.model
-            if model._n_updates == 3 and not model.generation_done and not getattr(self, "done", False):
+            at_start = model.meta_controller.pair is None if meta == "tpa" else True
+            if model._n_updates == 3 and not model.generation_done and at_start and not getattr(self, "done", False):
                 self.done = True
                 return False
             return True
 
-    stopped = make(seed=5, meta_min_significance=0.0)
+    stopped = make(seed=5, **kwargs)
     stopped.learn(8 * generation, callback=StopOnce())
     assert stopped._n_updates == stopped.meta_controller.n_generations == 4
     while stopped._n_updates < 8:
         stopped.learn(generation, reset_num_timesteps=False)
     np.testing.assert_array_equal(stopped.strategy.theta, straight.strategy.theta)
+    assert stopped.num_timesteps == straight.num_timesteps
+    assert stopped.meta_controller.summary() == straight.meta_controller.summary()

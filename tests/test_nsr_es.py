@@ -295,3 +295,36 @@ def test_learns_cartpole():
     model.learn(100_000)
     after, _ = evaluate_policy(model, env, n_eval_episodes=10, deterministic=True)
     assert before < 100 and after >= 195
+
+
+def test_an_interrupted_generation_rolls_back_every_member_and_the_archive():
+    """Ctrl-C after the drawn member stepped (its new centre's rollout): that member, the archive and the members'
+    records go back to the end of the last completed generation, so the resumed run equals a straight one (the
+    roll-back used to restore only the strategy in use before the draw)."""
+    straight = make(seed=1)
+    while straight._n_updates < 8:
+        straight.learn(1, reset_num_timesteps=False)
+
+    class InterruptInTheCentreRollout(BaseCallback):
+        def _on_step(self) -> bool:
+            model = self.model
+            stepped = model.num_timesteps - getattr(self, "start", np.inf) > 2 * 3 * 20  # past the population
+            if stepped and model.current_member != model.best_member and not getattr(self, "done", False):
+                self.done = True
+                raise KeyboardInterrupt
+            return True
+
+        def _on_rollout_start(self) -> None:
+            self.start = self.model.num_timesteps
+
+    interrupted = make(seed=1)
+    callback = InterruptInTheCentreRollout()
+    with pytest.raises(KeyboardInterrupt):
+        while interrupted._n_updates < 8:
+            interrupted.learn(1, reset_num_timesteps=False, callback=callback)
+    while interrupted._n_updates < 8:
+        interrupted.learn(1, reset_num_timesteps=False)
+    for member, other in zip(interrupted.members, straight.members, strict=True):
+        np.testing.assert_array_equal(member.theta, other.theta)
+    assert len(interrupted.archive) == len(straight.archive)
+    np.testing.assert_array_equal(interrupted.member_returns, straight.member_returns)

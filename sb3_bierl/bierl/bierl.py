@@ -286,6 +286,13 @@ class BiERL(ES):
         if self.meta_controller is None:  # a new model, not one being loaded
             self.meta_controller = self._make_meta_controller()
 
+    def roll_back_meta_level(self) -> None:
+        """After a rolled-back generation, the meta level goes back to its state at that generation's start now, so
+        that what it reports and saves (``summary()``, ``meta_controller.save``) is that of the model as rolled back."""
+        controller = self.meta_controller
+        if controller is not None and getattr(controller, "model", None) is self:
+            controller.roll_back_if_interrupted()
+
     def _make_meta_controller(self) -> BaseMetaController | None:
         if self.meta == "none":
             return None

@@ -457,9 +457,12 @@ class ES(BaseAlgorithm):
         self.generation_done = False
         # A callback may set self.hyperparameters here, or take the generation itself: then it sets
         # self.strategy, self.last_rollout, self.hyperparameters and self.generation_done = True
+        steps = self.num_timesteps
         callback.on_rollout_start()
-        if self._stop_training and not self.generation_done:
-            return  # stopped before any step; a generation a callback took (a meta update) has stepped: it ends below
+        if self._stop_training and self.num_timesteps == steps:
+            return  # stopped before any of the generation's steps
+        # a stop asked during steps the generation's start took (a meta update, a meta level's own episodes) lets the
+        # generation end as one asked during its population does: whole, the rest of its steps counted silently
         if not self.generation_done:
             population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
             (result,) = self.evaluate_populations([population], [self.strategy.theta])
@@ -473,25 +476,38 @@ class ES(BaseAlgorithm):
     def _do_generation_or_roll_back(self) -> None:
         """
         One generation, as a whole or not at all: if it raises (Ctrl-C, a worker's error, a callback), the ES
-        state (centre, optimiser, last step), the generator of episode seeds and the update count are those of
-        the end of the last completed generation (a meta level may have moved the centre at the generation's
-        start), and so are the observation statistics the policy normalises with (the rolled-back generation's
-        observations are not in them): resumed with ``learn(..., reset_num_timesteps=False)``, ES goes on as if never
-        interrupted (a meta level's own state is its own: every ``BaseMetaController`` rolls it back too). Steps taken
-        are still counted; ESAC's SAC keeps what it learned.
+        state (centre, optimiser, last step; NSR-ES: every member and the archive), the generator of episode seeds and
+        the update count are those of the end of the last completed generation (a meta level may have moved the centre
+        at the generation's start), and so are the observation statistics the policy normalises with (the rolled-back
+        generation's observations are not in them), and BiERL's meta level (:meth:`roll_back_meta_level`): resumed
+        with ``learn(..., reset_num_timesteps=False)``, the run goes on as if never interrupted. Steps taken are still
+        counted; ESAC's SAC keeps what it learned.
         """
-        strategy, saved = self.strategy, self.strategy.copy()
+        saved = self._generation_state()
         rng_state, n_updates = self.rng.bit_generator.state, self._n_updates
         obs_rms = self.obs_rms.copy()
         try:
             self._do_generation()
         except BaseException:
-            strategy.__dict__.update(saved.__dict__)  # in place: other references to it (NSR-ES's members) see it
-            self.strategy = strategy
+            self._restore_generation_state(saved)
             self.rng.bit_generator.state = rng_state
             self._n_updates = n_updates
             self.obs_rms = obs_rms
+            self.roll_back_meta_level()
             raise
+
+    def _generation_state(self) -> dict[str, Any]:
+        """:return: what a generation changes of the inner state (what :meth:`_restore_generation_state` reads)"""
+        return {"strategy": (self.strategy, self.strategy.copy())}
+
+    def _restore_generation_state(self, state: dict[str, Any]) -> None:
+        """Go back to a :meth:`_generation_state`: strategies are restored in place (other references see it)."""
+        strategy, saved = state["strategy"]
+        strategy.__dict__.update(saved.__dict__)
+        self.strategy = strategy
+
+    def roll_back_meta_level(self) -> None:
+        """After a rolled-back generation: a meta level goes back to its state at that generation's start (none)."""
 
     # ------------------------------------------------------------------ learn
     def learn(

@@ -323,9 +323,10 @@ class ESAC(ES):
     def _do_generation(self) -> None:
         """The ES step (or the adopted meta trial), then AMT, SAC training, injection and elitism,
         which run whether or not a callback took the ES step."""
+        n_updates = self._n_updates
         super()._do_generation()
-        if self._stop_training:
-            return
+        if self._n_updates == n_updates:
+            return  # stopped before the generation's step; a stop asked during it lets the generation end whole
         self._adapt_sigma()
         self._train_sac()
         self._evaluate_centre_elites_and_sac()

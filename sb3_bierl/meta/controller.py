@@ -112,7 +112,8 @@ class BaseMetaController(BaseCallback):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("model", "locals", "globals", "parent"):
+        # the roll-back snapshot is not saved: a rolled-back generation has rolled the controller back already
+        for key in ("model", "locals", "globals", "parent", "_started_at", "_state_at_start"):
             state.pop(key, None)
         return state
 
@@ -126,7 +127,7 @@ class BaseMetaController(BaseCallback):
         state.setdefault("last_pair_fitness", None)
         state.setdefault("share_noise", True)
         state.setdefault("max_lr_to_sigma", None)  # saved before session 9: no cap
-        state.setdefault("_started_at", None)  # saved before the roll-back of session 16
+        state.setdefault("_started_at", None)  # never saved (see __getstate__)
         state.setdefault("_state_at_start", None)
         self.__dict__.update(state)
         self.locals, self.globals, self.parent = {}, {}, None
@@ -235,11 +236,12 @@ class BaseMetaController(BaseCallback):
 
     def roll_back_if_interrupted(self) -> None:
         """
-        Called at the start of every generation: if the last generation started here did not complete (Ctrl-C, a
-        worker's error, an error in a callback, even after this controller's end of generation), ES rolled it back
-        (``ES._do_generation_or_roll_back``), and so does this controller: its state goes back to what it was at
-        that generation's start (history, counters, generator, network or study), so the run goes on as if never
-        interrupted. Then it keeps a copy of its state for this generation.
+        Called at the start of every generation, and by the model when it rolls a generation back: if the last
+        generation started here did not complete (Ctrl-C, a worker's error, an error in a callback, even after this
+        controller's end of generation), ES rolled it back (``ES._do_generation_or_roll_back``), and so does this
+        controller: its state goes back to what it was at that generation's start (history, counters, generator,
+        network or study; not ``meta_steps``, the steps its evaluations really took, as ``num_timesteps`` keeps
+        them), so the run goes on as if never interrupted. Then it keeps a copy of its state for this generation.
         """
         n_updates = self.model._n_updates
         if self._started_at == n_updates and self._state_at_start is not None:
@@ -247,14 +249,15 @@ class BaseMetaController(BaseCallback):
         self._started_at, self._state_at_start = n_updates, self._snapshot()
 
     def _snapshot(self) -> dict[str, Any]:
-        """:return: a copy of this controller's state (as pickled with the model, without the last snapshot)"""
+        """:return: a copy of this controller's state (as pickled with the model)"""
         state = self.__getstate__()
-        state.pop("_state_at_start", None)
         return {k: v if k in self._shared_in_snapshot else copy.deepcopy(v) for k, v in state.items()}
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
-        """Go back to the state of a :meth:`_snapshot`."""
+        """Go back to the state of a :meth:`_snapshot`, with the steps spent so far (``meta_steps``)."""
+        meta_steps = self.meta_steps
         self.__dict__.update(snapshot)
+        self.meta_steps = meta_steps
 
     def _on_rollout_start(self) -> None:
         model = self.model

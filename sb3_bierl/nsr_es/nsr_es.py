@@ -1,5 +1,6 @@
 """NSR-ES and NSRA-ES (Conti et al. 2018) as Stable-Baselines3 algorithms."""
 
+import copy
 import warnings
 from typing import Any, ClassVar
 
@@ -205,6 +206,27 @@ class NSRES(ES):
         self.archive.add(descriptor)
         if self.novelty_weight_schedule is not None:
             self.novelty_weight_schedule.update(centre_return)
+
+    def _generation_state(self) -> dict[str, Any]:
+        """:return: ES's, every member (a generation steps the one it draws), the archive and the members' records"""
+        return {
+            **super()._generation_state(),
+            "members": [(member, member.copy()) for member in self.members],
+            "records": copy.deepcopy(self._member_records()),
+        }
+
+    def _restore_generation_state(self, state: dict[str, Any]) -> None:
+        super()._restore_generation_state(state)
+        for member, saved in state["members"]:
+            member.__dict__.update(saved.__dict__)  # in place: the strategy is one of them
+        records = copy.deepcopy(state["records"])
+        self.member_returns, self.member_descriptors, self.current_member, self.archive = records[:4]
+        self.novelty_weight_schedule = records[4]
+
+    def _member_records(self) -> tuple[Any, ...]:
+        """:return: the members' returns and descriptors, the member drawn, the archive, the novelty weight schedule"""
+        members = (self.member_returns, self.member_descriptors, self.current_member)
+        return (*members, self.archive, self.novelty_weight_schedule)
 
     def start_generation(self) -> None:
         """Seed the archive (first generation), then draw the member to update and make it the strategy."""
