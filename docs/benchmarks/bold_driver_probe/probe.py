@@ -23,7 +23,10 @@ package has it as ``BiERL(meta="bold_driver")`` (``sb3_bierl.meta.BoldDriverCont
 runs bit for bit (same centres, rates and rejections; tested in ``tests/test_bold_driver.py``;
 ``python -m sb3_bierl.benchmarks.meta_level --algos bold``). From another start it differs where the rate reaches a
 bound: the probe keeps the bounds of the defaults (0.00125 to 0.08), BiERL centres them on its start (a factor 8
-either side: 0.00375 to 0.24 from 0.03). Same harness, budgets, seeds and evaluation as
+either side: 0.00375 to 0.24 from 0.03). Session 16: ``es-tpa`` (and its starts ``es-s1.5-lr3-tpa``, ``es-lr0.25-tpa``,
+``es-lr4-tpa``), two-point step-size adaptation (:class:`TwoPointAdaptation`); the package has it as
+``BiERL(meta="tpa")`` (``sb3_bierl.meta.TwoPointController``), the ``es-tpa`` runs bit for bit (tested in
+``tests/test_two_point.py``). Same harness, budgets, seeds and evaluation as
 ``python -m sb3_bierl.benchmarks.meta_level``; run from the repository root, resumable (results and commands of
 session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 
