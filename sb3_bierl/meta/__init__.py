@@ -1,6 +1,7 @@
 from sb3_bierl.meta.bold_driver import BoldDriverController
 from sb3_bierl.meta.controller import BaseMetaController, MetaController
 from sb3_bierl.meta.history import N_FITNESS_FEATURES, FitnessHistory, GenerationSummary, generation_features
+from sb3_bierl.meta.learning_rate_rule import LearningRateRule
 from sb3_bierl.meta.network import ENCODERS, MetaNetwork
 from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import Hyperparameter, HyperparameterSpace
@@ -25,6 +26,7 @@ __all__ = [
     "GenerationSummary",
     "Hyperparameter",
     "HyperparameterSpace",
+    "LearningRateRule",
     "MetaController",
     "MetaNetwork",
     "OptunaController",

@@ -4,11 +4,12 @@ from typing import Any
 
 import numpy as np
 
-from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, BaseMetaController
+from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA
+from sb3_bierl.meta.learning_rate_rule import LearningRateRule
 from sb3_bierl.meta.space import HyperparameterSpace
 
 
-class BoldDriverController(BaseMetaController):
+class BoldDriverController(LearningRateRule):
     """
     The "bold driver" (Vogl et al. 1988, "Accelerating the convergence of the back-propagation method"; Battiti
     1989) as a meta level: it sets the inner learning rate every generation from Welch's z of the population's mean
@@ -46,9 +47,6 @@ class BoldDriverController(BaseMetaController):
         ``reject < threshold``
     """
 
-    #: The rule sets the learning rate each generation; it has no meta candidates to evaluate
-    learns_online = False
-
     _shared_in_snapshot = ("before",)
 
     def __init__(
@@ -62,20 +60,13 @@ class BoldDriverController(BaseMetaController):
         verbose: int = 0,
         max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
     ):
-        if space.names != ["learning_rate"]:
-            raise ValueError(
-                f"The bold driver adapts the learning rate alone, got hyperparameter_bounds for {space.names}: "
-                "give bounds for 'learning_rate' only (or none: the default)"
-            )
         if not (np.isfinite(factor) and factor > 1.0):
             raise ValueError(f"factor must be > 1 (the learning rate's change per generation), got {factor!r}")
         if not (np.isfinite(threshold) and threshold >= 0.0):
             raise ValueError(f"threshold must be a z statistic >= 0, got {threshold!r}")
         if not (np.isfinite(reject) and reject >= threshold):
             raise ValueError(f"reject must be a z statistic >= threshold ({threshold}), got {reject!r}")
-        super().__init__(
-            space, 1, 1, 0, factor, history_length, seed=seed, verbose=verbose, max_lr_to_sigma=max_lr_to_sigma
-        )
+        super().__init__(space, factor, history_length, seed=seed, verbose=verbose, max_lr_to_sigma=max_lr_to_sigma)
         self.threshold, self.factor, self.reject = float(threshold), float(factor), float(reject)
         #: (mean, squared standard error) of the population's return: the last generation's, the last accepted one's
         self.last: tuple[float, float] | None = None
@@ -85,12 +76,6 @@ class BoldDriverController(BaseMetaController):
         self.rejected_last = False
         #: Generations rejected (their index among this controller's generations)
         self.rejections: list[int] = []
-
-    def propose(self) -> dict[str, float]:
-        return dict(self.current)
-
-    def meta_update(self, hyperparameters: dict[str, float]) -> None:  # pragma: no cover - learns_online is False
-        raise RuntimeError("The bold driver has no meta update")
 
     def welch_z(self) -> float:
         """:return: Welch's z of the last generation's mean return against the last accepted generation's"""
@@ -129,14 +114,6 @@ class BoldDriverController(BaseMetaController):
         self.before = model.strategy.copy()
         self.current["learning_rate"] = learning_rate
         model.hyperparameters["learning_rate"] = learning_rate
-
-    def within_bounds(self, learning_rate: float) -> float:
-        """:return: ``learning_rate`` within the space's bounds and the step radius (the step radius wins)"""
-        (parameter,) = self.space.parameters
-        high = parameter.high
-        if self.max_lr_to_sigma is not None:
-            high = min(high, self.max_lr_to_sigma * self.model.hyperparameters["sigma"])
-        return float(np.clip(learning_rate, parameter.low, high))
 
     def _on_rollout_end(self) -> None:
         returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)

@@ -2,11 +2,12 @@
 
 import numpy as np
 
-from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, BaseMetaController
+from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA
+from sb3_bierl.meta.learning_rate_rule import LearningRateRule
 from sb3_bierl.meta.space import HyperparameterSpace
 
 
-class TwoPointController(BaseMetaController):
+class TwoPointController(LearningRateRule):
     """
     Two-point step-size adaptation (TPA: Hansen 2008, "CMA-ES with Two-Point Step-Size Adaptation", INRIA RR-6527;
     as pycma's ``CMAAdaptSigmaTPA``) of the inner learning rate. At the start of every generation but the first, two
@@ -48,9 +49,6 @@ class TwoPointController(BaseMetaController):
         in (0, 1]
     """
 
-    #: The rule sets the learning rate each generation; it has no meta candidates to evaluate
-    learns_online = False
-
     def __init__(
         self,
         space: HyperparameterSpace,
@@ -61,11 +59,6 @@ class TwoPointController(BaseMetaController):
         verbose: int = 0,
         max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
     ):
-        if space.names != ["learning_rate"]:
-            raise ValueError(
-                f"Two-point adaptation adapts the learning rate alone, got hyperparameter_bounds for {space.names}: "
-                "give bounds for 'learning_rate' only (or none: the default)"
-            )
         if not (np.isfinite(damping) and damping > 0.0):
             raise ValueError(
                 f"damping must be > 0 (the rate moves by at most exp(1 / damping) per generation), got {damping!r}"
@@ -73,7 +66,7 @@ class TwoPointController(BaseMetaController):
         if not (np.isfinite(cumulation) and 0.0 < cumulation <= 1.0):
             raise ValueError(f"cumulation must be in (0, 1] (the weight of the newest test), got {cumulation!r}")
         super().__init__(
-            space, 1, 1, 0, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
+            space, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
             max_lr_to_sigma=max_lr_to_sigma,
         )
         self.damping, self.cumulation = float(damping), float(cumulation)
@@ -82,12 +75,6 @@ class TwoPointController(BaseMetaController):
         self.last_z = float("nan")
         #: (f(x+), f(x-)) of this generation's two points (None: none rolled out this generation)
         self.pair: np.ndarray | None = None
-
-    def propose(self) -> dict[str, float]:
-        return dict(self.current)
-
-    def meta_update(self, hyperparameters: dict[str, float]) -> None:  # pragma: no cover - learns_online is False
-        raise RuntimeError("Two-point adaptation has no meta update")
 
     def _on_rollout_start(self) -> None:
         model = self.model
@@ -116,14 +103,6 @@ class TwoPointController(BaseMetaController):
         plus, minus = (float(r) if np.isfinite(r) else -np.inf for r in self.pair)
         pooled = np.concatenate([returns[np.isfinite(returns)], [plus, minus]])
         return float((np.sum(pooled > minus) - np.sum(pooled > plus)) / (pooled.size - 1))
-
-    def within_bounds(self, learning_rate: float) -> float:
-        """:return: ``learning_rate`` within the space's bounds and the step radius (the step radius wins)"""
-        (parameter,) = self.space.parameters
-        high = parameter.high
-        if self.max_lr_to_sigma is not None:
-            high = min(high, self.max_lr_to_sigma * self.model.hyperparameters["sigma"])
-        return float(np.clip(learning_rate, parameter.low, high))
 
     def _on_rollout_end(self) -> None:
         if self.pair is not None:
