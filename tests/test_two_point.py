@@ -79,6 +79,7 @@ def test_counts_the_two_points_steps_logs_and_updates_from_the_second_generation
     assert meta["first_update_generation"] == 1  # the rate set for generation 2 is the first it moved
     log = pd.read_csv(tmp_path / "progress.csv")
     assert {"meta/two_point_z", "meta/two_point_s", "meta/step_overhead"} <= set(log.columns)
+    assert "meta/fitness" not in log.columns  # a rule has no meta candidates to score
     assert log["meta/two_point_z"].notna().sum() == 5
 
 

@@ -302,7 +302,8 @@ class BaseMetaController(BaseCallback):
         summary = GenerationSummary(model.last_rollout.returns, centre, agreement)
         self.history.append(summary, self.space.to_unit(model.hyperparameters))
         self.n_generations += 1
-        self.logger.record("meta/fitness", self.last_fitness)
+        if self.learns_online:  # a rule or a frozen network has no meta candidates to score
+            self.logger.record("meta/fitness", self.last_fitness)
         self.logger.record("meta/n_updates", self.n_meta_updates)
         if model.num_timesteps > 0:
             self.logger.record("meta/step_overhead", self.meta_steps / model.num_timesteps)
