@@ -84,9 +84,9 @@ class BoldDriverController(LearningRateRule):
 
     def _on_rollout_start(self) -> None:
         model = self.model
+        self.roll_back_if_interrupted()  # so the next generation makes the same decision again
         if model.generation_done:
             return
-        self.roll_back_if_interrupted()  # so the next generation makes the same decision again
         learning_rate = self.current["learning_rate"]
         if self.last is not None and self.reference is None:
             self.reference = self.last  # the first generation is the first reference
@@ -105,15 +105,10 @@ class BoldDriverController(LearningRateRule):
                 elif z < -self.threshold:
                     learning_rate /= self.factor
                 self.reference, self.rejected_last = self.last, False
-        learning_rate = self.within_bounds(learning_rate)  # a start beyond them too, from the first generation
-        if learning_rate != self.current["learning_rate"]:
-            self.n_meta_updates += 1
-            if self.first_update_generation is None:
-                self.first_update_generation = self.n_generations
+        self.move_learning_rate(self.within_bounds(learning_rate))  # a start beyond them too, from the first one
         self.last = None
         self.before = model.strategy.copy()
-        self.current["learning_rate"] = learning_rate
-        model.hyperparameters["learning_rate"] = learning_rate
+        model.hyperparameters["learning_rate"] = self.current["learning_rate"]
 
     def _on_rollout_end(self) -> None:
         returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)

@@ -214,6 +214,20 @@ class BaseMetaController(BaseCallback):
             self.first_update_generation = self.n_generations
         return clean
 
+    def evaluate_meta_points(self, points: np.ndarray, n_episodes: int) -> np.ndarray:
+        """
+        Roll out parameter vectors for the meta level alone (they move no inner step): their steps count in
+        ``num_timesteps`` and in ``meta_steps`` (``meta/step_overhead``).
+
+        :param points: (k, n_params) the parameter vectors
+        :param n_episodes: Episodes of each, on common seeds
+        :return: (k,) the mean return of each
+        """
+        before = self.model.num_timesteps
+        returns = self.model.evaluate_centres(points, n_episodes)
+        self.meta_steps += self.model.num_timesteps - before
+        return returns
+
     def summary(self) -> dict[str, Any]:
         """:return: the meta level's counters (JSON-serialisable): updates, first update, step overhead"""
         model = getattr(self, "model", None)  # None until the controller is attached to a model
@@ -287,11 +301,9 @@ class BaseMetaController(BaseCallback):
         centre = None
         if self.centre_episodes > 0:
             # the centre the generation's population was drawn around, before its step: rolled out now
-            before = model.num_timesteps
             last_step = getattr(model.strategy, "last_step", None)
             theta = model.strategy.theta if last_step is None else model.strategy.theta - last_step
-            centre = float(np.mean(model.evaluate_centres(theta[None], self.centre_episodes)))
-            self.meta_steps += model.num_timesteps - before
+            centre = float(np.mean(self.evaluate_meta_points(theta[None], self.centre_episodes)))
             model.sync_policy()  # the new observation statistics, as at the end of every generation
         step = getattr(model.strategy, "last_step", None)
         agreement = None

@@ -57,3 +57,11 @@ class LearningRateRule(BaseMetaController):
         if self.max_lr_to_sigma is not None:
             high = min(high, self.max_lr_to_sigma * self.model.hyperparameters["sigma"])
         return float(np.clip(learning_rate, parameter.low, high))
+
+    def move_learning_rate(self, learning_rate: float) -> None:
+        """The rule's new learning rate (for the next generation): a change counts as a meta update."""
+        if learning_rate != self.current["learning_rate"]:
+            self.n_meta_updates += 1
+            if self.first_update_generation is None:
+                self.first_update_generation = self.n_generations
+        self.current["learning_rate"] = learning_rate

@@ -86,10 +86,7 @@ class TwoPointController(LearningRateRule):
         norm = 0.0 if step is None else float(np.linalg.norm(step))
         if norm > 0.0:
             direction = step / norm * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
-            before = model.num_timesteps
-            points = np.stack([strategy.theta + direction, strategy.theta - direction])
-            self.pair = model.evaluate_centres(points, n_episodes=1)
-            self.meta_steps += model.num_timesteps - before
+            self.pair = self.evaluate_meta_points(np.stack([strategy.theta + direction, strategy.theta - direction]), 1)
         self.current["learning_rate"] = self.within_bounds(self.current["learning_rate"])  # a start beyond them too
         model.hyperparameters["learning_rate"] = self.current["learning_rate"]
 
@@ -109,12 +106,7 @@ class TwoPointController(LearningRateRule):
             z = self.two_point_z(self.model.last_rollout.returns)
             self.s = (1.0 - self.cumulation) * self.s + self.cumulation * float(np.sign(z)) * abs(z) ** 0.5
             self.last_z, self.pair = z, None
-            learning_rate = self.within_bounds(self.current["learning_rate"] * np.exp(self.s / self.damping))
-            if learning_rate != self.current["learning_rate"]:
-                self.n_meta_updates += 1
-                if self.first_update_generation is None:
-                    self.first_update_generation = self.n_generations
-            self.current["learning_rate"] = learning_rate
+            self.move_learning_rate(self.within_bounds(self.current["learning_rate"] * np.exp(self.s / self.damping)))
         self.logger.record("meta/two_point_z", self.last_z)
         self.logger.record("meta/two_point_s", self.s)
         super()._on_rollout_end()
