@@ -78,10 +78,18 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``),
 #: ``bold`` BiERL with the bold-driver meta level (``BiERL(meta="bold_driver")``), ``tpa`` with two-point adaptation
-#: (``BiERL(meta="tpa")``)
-BASES: dict[str, str] = {"es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL"}
+#: (``BiERL(meta="tpa")``), ``tpa_pair`` the same with its two points in the gradient (``last_step_pair=True``),
+#: ``es_pair`` ES with that pair and no meta level (``ES(last_step_pair=True)``: the ablation of ``tpa_pair``)
+BASES: dict[str, str] = {
+    "es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL", "tpa_pair": "BiERL", "es_pair": "ES",
+}
 #: Constructor arguments a base sets besides the name's
-BASE_KWARGS: dict[str, dict[str, Any]] = {"bold": {"meta": "bold_driver"}, "tpa": {"meta": "tpa"}}
+BASE_KWARGS: dict[str, dict[str, Any]] = {
+    "bold": {"meta": "bold_driver"},
+    "tpa": {"meta": "tpa"},
+    "tpa_pair": {"meta": "tpa", "last_step_pair": True},
+    "es_pair": {"last_step_pair": True},
+}
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are
 REFERENCE: dict[str, float] = {"sigma": 0.02, "learning_rate": 0.01}

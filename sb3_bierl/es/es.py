@@ -37,7 +37,7 @@ from sb3_bierl.evaluation import (
     merge_antithetic,
 )
 from sb3_bierl.evaluation.quiet_mujoco import silence_mujoco_deprecations_for
-from sb3_bierl.strategies import NoiseTable, OpenAIES, Population, finite_or_worst, merge_populations
+from sb3_bierl.strategies import DirectedPairs, NoiseTable, OpenAIES, Population, finite_or_worst, merge_populations
 
 SelfES = TypeVar("SelfES", bound="ES")
 
@@ -77,6 +77,13 @@ class ES(BaseAlgorithm):
         environment with no ``TimeLimit`` of its own (a warning says so at construction); an environment's
         own time limit always applies
     :param alive_bonus_offset: Added to every reward during training, to cancel alive bonuses (as ARS)
+    :param last_step_pair: Each generation but the first, roll out one more antithetic pair, along the last step's
+        direction (``theta +- sigma * sqrt(n) * last_step / ||last_step||``, one shared episode seed), and use it in
+        the gradient estimate with the population's pairs (Meier et al. 2019, "Improving Gradient Estimation in
+        Evolutionary Strategies With Past Descent Directions"; :meth:`roll_out_last_step_pair`). Its
+        ``2 * n_eval_episodes`` episodes per generation count in ``num_timesteps``; a meta level may read its
+        returns (``BiERL(meta="tpa")`` takes them as its two points, at no extra step). A generation a meta level
+        takes itself (BiERL's meta update) has none. OpenAI-ES only (not NSR-ES, ESAC)
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
     :param noise_seed: Seed of the shared noise table
@@ -103,6 +110,8 @@ class ES(BaseAlgorithm):
     policy: ESPolicy
     #: Hyperparameters a meta level may set each generation (keys of ``self.hyperparameters``)
     adaptable_hyperparameters: ClassVar[tuple[str, ...]] = ("sigma", "learning_rate", "weight_decay")
+    #: Whether the generation can take ``last_step_pair`` (one centre whose last step is the generation's own)
+    supports_last_step_pair: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -115,6 +124,7 @@ class ES(BaseAlgorithm):
         n_eval_episodes: int = 1,
         max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
         alive_bonus_offset: float = 0.0,
+        last_step_pair: bool = False,
         zero_policy: bool = False,
         noise_table_size: int = 2**24,
         noise_seed: int = 123,
@@ -139,6 +149,11 @@ class ES(BaseAlgorithm):
             check_positive(learning_rate=learning_rate)
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if last_step_pair and not self.supports_last_step_pair:
+            raise ValueError(
+                f"last_step_pair works with OpenAI-ES only (ES, BiERL with inner='es'), not {type(self).__name__}: "
+                "leave it False"
+            )
         if env is not None:
             if isinstance(env, str):
                 silence_mujoco_deprecations_for(env)
@@ -166,6 +181,7 @@ class ES(BaseAlgorithm):
         self.n_eval_episodes = n_eval_episodes
         self.max_episode_steps = max_episode_steps
         self.alive_bonus_offset = alive_bonus_offset
+        self.last_step_pair = bool(last_step_pair)
         self.zero_policy = zero_policy
         self.noise_table_size = noise_table_size
         self.noise_seed = noise_seed
@@ -180,6 +196,8 @@ class ES(BaseAlgorithm):
         self.hyperparameters: dict[str, float] = {}
         self.last_rollout: RolloutResult | None = None
         self.last_centre_rollout: RolloutResult | None = None
+        #: This generation's pair along the last step (``last_step_pair``), None before it is rolled out or without one
+        self.last_pair: DirectedPairs | None = None
         self.generation_done = False
         # Runtime objects, rebuilt on load
         self.evaluator: PopulationEvaluator | None = None
@@ -276,7 +294,7 @@ class ES(BaseAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         return [
             *super()._excluded_save_params(),
-            *("evaluator", "noise", "_callback", "_step_locals", "last_rollout", "last_centre_rollout"),
+            *("evaluator", "noise", "_callback", "_step_locals", "last_rollout", "last_centre_rollout", "last_pair"),
         ]
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
@@ -371,15 +389,50 @@ class ES(BaseAlgorithm):
                 self.num_timesteps += n_steps - done
                 return
 
-    def apply_update(self, strategy: OpenAIES, population: Population, returns: np.ndarray, hyperparameters: dict[str, float]) -> bool:
-        """One ES step of ``strategy`` on the given returns. :return: False if no return was finite."""
-        clean = finite_or_worst(returns)
+    def apply_update(
+        self,
+        strategy: OpenAIES,
+        population: Population,
+        returns: np.ndarray,
+        hyperparameters: dict[str, float],
+        directed: DirectedPairs | None = None,
+    ) -> bool:
+        """
+        One ES step of ``strategy`` on the given returns (and the ``directed`` pairs', ranked with them: see
+        :meth:`~sb3_bierl.strategies.OpenAIES.gradient`); a non-finite return ranks last.
+
+        :return: False if no return was finite (no step)
+        """
+        extra = np.zeros(0) if directed is None else np.asarray(directed.returns, dtype=np.float64)
+        clean = finite_or_worst(np.concatenate([np.asarray(returns, dtype=np.float64), extra]))
         if clean is None:
             warnings.warn("Every candidate returned NaN or inf: skipping this update")
             return False
+        if directed is not None:
+            clean, directed = clean[: clean.size - extra.size], DirectedPairs(directed.directions, clean[-extra.size :])
         strategy.weight_decay = hyperparameters["weight_decay"]
-        strategy.tell(self.noise, population, clean, hyperparameters["learning_rate"])
+        strategy.tell(self.noise, population, clean, hyperparameters["learning_rate"], directed=directed)
         return True
+
+    def roll_out_last_step_pair(self) -> DirectedPairs | None:
+        """
+        ``last_step_pair``'s rollout: the antithetic pair ``theta +- sigma * d``, ``d = sqrt(n) * last_step /
+        ||last_step||`` (a perturbation's typical length along the last step), at this generation's sigma, on one
+        shared set of ``n_eval_episodes`` seeds.
+
+        :return: the pair and its returns, or None before the first step (no direction yet)
+        """
+        strategy = self.strategy
+        step = getattr(strategy, "last_step", None)
+        norm = 0.0 if step is None else float(np.linalg.norm(step))
+        if norm == 0.0:
+            return None
+        direction = step / norm * np.sqrt(strategy.dim)
+        sigma = float(self.hyperparameters["sigma"])
+        returns = self.evaluate_centres(
+            np.stack([strategy.theta + sigma * direction, strategy.theta - sigma * direction]), self.n_eval_episodes
+        )
+        return DirectedPairs(direction[None, :], returns)
 
     # ------------------------------------------------------------------ the meta level's view
     def meta_generation(
@@ -442,8 +495,9 @@ class ES(BaseAlgorithm):
     def update_step(
         self, strategy: OpenAIES, population: Population, rollout: RolloutResult, hyperparameters: dict[str, float]
     ) -> None:
-        """The ES step of ``strategy`` on a rolled-out population (a generation's, or a meta trial's)."""
-        self.apply_update(strategy, population, rollout.returns, hyperparameters)
+        """The ES step of ``strategy`` on a rolled-out population (a generation's, or a meta trial's), with the
+        generation's pair along the last step (:attr:`last_pair`) if it has one."""
+        self.apply_update(strategy, population, rollout.returns, hyperparameters, self.last_pair)
 
     def finish_step(self) -> None:
         """After this generation's own step, not after an adopted meta trial (NSR-ES archives the new centre)."""
@@ -455,6 +509,7 @@ class ES(BaseAlgorithm):
             return
         self.hyperparameters = self.scheduled_hyperparameters()
         self.generation_done = False
+        self.last_pair = None
         # A callback may set self.hyperparameters here, or take the generation itself: then it sets
         # self.strategy, self.last_rollout, self.hyperparameters and self.generation_done = True
         steps = self.num_timesteps
@@ -464,6 +519,8 @@ class ES(BaseAlgorithm):
         # a stop asked during steps the generation's start took (a meta update, a meta level's own episodes) lets the
         # generation end as one asked during its population does: whole, the rest of its steps counted silently
         if not self.generation_done:
+            if self.last_step_pair:
+                self.last_pair = self.roll_out_last_step_pair()
             population = self.strategy.ask(self.noise, self.rng, self.n_pairs, self.hyperparameters["sigma"])
             (result,) = self.evaluate_populations([population], [self.strategy.theta])
             self.update_step(self.strategy, population, result, self.hyperparameters)

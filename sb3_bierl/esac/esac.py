@@ -1,6 +1,6 @@
 """ESAC: OpenAI-ES over the actor of an SB3 SAC, with a shared replay buffer (Suri et al. 2020)."""
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -119,6 +119,9 @@ class ESAC(ES):
         ``activation_fn`` (default ReLU, SAC's), shared with SAC's actor
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES` (``n_pairs``, ``sigma``, ``learning_rate``...)
     """
+
+    #: Its generation has its own protocol (elites, SAC's actor moves the centre between ES steps)
+    supports_last_step_pair: ClassVar[bool] = False
 
     def __init__(
         self,

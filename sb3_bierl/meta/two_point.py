@@ -30,7 +30,10 @@ class TwoPointController(LearningRateRule):
     not drift.
 
     Cost: two episodes per generation (``2 / (2 n_pairs + 2)`` of the episodes: 5.9% at ``n_pairs=16``), counted in
-    ``num_timesteps`` and ``meta/step_overhead``; they move nothing. No network is trained.
+    ``num_timesteps`` and ``meta/step_overhead``; they move nothing. With the inner ES's ``last_step_pair``
+    (``BiERL(meta="tpa", last_step_pair=True)``) the two points are that pair, rolled out by the inner ES (same
+    points, at its ``n_eval_episodes``) and used in its gradient estimate as well (Meier et al. 2019): no step is
+    the meta level's alone, ``meta/step_overhead`` is 0. No network is trained.
 
     Works with OpenAI-ES as the inner algorithm (one centre and its last step; NSR-ES switches between several
     centres, ESAC's SAC moves the centre between ES steps).
@@ -84,7 +87,7 @@ class TwoPointController(LearningRateRule):
         strategy = model.strategy
         step = getattr(strategy, "last_step", None)
         norm = 0.0 if step is None else float(np.linalg.norm(step))
-        if norm > 0.0:
+        if norm > 0.0 and not model.last_step_pair:  # with last_step_pair, the inner ES rolls out the pair itself
             direction = step / norm * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
             self.pair = self.evaluate_meta_points(np.stack([strategy.theta + direction, strategy.theta - direction]), 1)
         self.current["learning_rate"] = self.within_bounds(self.current["learning_rate"])  # a start beyond them too
@@ -102,6 +105,8 @@ class TwoPointController(LearningRateRule):
         return float((np.sum(pooled > minus) - np.sum(pooled > plus)) / (pooled.size - 1))
 
     def _on_rollout_end(self) -> None:
+        if self.model.last_step_pair and self.model.last_pair is not None:
+            self.pair = np.asarray(self.model.last_pair.returns, dtype=np.float64)
         if self.pair is not None:
             z = self.two_point_z(self.model.last_rollout.returns)
             self.s = (1.0 - self.cumulation) * self.s + self.cumulation * float(np.sign(z)) * abs(z) ** 0.5

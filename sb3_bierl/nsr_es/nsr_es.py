@@ -68,6 +68,8 @@ class NSRES(ES):
     """
 
     adaptable_hyperparameters: ClassVar[tuple[str, ...]] = (*ES.adaptable_hyperparameters, "novelty_weight")
+    #: Several centres (members), each with its own last step
+    supports_last_step_pair: ClassVar[bool] = False
 
     def __init__(
         self,

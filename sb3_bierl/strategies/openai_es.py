@@ -32,6 +32,28 @@ class Population:
         return 2 * self.n_pairs
 
 
+@dataclass
+class DirectedPairs:
+    """
+    Antithetic pairs along given directions instead of the noise table's, rolled out at a population's centre and
+    sigma: ``theta + sigma * directions[i]`` then ``theta - sigma * directions[i]``. In the ES step they count as the
+    population's pairs do (ranked with them, one term each in the gradient estimate): the estimator of Meier et al.
+    2019 ("Improving Gradient Estimation in Evolutionary Strategies With Past Descent Directions"), with the last
+    inner step's direction as the one directed pair (:meth:`sb3_bierl.ES.roll_out_last_step_pair`).
+
+    :param directions: (k, dim) the directions, on the noise's scale (a row's norm about ``sqrt(dim)``, as a draw of
+        ``N(0, I)`` has)
+    :param returns: (2k,) their returns, "+" half first (as :meth:`OpenAIES.candidates` orders a population's)
+    """
+
+    directions: np.ndarray
+    returns: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.directions)
+
+
 class OpenAIES:
     """
     Antithetic OpenAI-ES with centred ranks, weight decay and Adam.
@@ -64,7 +86,12 @@ class OpenAIES:
         return antithetic_rows(noise, self.theta if theta is None else theta, population)
 
     def gradient(
-        self, noise: NoiseTable, population: Population, returns: np.ndarray, shaped: bool = False
+        self,
+        noise: NoiseTable,
+        population: Population,
+        returns: np.ndarray,
+        shaped: bool = False,
+        directed: DirectedPairs | None = None,
     ) -> np.ndarray:
         """
         ``g = 1 / (2 n) * sum_i (u_i+ - u_i-) eps_i / sigma_i - weight_decay * theta``,
@@ -74,17 +101,31 @@ class OpenAIES:
         :param returns: Returns of the candidates in the order of :meth:`candidates`
         :param shaped: ``returns`` are already shaped utilities (e.g. NSR-ES's mix of reward and
             novelty ranks): use them as ``u`` as they are, without ranking them again
+        :param directed: Pairs along given directions, rolled out at the same centre and sigma: ranked with the
+            population's returns and summed with their pairs (``n`` counts them; see :class:`DirectedPairs`)
+        :raises ValueError: if the returns' shapes do not match, a return is not finite, or ``directed`` is given
+            with ``shaped`` utilities or a sigma per pair
         """
         returns = np.asarray(returns, dtype=np.float64)
         if returns.shape != (population.size,):
             raise ValueError(f"Expected {population.size} returns, got shape {returns.shape}")
+        eps = noise.get_batch(population.noise_indices, self.dim).astype(np.float64)
+        if directed is not None:
+            if shaped or np.ndim(population.sigma) != 0:
+                raise ValueError("Directed pairs join a population of ranked returns at one sigma only")
+            directed_returns = np.asarray(directed.returns, dtype=np.float64)
+            if directed_returns.shape != (2 * directed.n_pairs,):
+                raise ValueError(f"Expected {2 * directed.n_pairs} directed returns, got shape {directed_returns.shape}")
+            n, k = population.n_pairs, directed.n_pairs
+            returns = np.concatenate([returns[:n], directed_returns[:k], returns[n:], directed_returns[k:]])
+            eps = np.concatenate([eps, np.asarray(directed.directions, dtype=np.float64).reshape(k, self.dim)])
         if not np.all(np.isfinite(returns)):
             raise ValueError("Non-finite returns must be handled before the ES update")
         ranks = returns if shaped else centered_ranks(returns)
-        weights = ranks[: population.n_pairs] - ranks[population.n_pairs :]
-        eps = noise.get_batch(population.noise_indices, self.dim).astype(np.float64)
+        n_pairs = returns.size // 2
+        weights = ranks[:n_pairs] - ranks[n_pairs:]
         if np.ndim(population.sigma) == 0:
-            grad = weights @ eps / (population.size * population.sigma)
+            grad = weights @ eps / (returns.size * population.sigma)
         else:
             grad = (weights / np.asarray(population.sigma, dtype=np.float64)) @ eps / population.size
         return grad - self.weight_decay * self.theta
@@ -96,14 +137,15 @@ class OpenAIES:
         returns: np.ndarray,
         learning_rate: float,
         shaped: bool = False,
+        directed: DirectedPairs | None = None,
     ) -> np.ndarray:
         """
-        Take one Adam ascent step on the ES gradient (``shaped``: see :meth:`gradient`), and remember it
-        (``last_step``, ``last_learning_rate``: a meta level may rescale it, see :meth:`rescale_last_step`).
+        Take one Adam ascent step on the ES gradient (``shaped``, ``directed``: see :meth:`gradient`), and remember
+        it (``last_step``, ``last_learning_rate``: a meta level may rescale it, see :meth:`rescale_last_step`).
 
         :return: the gradient estimate
         """
-        grad = self.gradient(noise, population, returns, shaped)
+        grad = self.gradient(noise, population, returns, shaped, directed)
         step = self.optimizer.step(grad, learning_rate)
         self.theta = self.theta + step
         self.last_step, self.last_learning_rate = step, float(learning_rate)
