@@ -449,9 +449,17 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
             rows.append([algo, f"{100 * overhead:.1f}%", f"{first:g}", f"{updates:.0f}"])
         lines += markdown_table(["Algorithm", "meta/step_overhead (mean)", "First meta update (latest generation over runs)", "Meta updates per run (mean)"], rows) + [""]
 
-    meta_bases = ("bierl", "bold", "tpa")  # BiERL's default meta level, and the rules where their runs are there
+    meta_bases = ("bierl", "bold", "tpa", "tpa_pair")  # BiERL's default meta level, and the rules where their runs are there
+    ablations = [("tpa_pair", "es_pair"), ("tpa_pair", "tpa"), ("es_pair", "es")]  # what the pair and the rule each add
     sections = (
-        ("At the defaults", [(bierl_name, es_name), *((at_defaults(b), es_name) for b in meta_bases[1:])]),
+        (
+            "At the defaults",
+            [
+                (bierl_name, es_name),
+                *((at_defaults(b), es_name) for b in meta_bases[1:]),
+                *((at_defaults(x), at_defaults(y)) for x, y in ablations),
+            ],
+        ),
         (
             "Started 4 times off",
             [(at_defaults(b, s, lr), at_defaults("es", s, lr)) for s, lr in ROBUSTNESS_STARTS for b in meta_bases],
