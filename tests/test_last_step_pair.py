@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CountingEnv
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
 from sb3_bierl import ES, ESAC, NSRES, BiERL
@@ -86,9 +87,14 @@ def test_es_with_the_pair_is_deterministic_resumes_in_chunks_and_after_save(tmp_
     a.learn(12 * (GENERATION + PAIR))
     b.learn(12 * (GENERATION + PAIR))
     np.testing.assert_array_equal(a.strategy.theta, b.strategy.theta)
-    plain = ES("MlpPolicy", "Counting-v0", seed=3, **SMALL)
-    plain.learn(a.num_timesteps)
-    assert not np.array_equal(plain.strategy.theta, a.strategy.theta)  # the pair changes the steps
+    ignored = make_es(seed=3)  # the same rollouts, the pair left out of the update
+    apply_update = ignored.apply_update
+    ignored.apply_update = lambda strategy, population, returns, hyperparameters, directed=None: apply_update(
+        strategy, population, returns, hyperparameters
+    )
+    ignored.learn(a.num_timesteps)
+    assert ignored.num_timesteps == a.num_timesteps
+    assert not np.array_equal(ignored.strategy.theta, a.strategy.theta)  # the pair's returns move the steps
     chunked = make_es(seed=3)
     while chunked.num_timesteps < a.num_timesteps:
         chunked.learn(GENERATION // 2, reset_num_timesteps=False)  # each call runs one generation
@@ -102,27 +108,64 @@ def test_es_with_the_pair_is_deterministic_resumes_in_chunks_and_after_save(tmp_
     np.testing.assert_array_equal(resumed.strategy.theta, a.strategy.theta)
 
 
-def test_a_non_finite_return_of_the_pair_ranks_last():
+def test_a_non_finite_return_of_the_pair_ties_with_the_worst_and_a_population_without_finite_return_skips():
     model = make_es()
     model.learn(GENERATION)
     population = model.strategy.ask(model.noise, model.rng, model.n_pairs, 0.02)
     returns = np.arange(8.0)
     direction = np.ones((1, model.strategy.dim))
     steps = []
-    for pair_returns in ([np.nan, 3.0], [0.0, 3.0]):  # NaN becomes the worst finite return (0.0)
+    for pair_returns in ([np.nan, 3.0], [0.0, 3.0], [3.0, 0.0], None):  # NaN becomes the worst finite return (0.0)
         strategy = model.strategy.copy()
-        pair = DirectedPairs(direction, np.array(pair_returns))
+        pair = None if pair_returns is None else DirectedPairs(direction, np.array(pair_returns))
         assert model.apply_update(strategy, population, returns, model.hyperparameters, pair)
         steps.append(strategy.last_step)
     np.testing.assert_array_equal(steps[0], steps[1])
+    assert not np.allclose(steps[1], steps[2]) and not np.allclose(steps[1], steps[3])  # the pair's sign counts
+    strategy = model.strategy.copy()
+    with pytest.warns(UserWarning, match="skipping this update"):  # one finite pair does not make a step
+        assert not model.apply_update(
+            strategy, population, np.full(8, np.nan), model.hyperparameters, DirectedPairs(direction, np.array([1.0, 0.0]))
+        )
+    np.testing.assert_array_equal(strategy.theta, model.strategy.theta)
+    with pytest.raises(ValueError, match=r"\(k, dim\)"):
+        DirectedPairs(np.ones(model.strategy.dim), np.array([1.0, 0.0]))
+
+
+def test_the_pair_is_rolled_out_at_the_generation_s_sigma_and_not_left_for_a_meta_generation():
+    class SetSigma(BaseCallback):
+        def _on_rollout_start(self):
+            self.model.hyperparameters["sigma"] = 0.05
+
+        def _on_step(self):
+            return True
+
+    model = make_es(seed=4)
+    model.learn(GENERATION)
+    seen = []
+    evaluate = model.evaluate_centres
+
+    def evaluate_centres(centres, n_episodes):
+        seen.append(np.linalg.norm(centres[0] - model.strategy.theta) / np.sqrt(model.strategy.dim))
+        return evaluate(centres, n_episodes)
+
+    model.evaluate_centres = evaluate_centres
+    model.learn(GENERATION + PAIR, callback=SetSigma(), reset_num_timesteps=False)
+    assert seen == [pytest.approx(0.05, rel=1e-5)]
+    assert model.last_pair is not None
+    model.meta_generation(dict(model.hyperparameters), [dict(model.hyperparameters)] * 2)  # no stale pair in it
+    assert model.last_pair is None
 
 
 @pytest.mark.parametrize("cls, kwargs", [(NSRES, {}), (ESAC, dict(learning_starts=0))])
-def test_the_pair_is_refused_where_the_generation_has_no_single_last_step(cls, kwargs):
+def test_the_pair_is_refused_where_the_generation_has_no_single_last_step(cls, kwargs, tmp_path):
     with pytest.raises(ValueError, match="last_step_pair works with OpenAI-ES only"):
         cls("MlpPolicy", "Pendulum-v1", last_step_pair=True, **kwargs)
     with pytest.raises(ValueError, match="last_step_pair works with OpenAI-ES only"):
         BiERL("MlpPolicy", "Pendulum-v1", inner="nsr_es" if cls is NSRES else "esac", last_step_pair=True)
+    cls("MlpPolicy", "Pendulum-v1", **kwargs).save(tmp_path / "model")
+    with pytest.raises(ValueError, match="last_step_pair works with OpenAI-ES only"):  # nor on load
+        cls.load(tmp_path / "model", last_step_pair=True)
 
 
 def make_tpa(seed=0, **kwargs):
@@ -145,3 +188,20 @@ def test_tpa_takes_the_pair_as_its_two_points_at_no_meta_step(tmp_path):
     # the same points at the second generation (the first step is the same), the same test; then the centres differ
     assert z["own"][0] == z["shared"][0]
     assert not np.array_equal(own.strategy.theta, shared.strategy.theta)  # the pair is in the gradient
+
+
+def test_a_meta_level_that_takes_every_generation_refuses_the_pair_and_one_with_an_interval_uses_it_between():
+    for meta in ("lstm", "optuna"):
+        with pytest.raises(ValueError, match="does nothing with meta"):
+            BiERL("MlpPolicy", "Counting-v0", meta=meta, last_step_pair=True, **SMALL)
+    model = BiERL("MlpPolicy", "Counting-v0", meta="lstm", meta_interval=3, meta_n_pairs=1, last_step_pair=True, **SMALL)
+    used = []
+    apply_update = model.apply_update
+
+    def record_update(strategy, population, returns, hyperparameters, directed=None):
+        used.append(directed is not None)
+        return apply_update(strategy, population, returns, hyperparameters, directed)
+
+    model.apply_update = record_update
+    model.learn(12 * GENERATION)
+    assert used[:6] == [False, True, True, False, True, True]  # generations 0 and 3 are meta updates

@@ -285,6 +285,13 @@ class BiERL(ES):
         super()._setup_model()
         if self.meta_controller is None:  # a new model, not one being loaded
             self.meta_controller = self._make_meta_controller()
+        controller = self.meta_controller
+        if self.last_step_pair and controller is not None and controller.learns_online and controller.interval == 1:
+            raise ValueError(
+                f"last_step_pair does nothing with meta={self.meta!r} and meta_interval=1: every generation is a meta "
+                "update shared among meta candidates, which has no pair along the last step. Use meta='tpa' (its two "
+                "points are the pair), or a meta_interval above 1 (the pair in the generations between meta updates)"
+            )
 
     def roll_back_meta_level(self) -> None:
         """After a rolled-back generation, the meta level goes back to its state at that generation's start now, so

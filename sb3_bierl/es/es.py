@@ -77,13 +77,14 @@ class ES(BaseAlgorithm):
         environment with no ``TimeLimit`` of its own (a warning says so at construction); an environment's
         own time limit always applies
     :param alive_bonus_offset: Added to every reward during training, to cancel alive bonuses (as ARS)
-    :param last_step_pair: Each generation but the first, roll out one more antithetic pair, along the last step's
-        direction (``theta +- sigma * sqrt(n) * last_step / ||last_step||``, one shared episode seed), and use it in
-        the gradient estimate with the population's pairs (Meier et al. 2019, "Improving Gradient Estimation in
-        Evolutionary Strategies With Past Descent Directions"; :meth:`roll_out_last_step_pair`). Its
-        ``2 * n_eval_episodes`` episodes per generation count in ``num_timesteps``; a meta level may read its
-        returns (``BiERL(meta="tpa")`` takes them as its two points, at no extra step). A generation a meta level
-        takes itself (BiERL's meta update) has none. OpenAI-ES only (not NSR-ES, ESAC)
+    :param last_step_pair: Each generation whose centre has a last step (all but a new model's first), roll out one
+        more antithetic pair along that step's direction (``theta +- sigma * sqrt(n) * last_step / ||last_step||``,
+        at the generation's sigma, on one shared set of episode seeds) and rank it with the population's pairs in the
+        gradient estimate (a rank-based version of Meier et al. 2019, "Improving Gradient Estimation in Evolutionary
+        Strategies With Past Descent Directions"; :meth:`roll_out_last_step_pair`). Its ``2 * n_eval_episodes``
+        episodes per generation count in ``num_timesteps``; a meta level may read its returns (``BiERL(meta="tpa")``
+        takes them as its two points, at no extra step). A generation a meta level takes itself (BiERL's meta update
+        of ``meta="lstm"``, ``"mean"``, ``"optuna"``) has none. OpenAI-ES only (not NSR-ES, ESAC)
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
     :param noise_seed: Seed of the shared noise table
@@ -149,11 +150,6 @@ class ES(BaseAlgorithm):
             check_positive(learning_rate=learning_rate)
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        if last_step_pair and not self.supports_last_step_pair:
-            raise ValueError(
-                f"last_step_pair works with OpenAI-ES only (ES, BiERL with inner='es'), not {type(self).__name__}: "
-                "leave it False"
-            )
         if env is not None:
             if isinstance(env, str):
                 silence_mujoco_deprecations_for(env)
@@ -182,6 +178,7 @@ class ES(BaseAlgorithm):
         self.max_episode_steps = max_episode_steps
         self.alive_bonus_offset = alive_bonus_offset
         self.last_step_pair = bool(last_step_pair)
+        self.check_last_step_pair()
         self.zero_policy = zero_policy
         self.noise_table_size = noise_table_size
         self.noise_seed = noise_seed
@@ -229,6 +226,7 @@ class ES(BaseAlgorithm):
 
     def _setup_model(self) -> None:
         check_observation_space(self.observation_space)
+        self.check_last_step_pair()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
@@ -244,6 +242,15 @@ class ES(BaseAlgorithm):
             self.rng = np.random.default_rng(self.seed)
         self.sync_policy()
         self._make_evaluator()
+
+    def check_last_step_pair(self) -> None:
+        """:raises ValueError: if ``last_step_pair`` is asked of an algorithm whose generation cannot take it (also
+        checked when a model is loaded with ``last_step_pair=True``)"""
+        if getattr(self, "last_step_pair", False) and not self.supports_last_step_pair:
+            raise ValueError(
+                f"last_step_pair works with OpenAI-ES only (ES, BiERL with inner='es'), not {type(self).__name__}: "
+                "leave it False"
+            )
 
     @property
     def n_params(self) -> int:
@@ -398,18 +405,24 @@ class ES(BaseAlgorithm):
         directed: DirectedPairs | None = None,
     ) -> bool:
         """
-        One ES step of ``strategy`` on the given returns (and the ``directed`` pairs', ranked with them: see
-        :meth:`~sb3_bierl.strategies.OpenAIES.gradient`); a non-finite return ranks last.
+        One ES step of ``strategy`` on the given returns, with the ``directed`` pairs' ranked among them (see
+        :meth:`~sb3_bierl.strategies.OpenAIES.gradient`); a non-finite return ties with the worst finite one.
 
-        :return: False if no return was finite (no step)
+        :param strategy: The ES state to step
+        :param population: The population the returns are of
+        :param returns: (population.size,) its returns, "+" half first
+        :param hyperparameters: The generation's ``learning_rate`` and ``weight_decay``
+        :param directed: Pairs along given directions, rolled out at the same centre and sigma (``last_step_pair``)
+        :return: False if no return of the population was finite (no step, with a warning)
         """
-        extra = np.zeros(0) if directed is None else np.asarray(directed.returns, dtype=np.float64)
-        clean = finite_or_worst(np.concatenate([np.asarray(returns, dtype=np.float64), extra]))
-        if clean is None:
+        returns = np.asarray(returns, dtype=np.float64)
+        if finite_or_worst(returns) is None:
             warnings.warn("Every candidate returned NaN or inf: skipping this update")
             return False
+        extra = np.zeros(0) if directed is None else np.asarray(directed.returns, dtype=np.float64)
+        clean = finite_or_worst(np.concatenate([returns, extra]))
         if directed is not None:
-            clean, directed = clean[: clean.size - extra.size], DirectedPairs(directed.directions, clean[-extra.size :])
+            clean, directed = clean[: returns.size], DirectedPairs(directed.directions, clean[returns.size :])
         strategy.weight_decay = hyperparameters["weight_decay"]
         strategy.tell(self.noise, population, clean, hyperparameters["learning_rate"], directed=directed)
         return True
@@ -418,14 +431,15 @@ class ES(BaseAlgorithm):
         """
         ``last_step_pair``'s rollout: the antithetic pair ``theta +- sigma * d``, ``d = sqrt(n) * last_step /
         ||last_step||`` (a perturbation's typical length along the last step), at this generation's sigma, on one
-        shared set of ``n_eval_episodes`` seeds.
+        shared set of ``n_eval_episodes`` episode seeds.
 
-        :return: the pair and its returns, or None before the first step (no direction yet)
+        :return: the pair and its returns, or None when the centre has no last step to follow (a new model, or a
+            zero or non-finite step)
         """
         strategy = self.strategy
         step = getattr(strategy, "last_step", None)
         norm = 0.0 if step is None else float(np.linalg.norm(step))
-        if norm == 0.0:
+        if not (np.isfinite(norm) and norm > 0.0):
             return None
         direction = step / norm * np.sqrt(strategy.dim)
         sigma = float(self.hyperparameters["sigma"])
@@ -466,6 +480,7 @@ class ES(BaseAlgorithm):
         if not 1 <= n_candidates <= self.n_pairs:
             raise ValueError(f"{n_candidates} meta candidates for {self.n_pairs} pairs: give at most n_pairs candidates")
         strategy = self.strategy
+        self.last_pair = None  # a generation shared among meta candidates has no pair along the last step
         strategy.rescale_last_step(hyperparameters["learning_rate"])
         per_candidate = self.n_pairs // n_candidates
         populations, centres = [], []

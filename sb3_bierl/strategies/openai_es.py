@@ -37,17 +37,22 @@ class DirectedPairs:
     """
     Antithetic pairs along given directions instead of the noise table's, rolled out at a population's centre and
     sigma: ``theta + sigma * directions[i]`` then ``theta - sigma * directions[i]``. In the ES step they count as the
-    population's pairs do (ranked with them, one term each in the gradient estimate): the estimator of Meier et al.
-    2019 ("Improving Gradient Estimation in Evolutionary Strategies With Past Descent Directions"), with the last
-    inner step's direction as the one directed pair (:meth:`sb3_bierl.ES.roll_out_last_step_pair`).
+    population's pairs do (ranked with them, one term each in the gradient estimate): a rank-based version of Meier
+    et al. 2019 ("Improving Gradient Estimation in Evolutionary Strategies With Past Descent Directions"), with the
+    last inner step's direction as the one directed pair (:meth:`sb3_bierl.ES.roll_out_last_step_pair`).
 
     :param directions: (k, dim) the directions, on the noise's scale (a row's norm about ``sqrt(dim)``, as a draw of
         ``N(0, I)`` has)
     :param returns: (2k,) their returns, "+" half first (as :meth:`OpenAIES.candidates` orders a population's)
+    :raises ValueError: if ``directions`` is not 2-D
     """
 
     directions: np.ndarray
     returns: np.ndarray
+
+    def __post_init__(self) -> None:
+        if np.ndim(self.directions) != 2:
+            raise ValueError(f"directions must be (k, dim), got shape {np.shape(self.directions)}: one row per pair")
 
     @property
     def n_pairs(self) -> int:
