@@ -95,7 +95,8 @@ class BiERL(ES):
         :class:`~sb3_bierl.meta.BoldDriverController`; OpenAI-ES only; no extra step, the ``meta_*`` arguments of
         the network do not apply), ``"tpa"`` (two-point step-size adaptation of the learning rate alone: two extra
         episodes per generation along and against the last step tell a step too short from one that overshot;
-        :class:`~sb3_bierl.meta.TwoPointController`; OpenAI-ES only, as the bold driver) or ``"none"`` (no meta
+        :class:`~sb3_bierl.meta.TwoPointController`; OpenAI-ES only, as the bold driver; with ``last_step_pair=True``
+        the two points are the inner ES's pair along the last step, also used in its gradient) or ``"none"`` (no meta
         level: the plain inner algorithm at its initial hyperparameters)
     :param meta_warm_start: Start the meta network from a saved controller: a file written by
         ``MetaController.save`` or ``python -m sb3_bierl.pretrain``, or ``"pretrained"`` for the one
