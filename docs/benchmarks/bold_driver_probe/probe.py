@@ -73,6 +73,9 @@ DOWN = 1.5
 #: The learning rate BiERL's default bounds are centred on (ES's default), and those bounds
 DEFAULT_LEARNING_RATE = 0.01
 LOW, HIGH = DEFAULT_LEARNING_RATE / DEFAULT_BOUND_FACTOR, DEFAULT_LEARNING_RATE * DEFAULT_BOUND_FACTOR
+#: The same for sigma (ES's default 0.02): the bounds of the joint two-point rule (session 17)
+DEFAULT_SIGMA = 0.02
+SIGMA_LOW, SIGMA_HIGH = DEFAULT_SIGMA / DEFAULT_BOUND_FACTOR, DEFAULT_SIGMA * DEFAULT_BOUND_FACTOR
 
 
 class BoldDriver(BaseCallback):
@@ -223,12 +226,17 @@ class TwoPointAdaptation(BaseCallback):
     ``*= exp(s / damping)`` for the next generation, within the bounds and step radius of the other rules. The two
     extra episodes per generation (``2 / (2 n_pairs + 2)`` = 5.9% of the episodes at ``n_pairs=16``) are counted and
     move nothing: ``tpa_steps`` in the record.
+
+    ``joint`` (session 17): the factor moves sigma as well as the learning rate, as CMA-ES's TPA moves its one step
+    size, which is both the sampling radius and the length of the mean's step; sigma within BiERL's default bounds (a
+    factor 8 around 0.02), the rate within its own and the step radius.
     """
 
-    def __init__(self, damping: float = 4.0, cumulation: float = 0.3) -> None:
+    def __init__(self, damping: float = 4.0, cumulation: float = 0.3, joint: bool = False) -> None:
         super().__init__(0)
-        self.damping, self.cumulation = damping, cumulation
+        self.damping, self.cumulation, self.joint = damping, cumulation, joint
         self.s = 0.0
+        self.sigma: float | None = None
         self.learning_rate: float | None = None
         self.pair: np.ndarray | None = None  # (f+, f-) at the current centre, this generation
         self.z_trace: list[float] = []
@@ -241,6 +249,9 @@ class TwoPointAdaptation(BaseCallback):
         model = self.model
         if self.learning_rate is None:
             self.learning_rate = float(model.hyperparameters["learning_rate"])
+            self.sigma = float(model.hyperparameters["sigma"])
+        if self.joint:  # the points at this generation's sigma
+            model.hyperparameters["sigma"] = self.sigma
         strategy = model.strategy
         step = getattr(strategy, "last_step", None)
         if step is not None and np.linalg.norm(step) > 0:
@@ -260,7 +271,9 @@ class TwoPointAdaptation(BaseCallback):
         pooled = np.concatenate([returns, [plus, minus]])
         z = (np.sum(pooled > minus) - np.sum(pooled > plus)) / (pooled.size - 1)
         self.s = (1 - self.cumulation) * self.s + self.cumulation * np.sign(z) * np.abs(z) ** 0.5
-        high = min(HIGH, DEFAULT_MAX_LR_TO_SIGMA * float(self.model.hyperparameters["sigma"]))
+        if self.joint:
+            self.sigma = float(np.clip(self.sigma * np.exp(self.s / self.damping), SIGMA_LOW, SIGMA_HIGH))
+        high = min(HIGH, DEFAULT_MAX_LR_TO_SIGMA * (self.sigma if self.joint else float(self.model.hyperparameters["sigma"])))
         self.learning_rate = float(np.clip(self.learning_rate * np.exp(self.s / self.damping), LOW, high))
         self.z_trace.append(float(z))
         self.pair = None
@@ -289,6 +302,8 @@ RULES = {
     "es-s1.5-lr3-tpa": ("tpa", 0.03, 0.03),
     "es-lr0.25-tpa": ("tpa", 0.02, 0.0025),
     "es-lr4-tpa": ("tpa", 0.02, 0.04),
+    # session 17: the same factor on sigma and the learning rate (TwoPointAdaptation(joint=True)), from the defaults
+    "es-tpa-joint": ("tpa_joint", 0.02, 0.01),
 }
 
 
@@ -305,8 +320,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
-    elif threshold == "tpa":
-        rule = TwoPointAdaptation()
+    elif threshold in ("tpa", "tpa_joint"):
+        rule = TwoPointAdaptation(joint=threshold == "tpa_joint")
     else:
         rule = BoldDriverWithRejection() if threshold is None else BoldDriver(threshold)
     record = fit_and_record(model, spec, [rule])  # the trace records the rate the rule set
