@@ -40,6 +40,31 @@ class CountingEnv(gym.Env):
 gym.register("Counting-v0", entry_point=CountingEnv)
 
 
+def assert_chunked_and_resumed_runs_equal(make, straight, generation, tmp_path, halfway):
+    """
+    ``learn`` in calls of half a generation each (one generation per call), and ``learn`` stopped ``halfway``, saved,
+    loaded and continued, both end at ``straight``'s centre.
+
+    :param make: () -> a new model, the same as ``straight`` before its ``learn``
+    :param straight: The model trained in one ``learn`` call
+    :param generation: The population's steps per generation (a call of half of it runs one generation)
+    :param tmp_path: Folder for the saved model
+    :param halfway: Steps of the first ``learn`` before the save
+    :return: the loaded model, after its ``learn``
+    """
+    chunked = make()
+    while chunked.num_timesteps < straight.num_timesteps:
+        chunked.learn(generation // 2, reset_num_timesteps=False)
+    np.testing.assert_array_equal(chunked.strategy.theta, straight.strategy.theta)
+    half = make()
+    half.learn(halfway)
+    half.save(tmp_path / "half")
+    resumed = type(straight).load(tmp_path / "half", env="Counting-v0")
+    resumed.learn(straight.num_timesteps - half.num_timesteps, reset_num_timesteps=False)
+    np.testing.assert_array_equal(resumed.strategy.theta, straight.strategy.theta)
+    return resumed
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _auto_backend_in_test_process():
     """backend="auto" (the default) never starts worker processes here: CountingEnv counts steps in

@@ -4,7 +4,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CountingEnv
+from conftest import CountingEnv, assert_chunked_and_resumed_runs_equal
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
@@ -95,17 +95,8 @@ def test_es_with_the_pair_is_deterministic_resumes_in_chunks_and_after_save(tmp_
     ignored.learn(a.num_timesteps)
     assert ignored.num_timesteps == a.num_timesteps
     assert not np.array_equal(ignored.strategy.theta, a.strategy.theta)  # the pair's returns move the steps
-    chunked = make_es(seed=3)
-    while chunked.num_timesteps < a.num_timesteps:
-        chunked.learn(GENERATION // 2, reset_num_timesteps=False)  # each call runs one generation
-    np.testing.assert_array_equal(chunked.strategy.theta, a.strategy.theta)
-    half = make_es(seed=3)
-    half.learn(6 * (GENERATION + PAIR))
-    half.save(tmp_path / "half")
-    resumed = ES.load(tmp_path / "half", env="Counting-v0")
+    resumed = assert_chunked_and_resumed_runs_equal(lambda: make_es(seed=3), a, GENERATION, tmp_path, 6 * (GENERATION + PAIR))
     assert resumed.last_step_pair
-    resumed.learn(a.num_timesteps - half.num_timesteps, reset_num_timesteps=False)
-    np.testing.assert_array_equal(resumed.strategy.theta, a.strategy.theta)
 
 
 def test_a_non_finite_return_of_the_pair_ties_with_the_worst_and_a_population_without_finite_return_skips():

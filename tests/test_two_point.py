@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CountingEnv
+from conftest import CountingEnv, assert_chunked_and_resumed_runs_equal
 from stable_baselines3.common.logger import configure
 
 from sb3_bierl import ES, BiERL
@@ -99,17 +99,8 @@ def test_is_deterministic_resumes_in_chunks_and_after_save(tmp_path):
     assert a.meta_controller.n_meta_updates >= 1
     np.testing.assert_array_equal(a.strategy.theta, b.strategy.theta)
     assert a.hyperparameters == b.hyperparameters
-    chunked = make(seed=3)
-    while chunked.num_timesteps < a.num_timesteps:
-        chunked.learn(GENERATION // 2, reset_num_timesteps=False)  # each call runs one generation
-    np.testing.assert_array_equal(chunked.strategy.theta, a.strategy.theta)
-    half = make(seed=3)
-    half.learn(10 * (GENERATION + PAIR))
-    half.save(tmp_path / "half")
-    resumed = BiERL.load(tmp_path / "half", env="Counting-v0")
+    resumed = assert_chunked_and_resumed_runs_equal(lambda: make(seed=3), a, GENERATION, tmp_path, 10 * (GENERATION + PAIR))
     assert isinstance(resumed.meta_controller, TwoPointController)
-    resumed.learn(a.num_timesteps - half.num_timesteps, reset_num_timesteps=False)
-    np.testing.assert_array_equal(resumed.strategy.theta, a.strategy.theta)
     assert resumed.meta_controller.s == a.meta_controller.s
 
 
