@@ -24,7 +24,7 @@ SOURCES: list[tuple[Path, dict[str, str]]] = [
     (BENCHMARKS / "meta_level_screening" / "es_seed1", {}),  # the grid's second seed
     (BENCHMARKS / "bold_driver_probe" / "runs", {"es-tpa": "tpa"}),
     (BENCHMARKS / "bold_driver_probe" / "more_seeds" / "runs", {"es-tpa": "tpa"}),  # ES and TPA, seeds 5-7
-    (HERE / "runs", {}),  # tpa_pair (seeds 0-7) and es_pair (seeds 0-4)
+    (HERE / "runs", {}),  # tpa_pair and es_pair (seeds 0-4)
 ]
 #: The comparisons of the per-task table: (X, Y)
 PAIRS = [("tpa_pair", "es"), ("tpa", "es"), ("es_pair", "es"), ("tpa_pair", "es_pair"), ("tpa_pair", "tpa")]
