@@ -77,14 +77,6 @@ class ES(BaseAlgorithm):
         environment with no ``TimeLimit`` of its own (a warning says so at construction); an environment's
         own time limit always applies
     :param alive_bonus_offset: Added to every reward during training, to cancel alive bonuses (as ARS)
-    :param last_step_pair: Each generation whose centre has a last step (all but a new model's first), roll out one
-        more antithetic pair along that step's direction (``theta +- sigma * sqrt(n) * last_step / ||last_step||``,
-        at the generation's sigma, on one shared set of episode seeds) and rank it with the population's pairs in the
-        gradient estimate (a rank-based version of Meier et al. 2019, "Improving Gradient Estimation in Evolutionary
-        Strategies With Past Descent Directions"; :meth:`roll_out_last_step_pair`). Its ``2 * n_eval_episodes``
-        episodes per generation count in ``num_timesteps``; a meta level may read its returns (``BiERL(meta="tpa")``
-        takes them as its two points, at no extra step). A generation a meta level takes itself (BiERL's meta update
-        of ``meta="lstm"``, ``"mean"``, ``"optuna"``) has none. OpenAI-ES only (not NSR-ES, ESAC)
     :param zero_policy: Start from all-zero weights (as ARS) instead of PyTorch's initialisation
     :param noise_table_size: Number of float32 values in the shared noise table
     :param noise_seed: Seed of the shared noise table
@@ -104,6 +96,14 @@ class ES(BaseAlgorithm):
     :param seed: Random seed
     :param verbose: 0 no output, 1 info, 2 debug
     :param device: ES runs on the CPU: another device gives one warning and is ignored
+    :param last_step_pair: Each generation whose centre has a last step (all but a new model's first), roll out one
+        more antithetic pair along that step's direction (``theta +- sigma * sqrt(n) * last_step / ||last_step||``,
+        at the generation's sigma, on one shared set of episode seeds) and rank it with the population's pairs in the
+        gradient estimate (a rank-based version of Meier et al. 2019, "Improving Gradient Estimation in Evolutionary
+        Strategies With Past Descent Directions"; :meth:`roll_out_last_step_pair`). Its ``2 * n_eval_episodes``
+        episodes per generation count in ``num_timesteps``; a meta level may read its returns (``BiERL(meta="tpa")``
+        takes them as its two points, at no extra step). A generation a meta level takes itself (BiERL's meta update
+        of ``meta="lstm"``, ``"mean"``, ``"optuna"``) has none. OpenAI-ES only (not NSR-ES, ESAC)
     :param _init_setup_model: Whether to build the network at creation
     """
 
@@ -125,7 +125,6 @@ class ES(BaseAlgorithm):
         n_eval_episodes: int = 1,
         max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
         alive_bonus_offset: float = 0.0,
-        last_step_pair: bool = False,
         zero_policy: bool = False,
         noise_table_size: int = 2**24,
         noise_seed: int = 123,
@@ -138,6 +137,7 @@ class ES(BaseAlgorithm):
         seed: int | None = None,
         verbose: int = 0,
         device: th.device | str = "cpu",
+        last_step_pair: bool = False,
         _init_setup_model: bool = True,
     ):
         check_at_least_one(n_pairs=n_pairs, n_eval_episodes=n_eval_episodes, max_episode_steps=max_episode_steps)
