@@ -416,7 +416,7 @@ class ES(BaseAlgorithm):
         :return: False if no return of the population was finite (no step, with a warning)
         """
         returns = np.asarray(returns, dtype=np.float64)
-        if finite_or_worst(returns) is None:
+        if not np.isfinite(returns).any():
             warnings.warn("Every candidate returned NaN or inf: skipping this update")
             return False
         extra = np.zeros(0) if directed is None else np.asarray(directed.returns, dtype=np.float64)
@@ -437,11 +437,10 @@ class ES(BaseAlgorithm):
             zero or non-finite step)
         """
         strategy = self.strategy
-        step = getattr(strategy, "last_step", None)
-        norm = 0.0 if step is None else float(np.linalg.norm(step))
-        if not (np.isfinite(norm) and norm > 0.0):
+        unit = strategy.last_step_unit()
+        if unit is None:
             return None
-        direction = step / norm * np.sqrt(strategy.dim)
+        direction = unit * np.sqrt(strategy.dim)
         sigma = float(self.hyperparameters["sigma"])
         returns = self.evaluate_centres(
             np.stack([strategy.theta + sigma * direction, strategy.theta - sigma * direction]), self.n_eval_episodes

@@ -85,10 +85,9 @@ class TwoPointController(LearningRateRule):
         if model.generation_done:
             return
         strategy = model.strategy
-        step = getattr(strategy, "last_step", None)
-        norm = 0.0 if step is None else float(np.linalg.norm(step))
-        if norm > 0.0 and not model.last_step_pair:  # with last_step_pair, the inner ES rolls out the pair itself
-            direction = step / norm * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
+        unit = strategy.last_step_unit()
+        if unit is not None and not model.last_step_pair:  # with last_step_pair, the inner ES rolls out the pair itself
+            direction = unit * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
             self.pair = self.evaluate_meta_points(np.stack([strategy.theta + direction, strategy.theta - direction]), 1)
         self.current["learning_rate"] = self.within_bounds(self.current["learning_rate"])  # a start beyond them too
         model.hyperparameters["learning_rate"] = self.current["learning_rate"]

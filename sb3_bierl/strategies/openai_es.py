@@ -156,6 +156,15 @@ class OpenAIES:
         self.last_step, self.last_learning_rate = step, float(learning_rate)
         return grad
 
+    def last_step_unit(self) -> np.ndarray | None:
+        """:return: the last step's direction, ``last_step / ||last_step||``, or None without a usable one (before the
+        first step, or a zero or non-finite step)"""
+        step = getattr(self, "last_step", None)
+        norm = 0.0 if step is None else float(np.linalg.norm(step))
+        if not (np.isfinite(norm) and norm > 0.0):
+            return None
+        return step / norm
+
     def stepped_centre(self, learning_rate: float) -> np.ndarray:
         """
         :param learning_rate: Another learning rate for the last step
