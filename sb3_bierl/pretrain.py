@@ -74,6 +74,14 @@ def main(argv: list[str] | None = None) -> None:
         help="Hyperparameters the controller sets (default: %(default)s; 'sigma' alone, as in the authors' code, "
         "keeps the learning rate at BiERL's default)",
     )
+    parser.add_argument(
+        "--meta",
+        default="lstm",
+        choices=["lstm", "tpa"],
+        help="What is pre-trained: the meta network (lstm, default) or the two-point rule's learning-rate start, "
+        "damping and cumulation (tpa: a warm start for BiERL(meta='tpa'); --trainable, --adapt, --gain-spread and "
+        "--standardise-features do not apply)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="Controller file to start from")
     parser.add_argument("--n-processes", type=int, default=2, help="Inner runs in parallel")
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             gain_spread=args.gain_spread,
             standardise_features=args.standardise_features,
             adapted=args.adapt,
+            meta=args.meta,
             seed=args.seed,
             init=args.init,
             bierl_kwargs={"n_workers": args.n_workers, "backend": args.backend}
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         shutil.copyfile(controller, args.output)
         controller = pathlib.Path(args.output)
-    print(f"Saved the meta controller to {controller}: use BiERL(..., meta_warm_start={str(controller)!r})")
+    meta = ", meta='tpa'" if args.meta == "tpa" else ""
+    print(f"Saved the meta controller to {controller}: use BiERL(...{meta}, meta_warm_start={str(controller)!r})")
 
 
 if __name__ == "__main__":

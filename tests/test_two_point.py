@@ -11,7 +11,7 @@ from conftest import CountingEnv, assert_chunked_and_resumed_runs_equal
 from stable_baselines3.common.logger import configure
 
 from sb3_bierl import ES, BiERL
-from sb3_bierl.meta import TwoPointController
+from sb3_bierl.meta import PRETRAINED_PATH, TwoPointController
 
 HORIZON = 20  # CountingEnv's episode length
 SMALL = dict(n_pairs=4, policy_kwargs=dict(net_arch=[8]))
@@ -110,7 +110,7 @@ def test_is_deterministic_resumes_in_chunks_and_after_save(tmp_path):
         (dict(inner="nsr_es"), "wraps OpenAI-ES"),
         (dict(inner="esac"), "wraps OpenAI-ES"),
         (dict(hyperparameter_bounds={"sigma": (0.005, 0.08), "learning_rate": (0.001, 0.1)}), "learning rate alone"),
-        (dict(meta_warm_start="pretrained"), "meta 'lstm' or 'mean'"),
+        (dict(meta_warm_start=str(PRETRAINED_PATH)), "is a meta network"),
     ],
 )
 def test_errors(kwargs, match):

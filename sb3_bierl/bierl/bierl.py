@@ -21,6 +21,7 @@ from sb3_bierl.meta import (
     OptunaController,
     TwoPointController,
     read_controller_file,
+    read_rule_file,
 )
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, TRAINABLE
 from sb3_bierl.meta.fitness import FITNESS_KINDS
@@ -103,7 +104,10 @@ class BiERL(ES):
         shipped with the package (its encoder and sizes replace ``meta``, ``meta_history_length``
         and ``meta_hidden_size``; without ``hyperparameter_bounds``, its bounds are used: the scale it reads
         and sets the hyperparameters on). The shipped one takes every task to sigma ~0.03 and learning rate ~0.03:
-        a gain on LunarLander, Swimmer and Hopper, a loss on Ant (``docs/benchmarks/warm_start.md``)
+        a gain on LunarLander, Swimmer and Hopper, a loss on Ant (``docs/benchmarks/warm_start.md``). With
+        ``meta="tpa"``: a pre-trained two-point rule (its start factor on the learning rate, damping and
+        cumulation; :class:`~sb3_bierl.meta.TwoPointRule`), a file written by ``python -m sb3_bierl.pretrain
+        --meta tpa`` or ``"pretrained"`` for the one shipped with the package
     :param meta_history_length: Generations the encoder reads
     :param meta_hidden_size: Encoder size
     :param meta_interval: Inner generations between two meta updates (1: every generation)
@@ -177,9 +181,14 @@ class BiERL(ES):
         inner = type(self).inner if inner is None else inner
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
-        if meta_warm_start is not None:
+        if meta_warm_start is not None and meta == "tpa":
+            read_rule_file(meta_warm_start)  # fail now if it is not a two-point rule's file
+        elif meta_warm_start is not None:
             if meta in ("optuna", *LEARNING_RATE_RULES, "none"):
-                raise ValueError(f"meta_warm_start loads a meta network: it needs meta 'lstm' or 'mean', not {meta!r}")
+                raise ValueError(
+                    f"meta_warm_start loads a pre-trained meta level: a network for meta 'lstm' or 'mean', or a "
+                    f"two-point rule for meta 'tpa'; not {meta!r}"
+                )
             saved = read_controller_file(meta_warm_start)  # fail now if it is not a controller file
             if meta_trainable is None:
                 meta_trainable = saved["metadata"].get("meta_trainable", "last_layer")
@@ -325,13 +334,17 @@ class BiERL(ES):
                 verbose=self.verbose,
             )
         if self.meta == "tpa":
-            return TwoPointController(
+            controller = TwoPointController(
                 space,
                 history_length=self.meta_history_length,
                 max_lr_to_sigma=self.meta_max_lr_to_sigma,
                 seed=common["seed"],
                 verbose=self.verbose,
             )
+            if self.meta_warm_start is not None:
+                rule, controller.warm_start_metadata = read_rule_file(self.meta_warm_start)
+                controller.set_rule(rule)
+            return controller
         if self.meta == "optuna":
             return OptunaController(
                 space, n_trials=2 * self.meta_n_pairs, history_length=self.meta_history_length, **common

@@ -6,6 +6,7 @@ from sb3_bierl.meta.network import ENCODERS, MetaNetwork
 from sb3_bierl.meta.optuna_controller import OptunaController
 from sb3_bierl.meta.space import Hyperparameter, HyperparameterSpace
 from sb3_bierl.meta.two_point import TwoPointController
+from sb3_bierl.meta.two_point_rule import PRETRAINED_RULE_PATH, TwoPointRule, read_rule_file, save_rule
 from sb3_bierl.meta.warm_start import PRETRAINED_PATH, load_controller, read_controller_file, save_controller
 
 #: The meta levels BiERL offers (``BiERL(meta=...)``): the paper's LSTM, the mean-pool ablation, Optuna, two rules on
@@ -20,6 +21,7 @@ __all__ = [
     "META_LEVELS",
     "N_FITNESS_FEATURES",
     "PRETRAINED_PATH",
+    "PRETRAINED_RULE_PATH",
     "BaseMetaController",
     "BoldDriverController",
     "FitnessHistory",
@@ -31,8 +33,11 @@ __all__ = [
     "MetaNetwork",
     "OptunaController",
     "TwoPointController",
+    "TwoPointRule",
     "generation_features",
     "load_controller",
     "read_controller_file",
+    "read_rule_file",
     "save_controller",
+    "save_rule",
 ]

@@ -1,10 +1,13 @@
 """A meta level without learned weights: two-point step-size adaptation (TPA) of the inner learning rate."""
 
+from typing import Any
+
 import numpy as np
 
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA
 from sb3_bierl.meta.learning_rate_rule import LearningRateRule
 from sb3_bierl.meta.space import HyperparameterSpace
+from sb3_bierl.meta.two_point_rule import DEFAULT_CUMULATION, DEFAULT_DAMPING, TwoPointRule
 
 
 class TwoPointController(LearningRateRule):
@@ -43,41 +46,69 @@ class TwoPointController(LearningRateRule):
         per generation (pycma's fallback damping, 4, by default; its dimension-based one would barely move the rate
         in the 12 to 110 generations of the benchmark budgets)
     :param cumulation: ``c``, the weight of the newest ``z`` in ``s`` (pycma's 0.3)
+    :param learning_rate_factor: The first generation's learning rate is ``space``'s initial one times this (a
+        pre-trained rule's start, :class:`~sb3_bierl.meta.TwoPointRule`; 1: the model's)
     :param history_length: Generations kept in the fitness history
     :param seed: Seed of the meta level's generator (the rule draws nothing)
     :param verbose: Verbosity level
     :param max_lr_to_sigma: Largest ``learning_rate / sigma`` set (None: no cap; see
         :meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
-    :raises ValueError: if ``space`` adapts anything but ``learning_rate``, ``damping <= 0`` or ``cumulation`` is not
-        in (0, 1]
+    :raises ValueError: if ``space`` adapts anything but ``learning_rate``, ``damping <= 0``, ``cumulation`` is not
+        in (0, 1] or ``learning_rate_factor <= 0``
     """
 
     def __init__(
         self,
         space: HyperparameterSpace,
-        damping: float = 4.0,
-        cumulation: float = 0.3,
+        damping: float = DEFAULT_DAMPING,
+        cumulation: float = DEFAULT_CUMULATION,
+        learning_rate_factor: float = 1.0,
         history_length: int = 10,
         seed: int | None = None,
         verbose: int = 0,
         max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
     ):
-        if not (np.isfinite(damping) and damping > 0.0):
-            raise ValueError(
-                f"damping must be > 0 (the rate moves by at most exp(1 / damping) per generation), got {damping!r}"
-            )
-        if not (np.isfinite(cumulation) and 0.0 < cumulation <= 1.0):
-            raise ValueError(f"cumulation must be in (0, 1] (the weight of the newest test), got {cumulation!r}")
-        super().__init__(
-            space, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
-            max_lr_to_sigma=max_lr_to_sigma,
-        )
-        self.damping, self.cumulation = float(damping), float(cumulation)
+        super().__init__(space, 2.0, history_length, seed=seed, verbose=verbose, max_lr_to_sigma=max_lr_to_sigma)
+        self.set_rule(TwoPointRule(learning_rate_factor, damping, cumulation))
         #: The cumulated test ``s`` (in [-1, 1]) and the last ``z``
         self.s = 0.0
         self.last_z = float("nan")
         #: (f(x+), f(x-)) of this generation's two points (None: none rolled out this generation)
         self.pair: np.ndarray | None = None
+
+    def set_rule(self, rule: TwoPointRule) -> None:
+        """
+        Use ``rule``'s constants, and its start: the learning rate becomes ``space``'s initial one times
+        ``rule.learning_rate_factor`` (within the bounds from the first generation on).
+
+        :param rule: The constants (e.g. a pre-trained rule's: ``BiERL(meta="tpa", meta_warm_start=...)``)
+        :raises RuntimeError: once a generation has run (the start is past)
+        """
+        if self.n_generations > 0:
+            raise RuntimeError("set_rule sets the rule's start: call it before the first generation")
+        self.damping, self.cumulation = float(rule.damping), float(rule.cumulation)
+        self.learning_rate_factor = float(rule.learning_rate_factor)
+        # the largest move per generation (LearningRateRule's max_change), for the record: exp(1 / d)
+        self.max_change = float(np.exp(1.0 / self.damping))
+        (parameter,) = self.space.parameters
+        self.current["learning_rate"] = parameter.initial * self.learning_rate_factor
+
+    @property
+    def rule(self) -> TwoPointRule:
+        """The rule's constants and start factor"""
+        return TwoPointRule(self.learning_rate_factor, self.damping, self.cumulation)
+
+    def summary(self) -> dict[str, Any]:
+        """:return: the base counters and, for a pre-trained rule, where it comes from (``warm_start``)"""
+        summary = super().summary()
+        origin = getattr(self, "warm_start_metadata", None)
+        if origin is not None:
+            summary["warm_start"] = {key: origin.get(key) for key in ("command", "commit", "meta_generations")}
+        return summary
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("learning_rate_factor", 1.0)  # saved before pre-trained rules
+        super().__setstate__(state)
 
     def _on_rollout_start(self) -> None:
         model = self.model

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch as th
 
 from sb3_bierl.meta.space import HyperparameterSpace
+from sb3_bierl.meta.two_point_rule import FORMAT as RULE_FORMAT
 
 if TYPE_CHECKING:
     from sb3_bierl.meta.controller import MetaController
@@ -59,6 +60,10 @@ def read_controller_file(path: str | os.PathLike) -> dict[str, Any]:
         data = th.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ValueError(f"{os.fspath(path)!r} is not a saved meta controller: {error}") from error
+    if isinstance(data, dict) and data.get("format") == RULE_FORMAT:
+        raise ValueError(
+            f"{os.fspath(path)!r} is a pre-trained two-point rule, not a meta network: use it with meta='tpa'"
+        )
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(
             f"{os.fspath(path)!r} is not a saved meta controller: write one with MetaController.save() "

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_bierl.meta.two_point_rule import TwoPointRule
 from sb3_bierl.meta.warm_start import read_controller_file
 from sb3_bierl.pretraining.suite import PretrainingTask
 
@@ -17,9 +18,10 @@ class InnerRun:
     :param task: The task and its budget
     :param seed: Seed of the run (candidates of one meta generation share it: common random numbers)
     :param start: Initial values of the adapted hyperparameters, ``{name: value}``, inside the controller's bounds
-    :param controller_file: A controller file (``save_controller``): its network's sizes and bounds
-    :param phi: (n_parameters,) all the network's parameters for this run; None: those of the file.
-        Ignored by a ``fixed`` run
+    :param controller_file: A controller file (``save_controller``): its network's sizes and bounds; with
+        ``meta="tpa"``, a two-point rule's file (``save_rule``)
+    :param phi: (n_parameters,) all the network's parameters for this run (with ``meta="tpa"``: the rule's
+        ``phi``, :class:`~sb3_bierl.meta.TwoPointRule`); None: those of the file. Ignored by a ``fixed`` run
     :param fixed: Keep the hyperparameters at ``start`` for the whole run (the baseline of the curve: no
         controller), with the same centre rollouts and score
     :param late_fraction: Share of the last generations whose centre returns make the score
@@ -27,6 +29,10 @@ class InnerRun:
         1: the task as it is)
     :param bierl_kwargs: Other BiERL arguments (default ``n_workers=1``: pre-training runs inner runs in parallel
         instead; ``n_workers`` and ``backend`` here give each inner run its own workers)
+    :param meta: ``"lstm"``: the file is a meta network, the run's score is its centre's late returns; ``"tpa"``: a
+        two-point rule (``BiERL(meta="tpa")``, which rolls out no centre), scored by its population's late mean
+        returns (all candidates of an instance share sigma, so that mean ranks them as their centres would);
+        ``fixed`` is then ES at ``start``
     """
 
     task: PretrainingTask
@@ -38,6 +44,23 @@ class InnerRun:
     late_fraction: float = 0.5
     policy_gain: float = 1.0
     bierl_kwargs: dict[str, Any] = field(default_factory=dict)
+    meta: str = "lstm"
+
+
+class PopulationMeans(BaseCallback):
+    """Records the mean finite return of each generation's population."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
+        finite = returns[np.isfinite(returns)]
+        self.returns.append(float(np.mean(finite)) if finite.size else float("nan"))
 
 
 class CentreReturns(BaseCallback):
@@ -75,8 +98,9 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
     proposes, ``meta_trainable="none"``), and score the run.
 
     :param run: The run
-    :return: ``score`` (the late mean of the centre's returns), ``normalised`` (``task.normalise(score)``),
-        ``centre_returns``, ``num_timesteps``, ``final_hyperparameters``, ``cpu_time_s``
+    :return: ``score`` (the late mean of the centre's returns; with ``meta="tpa"``, of the population's mean),
+        ``normalised`` (``task.normalise(score)``), ``centre_returns`` (those returns), ``num_timesteps``,
+        ``final_hyperparameters``, ``cpu_time_s``
     """
     import torch as th
 
@@ -84,8 +108,12 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
 
     th.set_num_threads(1)
     start_cpu = time.process_time()
-    saved = read_controller_file(run.controller_file)
-    bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
+    if run.meta == "tpa":
+        names = ["learning_rate"]  # the rule's bounds are BiERL's, around the start
+    else:
+        saved = read_controller_file(run.controller_file)
+        bounds = {name: tuple(saved["bounds"][name]) for name in saved["hyperparameters"]}
+        names = list(bounds)
     common: dict[str, Any] = {
         "n_workers": 1,
         "verbose": 0,
@@ -101,14 +129,20 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
         from sb3_bierl.pretraining.policy_gain import PolicyGain
 
         env = PolicyGain(gym.make(run.task.env_id), run.policy_gain)
-    if run.fixed:
+    if run.meta == "tpa" and run.fixed:
+        model = BiERL("MlpPolicy", env, meta="none", **common)
+    elif run.meta == "tpa":
+        model = BiERL("MlpPolicy", env, meta="tpa", meta_warm_start=run.controller_file, **common)
+        if run.phi is not None:
+            model.meta_controller.set_rule(TwoPointRule.from_phi(run.phi))
+    elif run.fixed:
         # a new network's readout starts at zero: it proposes the initial values whatever the history
         model = BiERL("MlpPolicy", env, hyperparameter_bounds=bounds, **common)
     else:
         model = BiERL("MlpPolicy", env, meta_warm_start=run.controller_file, **common)
         if run.phi is not None:
             model.meta_controller.set_phi(run.phi)
-    centre = CentreReturns()
+    centre = PopulationMeans() if run.meta == "tpa" else CentreReturns()
     try:
         model.learn(run.task.budget, callback=centre)
     finally:
@@ -124,6 +158,6 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
         "normalised": run.task.normalise(score),
         "centre_returns": centre.returns,
         "num_timesteps": int(model.num_timesteps),
-        "final_hyperparameters": {name: float(model.hyperparameters[name]) for name in bounds},
+        "final_hyperparameters": {name: float(model.hyperparameters[name]) for name in names},
         "cpu_time_s": time.process_time() - start_cpu,
     }

@@ -13,6 +13,7 @@ also draws a policy gain (:class:`~sb3_bierl.pretraining.policy_gain.PolicyGain`
 it differ from instance to instance.
 """
 
+import dataclasses
 import inspect
 import os
 import pathlib
@@ -28,17 +29,47 @@ import numpy as np
 from sb3_bierl.bierl.bierl import DEFAULT_ADAPTED, DEFAULT_BOUND_FACTOR, BiERL
 from sb3_bierl.meta.controller import MetaController
 from sb3_bierl.meta.space import HyperparameterSpace
+from sb3_bierl.meta.two_point_rule import TwoPointRule, read_rule_file, save_rule
 from sb3_bierl.meta.warm_start import load_controller, save_controller
 from sb3_bierl.pretraining.inner_run import InnerRun
 from sb3_bierl.pretraining.policy_gain import has_bounded_box_actions
 from sb3_bierl.pretraining.suite import DEFAULT_SUITE, PretrainingTask
-from sb3_bierl.strategies import NoiseTable, centered_ranks, finite_or_worst
+from sb3_bierl.strategies import NoiseTable, OpenAIES, centered_ranks, finite_or_worst
 
 CHECKPOINT = "checkpoint.pkl"
 CONTROLLER = "controller.pt"
 #: How the pre-trained controller is meant to run: it only proposes, no online meta update
 #: (``BiERL(meta_warm_start=...)`` reads this from the file)
 USE_TRAINABLE = "none"
+#: What can be pre-trained: the meta network (``lstm``; ``BiERL(meta_warm_start=...)``) or the two-point rule's
+#: constants and start (``tpa``; ``BiERL(meta="tpa", meta_warm_start=...)``)
+PRETRAINABLE = ("lstm", "tpa")
+
+
+class RuleCentre:
+    """
+    A two-point rule as the meta ES's centre: its ``phi`` (:class:`~sb3_bierl.meta.TwoPointRule`) is all trained,
+    nothing frozen (what :class:`MetaTrainer` reads of a controller).
+
+    :param phi: (3,) the rule's unconstrained parameters (0: TPA as published, at the given learning rate)
+    """
+
+    def __init__(self, phi: np.ndarray):
+        self.frozen = np.zeros(0)
+        self.strategy = OpenAIES(np.asarray(phi, dtype=np.float64))
+
+    @property
+    def rule(self) -> TwoPointRule:
+        """The rule at the centre"""
+        return TwoPointRule.from_phi(self.strategy.theta)
+
+
+def save_centre(controller: "MetaController | RuleCentre", path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
+    """Write a pre-trained meta level's file: a meta network's (:func:`save_controller`) or a rule's (:func:`save_rule`)."""
+    if isinstance(controller, RuleCentre):
+        save_rule(controller.rule, path, metadata)
+    else:
+        save_controller(controller, path, metadata)
 
 
 def default_space(adapted: Sequence[str] = DEFAULT_ADAPTED) -> HyperparameterSpace:
@@ -103,7 +134,11 @@ class MetaTrainer:
     :param init: A controller file to start from (default: a new network that proposes the defaults)
     :param bierl_kwargs: Other BiERL arguments of the inner runs
     :param metadata: Recorded in the controller file (e.g. the command line)
-    :raises ValueError: on ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``, ``learning_rate`` <= 0,
+    :param meta: What is pre-trained (:data:`PRETRAINABLE`): ``"lstm"``, the meta network; ``"tpa"``, the
+        two-point rule's start factor on the learning rate, damping and cumulation (three numbers; ``adapted`` is
+        then the learning rate, ``trainable``, ``gain_spread`` and ``standardise_features`` do not apply; a
+        candidate's score is the late mean of its population's mean return, as the rule rolls out no centre)
+    :raises ValueError: on an unknown ``meta``, ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``, ``learning_rate`` <= 0,
         ``start_spread`` outside [0, 1], ``gain_spread < 1``, ``standardise_features`` with ``init``, an unknown
         ``adapted`` (:func:`default_space`), an ``init`` file for other hyperparameters, or an existing checkpoint
         with another configuration
@@ -127,7 +162,16 @@ class MetaTrainer:
         init: str | os.PathLike | None = None,
         bierl_kwargs: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        meta: str = "lstm",
     ):
+        if meta not in PRETRAINABLE:
+            raise ValueError(f"meta must be one of {PRETRAINABLE} (what is pre-trained), got {meta!r}")
+        if meta == "tpa":
+            if list(adapted) not in (["learning_rate"], list(DEFAULT_ADAPTED)):
+                raise ValueError(f"the two-point rule sets the learning rate alone, got adapted={list(adapted)}")
+            if standardise_features or gain_spread != 1.0:
+                raise ValueError("standardise_features and gain_spread are for a meta network, not meta='tpa'")
+            adapted, trainable = ("learning_rate",), "all"
         if n_pairs < 1 or tasks_per_generation < 1:
             raise ValueError(
                 f"n_pairs and tasks_per_generation must be at least 1, got {n_pairs} and {tasks_per_generation}"
@@ -161,6 +205,7 @@ class MetaTrainer:
             "seed": seed,
             "init": None if init is None else os.fspath(init),
             "bierl_kwargs": dict(bierl_kwargs or {}),
+            "meta": meta,
         }
         self.suite = tuple(suite)
         #: Whether each task's actions are a bounded Box (those a policy gain applies to), by env id
@@ -169,7 +214,11 @@ class MetaTrainer:
         )
         self.metadata = dict(metadata or {})
         self.space = default_space(adapted)
-        if init is None:
+        self.controller: MetaController | RuleCentre
+        if meta == "tpa":
+            phi = np.zeros(TwoPointRule.N_PARAMETERS) if init is None else read_rule_file(init)[0].to_phi()
+            self.controller = RuleCentre(phi)
+        elif init is None:
             self.controller = MetaController(
                 self.space, trainable=trainable, seed=seed, standardise_features=standardise_features
             )
@@ -190,6 +239,7 @@ class MetaTrainer:
         state["config"].setdefault("gain_spread", 1.0)  # written before policy gains: none
         state["config"].setdefault("standardise_features", False)
         state["config"].setdefault("adapted", list(DEFAULT_ADAPTED))  # written before sigma-only controllers
+        state["config"].setdefault("meta", "lstm")  # written before pre-trained rules
         if state["config"] != self.config:
             raise ValueError(
                 f"{self.out_dir / CHECKPOINT} was written with another configuration ({state['config']}): "
@@ -226,10 +276,12 @@ class MetaTrainer:
             "pretraining": self.config,
             "meta_generations": self.generation,
             "commit": source_commit(),
-            "curve": [{k: r[k] for k in ("generation", "centre", "fixed", "candidates")} for r in self.records],
+            "curve": [
+                {k: r[k] for k in ("generation", "centre", "fixed", "candidates", "rule") if k in r} for r in self.records
+            ],
         }
         tmp = pathlib.Path(os.fspath(path) + ".tmp")
-        save_controller(self.controller, tmp, metadata)
+        save_centre(self.controller, tmp, metadata)
         os.replace(tmp, path)
 
     # ------------------------------------------------------------------ one meta generation
@@ -258,7 +310,7 @@ class MetaTrainer:
         start_time = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         centre_file = str(self.out_dir / "centre_generation.pt")
-        save_controller(self.controller, centre_file)
+        save_centre(self.controller, centre_file)
         strategy, frozen = self.controller.strategy, self.controller.frozen
         population = strategy.ask(self.noise, self.rng, self.config["n_pairs"], self.config["sigma"])
         trained = strategy.candidates(self.noise, population).astype(np.float64)
@@ -274,6 +326,7 @@ class MetaTrainer:
                 "controller_file": centre_file,
                 "late_fraction": self.config["late_fraction"],
                 "bierl_kwargs": self.config["bierl_kwargs"],
+                "meta": self.config["meta"],
             }
             runs += [InnerRun(phi=phi, **common) for phi in phis] + [InnerRun(fixed=True, **common)]
         results = list(map_fn(run_inner_entry, runs))
@@ -310,6 +363,8 @@ class MetaTrainer:
             "cpu_time_s": float(sum(r["cpu_time_s"] for r in results)),
             "wall_time_s": time.perf_counter() - start_time,
         }
+        if isinstance(self.controller, RuleCentre):  # what the rule has learned so far
+            record["rule"] = dataclasses.asdict(self.controller.rule)
         self.records.append(record)
         self.save()
         return record
