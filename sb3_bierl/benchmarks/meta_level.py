@@ -79,16 +79,21 @@ GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: Algorithm bases: ``warm`` is BiERL warm-started from a pre-trained controller (``train_and_evaluate(warm_start=...)``),
 #: ``bold`` BiERL with the bold-driver meta level (``BiERL(meta="bold_driver")``), ``tpa`` with two-point adaptation
 #: (``BiERL(meta="tpa")``), ``tpa_pair`` the same with its two points in the gradient (``last_step_pair=True``),
-#: ``es_pair`` ES with that pair and no meta level (``ES(last_step_pair=True)``: the ablation of ``tpa_pair``)
+#: ``es_pair`` ES with that pair and no meta level (``ES(last_step_pair=True)``: the ablation of ``tpa_pair``),
+#: ``warm_tpa`` TPA started from a pre-trained two-point rule (``BiERL(meta="tpa", meta_warm_start=...)``)
 BASES: dict[str, str] = {
     "es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL", "tpa_pair": "BiERL", "es_pair": "ES",
+    "warm_tpa": "BiERL",
 }
+#: The bases whose runs need a pre-trained file (``train_and_evaluate(warm_start=...)``)
+WARM_BASES: tuple[str, ...] = ("warm", "warm_tpa")
 #: Constructor arguments a base sets besides the name's
 BASE_KWARGS: dict[str, dict[str, Any]] = {
     "bold": {"meta": "bold_driver"},
     "tpa": {"meta": "tpa"},
     "tpa_pair": {"meta": "tpa", "last_step_pair": True},
     "es_pair": {"last_step_pair": True},
+    "warm_tpa": {"meta": "tpa"},
 }
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are
@@ -251,10 +256,10 @@ def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str
     Train one model and evaluate its deterministic policy (:func:`fit_and_record`).
 
     :param spec: The run
-    :param warm_start: The controller file of the ``warm`` runs (``BiERL(meta_warm_start=...)``)
-    :return: The run's fields (the trainer of :data:`TRAINER`; see :func:`fit_and_record`), and for a ``warm``
-        run the controller file and what it records
-    :raises ValueError: for a ``warm`` run without ``warm_start``
+    :param warm_start: The pre-trained file of the ``warm`` and ``warm_tpa`` runs (``BiERL(meta_warm_start=...)``)
+    :return: The run's fields (the trainer of :data:`TRAINER`; see :func:`fit_and_record`), and for a warm-started
+        run the file and what it records
+    :raises ValueError: for a warm-started run without ``warm_start``
     """
     import torch
 
@@ -263,7 +268,7 @@ def train_and_evaluate(spec: RunSpec, warm_start: str | None = None) -> dict[str
     torch.set_num_threads(1)
     algo_class = getattr(sb3_bierl, BASES[parse_algo(spec.algo)[0]])
     kwargs = algo_kwargs(spec.algo)
-    if parse_algo(spec.algo)[0] == "warm":
+    if parse_algo(spec.algo)[0] in WARM_BASES:
         if warm_start is None:
             raise ValueError(f"{spec.name} is a warm-started run: give the controller file (warm_start)")
         kwargs["meta_warm_start"] = warm_start

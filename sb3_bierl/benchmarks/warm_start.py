@@ -15,6 +15,9 @@ The report (``<out>/results.md``) gives the final returns per task, the probabil
 comparison with 95% stratified-bootstrap intervals, and ``<out>/hyperparameters.png`` plots sigma and the
 learning rate along the warm-started and the from-scratch runs.
 
+``--meta tpa`` evaluates a pre-trained two-point rule instead (``python -m sb3_bierl.pretrain --meta tpa``): its runs
+are ``warm_tpa`` (``BiERL(meta="tpa", meta_warm_start=...)``), against TPA as published (``tpa``) and ES.
+
 ``--controls es-s1.5-lr3`` also runs ES fixed at another setting (here sigma 0.03, learning rate 0.03, where the
 controllers pre-trained so far go; ``--only controls`` runs only those) and compares the warm-started and
 from-scratch runs at the defaults with it, in a section of its own: a controller that only moves to a better fixed
@@ -49,6 +52,7 @@ from sb3_bierl.benchmarks.meta_level import (
 )
 from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
+from sb3_bierl.meta.two_point_rule import read_rule_file
 from sb3_bierl.meta.warm_start import read_controller_file, resolve_path
 from sb3_bierl.pretraining.suite import DEFAULT_SUITE, HELD_OUT
 
@@ -69,8 +73,15 @@ def start_name(base: str, start: str) -> str:
     return at_defaults(base, *STARTS[start])
 
 
-#: The comparisons of the report: ``(x, y)`` for P(x > y)
+#: The comparisons of the report: ``(x, y)`` for P(x > y), in roles (see :data:`META_BASES`)
 COMPARISONS: tuple[tuple[str, str], ...] = (("warm", "bierl"), ("warm", "es"), ("bierl", "es"))
+#: The run bases of each role, by the pre-trained meta level (``--meta``): the warm start, the same meta level from
+#: scratch, ES. ``lstm``: the meta network (``BiERL(meta_warm_start=...)``); ``tpa``: a pre-trained two-point rule
+#: (``BiERL(meta="tpa", meta_warm_start=...)``) against TPA as published
+META_BASES: dict[str, dict[str, str]] = {
+    "lstm": {"warm": "warm", "bierl": "bierl", "es": "es"},
+    "tpa": {"warm": "warm_tpa", "bierl": "tpa", "es": "es"},
+}
 
 
 def check_controls(controls: Sequence[str], starts: Sequence[str] = ("defaults",)) -> list[str]:
@@ -104,6 +115,7 @@ def plan_runs(
     eval_episodes: int,
     scale: float = 1.0,
     controls: Sequence[str] = (),
+    meta: str = "lstm",
 ) -> list[RunSpec]:
     """
     :param envs: Held-out tasks (budgets: ``meta_level.SUITE_BUDGETS``, 300k steps for others)
@@ -112,6 +124,7 @@ def plan_runs(
     :param eval_episodes: Episodes of the final evaluation
     :param scale: Multiplier of the budgets
     :param controls: ES at fixed settings run beside the others (see :func:`check_controls`)
+    :param meta: The pre-trained meta level (a key of :data:`META_BASES`)
     :return: the runs, seed by seed, the warm-started ones first, the controls (once per task and seed) last
     :raises ValueError: on a task the pre-training suite uses (not held out), an unknown start or a control that
         :func:`check_controls` refuses
@@ -131,7 +144,7 @@ def plan_runs(
     return [
         spec(algo, env_id, seed)
         for seed in seeds
-        for algo in [start_name(base, start) for start in starts for base in ("warm", "bierl", "es")] + controls
+        for algo in [start_name(base, start) for start in starts for base in META_BASES[meta].values()] + controls
         for env_id in envs
     ]
 
@@ -178,12 +191,16 @@ def rliable_section(
 
 
 def make_report(
-    records: Sequence[dict[str, Any]], starts: Sequence[str] = ("defaults",), controls: Sequence[str] = ()
+    records: Sequence[dict[str, Any]],
+    starts: Sequence[str] = ("defaults",),
+    controls: Sequence[str] = (),
+    meta: str = "lstm",
 ) -> str:
     """
     :param records: Run records (``records.load_records``)
     :param starts: Keys of :data:`STARTS` to report
     :param controls: ES at fixed settings compared with at the defaults (see :func:`check_controls`)
+    :param meta: The pre-trained meta level (a key of :data:`META_BASES`)
     :return: the Markdown report: final returns per task and algorithm, and the rliable comparisons per start
     """
     controls = list(dict.fromkeys(controls))
@@ -195,7 +212,8 @@ def make_report(
     for file, commit in sorted(controllers, key=str):
         lines.append(f"Controller: `{file}` (pre-trained at commit {commit}).")
     lines += ["", "Final return of the deterministic policy: mean over seeds (number of seeds in brackets).", ""]
-    algos = [start_name(base, start) for start in starts for base in ("warm", "bierl", "es")] + list(controls)
+    bases = META_BASES[meta]
+    algos = [start_name(base, start) for start in starts for base in bases.values()] + list(controls)
     rows = []
     for algo in algos:
         cells = [
@@ -205,8 +223,8 @@ def make_report(
         rows.append([algo, *cells])
     lines += markdown_table(["Algorithm", *envs], rows) + [""]
     for start in starts:
-        names = [start_name(base, start) for base in ("warm", "bierl", "es")]
-        pairs = [(start_name(x, start), start_name(y, start)) for x, y in COMPARISONS]
+        names = [start_name(base, start) for base in bases.values()]
+        pairs = [(start_name(bases[x], start), start_name(bases[y], start)) for x, y in COMPARISONS]
         lines += rliable_section(table, envs, names, pairs, f"## Start: {start} (rliable)")
         if start == "defaults" and controls:
             descriptions = []
@@ -217,8 +235,8 @@ def make_report(
             lines += rliable_section(
                 table,
                 envs,
-                ["warm", "bierl", *controls],
-                [(base, control) for control in controls for base in ("warm", "bierl")],
+                [bases["warm"], bases["bierl"], *controls],
+                [(bases[role], control) for control in controls for role in ("warm", "bierl")],
                 "### Against ES at other fixed settings (controls)",
                 " ".join(descriptions),
             )
@@ -232,6 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--controller", default="pretrained", help="Controller file ('pretrained': the shipped one)")
     parser.add_argument(
+        "--meta",
+        default="lstm",
+        choices=list(META_BASES),
+        help="The pre-trained meta level: a meta network (lstm, runs 'warm' and 'bierl') or a two-point rule (tpa: "
+        "runs 'warm_tpa' and 'tpa'; --controller is then a file of python -m sb3_bierl.pretrain --meta tpa)",
+    )
+    parser.add_argument(
         "--envs", nargs="+", default=list(DEFAULT_ENVS), help=f"Held-out tasks (among {HELD_OUT} or others)"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
@@ -241,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         default=None,
         choices=["warm", "bierl", "es", "controls"],
-        help="Run only these algorithms ('es': at the starts' settings; 'controls': the --controls runs)",
+        help="Run only these roles ('warm': the warm start, 'bierl': its meta level from scratch, 'es': at the starts' "
+        "settings; 'controls': the --controls runs)",
     )
     parser.add_argument(
         "--controls",
@@ -263,8 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--scale must be positive; --eval-episodes and --workers at least 1")
     try:
         controls = check_controls(args.controls, args.starts)
-        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale, controls)
-        read_controller_file(args.controller)
+        specs = plan_runs(args.envs, args.seeds, args.starts, args.eval_episodes, args.scale, controls, args.meta)
+        if args.meta == "tpa":
+            read_rule_file(args.controller)
+        else:
+            read_controller_file(args.controller)
         # "pretrained" stays a name (the records say the shipped controller); a path becomes absolute
         controller = (
             args.controller if args.controller == "pretrained" else str(resolve_path(args.controller).resolve())
@@ -274,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs_dir = args.out / "runs"
     failures = 0
     if not args.report_only:
-        kinds = {spec.algo: "controls" if spec.algo in controls else spec.algo.split("-")[0] for spec in specs}
+        roles = {base: role for role, base in META_BASES[args.meta].items()}
+        kinds = {spec.algo: "controls" if spec.algo in controls else roles[parse_algo(spec.algo)[0]] for spec in specs}
         todo = [spec for spec in specs if not args.only or kinds[spec.algo] in args.only]
         failures, interrupted = run_specs(
             todo, args.out, args.workers, trainer=TRAINER, trainer_kwargs={"warm_start": controller},
@@ -284,11 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     # every run of these tasks and seeds: the meta-level benchmark's grid runs, if copied, give the normalisation
     records = [r for r in load_records(runs_dir) if r["env"] in args.envs and r["seed"] in args.seeds]
-    report = make_report(records, args.starts, controls)
+    report = make_report(records, args.starts, controls, args.meta)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(report)
     print(report)
-    planned = {spec.algo for spec in specs if spec.algo.split("-")[0] in ("warm", "bierl")}
+    adaptive = (META_BASES[args.meta]["warm"], META_BASES[args.meta]["bierl"])
+    planned = {spec.algo for spec in specs if parse_algo(spec.algo)[0] in adaptive}
     if plot_hyperparameters([r for r in records if r["algo"] in planned], args.out / "hyperparameters.png"):
         print(f"Wrote {args.out / 'hyperparameters.png'}")
     return 1 if failures else 0

@@ -64,7 +64,9 @@ class TwoPointRule:
         phi = np.asarray(phi, dtype=np.float64)
         if phi.shape != (cls.N_PARAMETERS,) or not np.all(np.isfinite(phi)):
             raise ValueError(f"phi must be {cls.N_PARAMETERS} finite numbers, got {phi!r}")
-        cumulation = 1.0 / (1.0 + np.exp(-(_logit(DEFAULT_CUMULATION) + phi[2])))
+        cumulation = DEFAULT_CUMULATION  # exactly pycma's at phi[2] = 0 (sigmoid(logit(0.3)) is not 0.3 in floats)
+        if phi[2] != 0.0:
+            cumulation = 1.0 / (1.0 + np.exp(-(_logit(DEFAULT_CUMULATION) + phi[2])))
         return cls(float(np.exp(phi[0])), DEFAULT_DAMPING * float(np.exp(-phi[1])), float(min(cumulation, 1.0)))
 
     def to_phi(self) -> np.ndarray:
