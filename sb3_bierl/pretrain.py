@@ -10,6 +10,14 @@ from ``<out>/checkpoint.pkl``. ``<out>/controller.pt`` (the centre, rewritten ev
 warm-start file: ``BiERL(..., meta_warm_start="<out>/controller.pt")``; it records this command, the commit and
 the meta-training curve (``<out>/curve.png`` plots it). The controller shipped with the package
 (``meta_warm_start="pretrained"``) was written by this command.
+
+``--meta tpa`` pre-trains a two-point rule instead (``BiERL(meta="tpa")``'s start factor on the learning rate, its
+damping and cumulation: three numbers, :class:`~sb3_bierl.meta.TwoPointRule`), each candidate scored by the late
+mean of its population's return over whole runs from random learning-rate starts; ``<out>/controller.pt`` is then
+a warm start for ``BiERL(meta="tpa", meta_warm_start=...)``. The rule shipped for ``meta="tpa"`` was written by
+
+    python -m sb3_bierl.pretrain --meta tpa --out <out> --generations 15 --n-pairs 3 --tasks-per-generation 5 \
+        --sigma 0.3 --learning-rate 0.1 --n-processes 2 --seed 0
 """
 
 import argparse

@@ -77,3 +77,25 @@ def improvement_probability(
     estimates, intervals = interval_estimates({"p": (x, y)}, metrics.probability_of_improvement, reps, seed)
     low, high = np.ravel(intervals["p"])
     return float(np.ravel(estimates["p"])[0]), float(low), float(high)
+
+
+def improvement_rows(
+    table: Mapping[tuple[str, str], Mapping[int, float]], envs: Sequence[str], pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, list[int], list[float], tuple[float, float, float]]]:
+    """
+    P(X > Y) per task and over the tasks, on the seeds both have on every task (:func:`improvement_probability`).
+
+    :param table: ``(env, algo) -> {seed: final return}`` (``meta_level.final_returns``)
+    :param envs: The tasks
+    :param pairs: ``(x, y)`` for P(x > y); a pair without a seed common to every task is left out
+    :return: one row per pair: ``(x, y, seeds, P per task, (P, low, high) over the tasks)``
+    """
+    rows = []
+    for x, y in pairs:
+        seeds = sorted(set.intersection(*(set(table.get((e, a), {})) for e in envs for a in (x, y))))
+        if not seeds:
+            continue
+        matrix = {a: np.array([[table[(e, a)][s] for e in envs] for s in seeds]) for a in (x, y)}
+        per_task = [improvement_probability(matrix[x][:, [k]], matrix[y][:, [k]])[0] for k in range(len(envs))]
+        rows.append((x, y, seeds, per_task, improvement_probability(matrix[x], matrix[y])))
+    return rows

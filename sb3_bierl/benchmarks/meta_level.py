@@ -497,10 +497,15 @@ def make_report(records: Sequence[dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------------- plot
-def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
+def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path, bases: Sequence[str] = ("bierl", "warm")) -> bool:
     """
-    BiERL's sigma and learning rate along training, per task (one line per run; colour: the start), against
-    the defaults. :return: whether the plot was written (matplotlib may be missing)
+    BiERL's sigma and learning rate along training, per task (one line per run; colour: the run name), against
+    the defaults.
+
+    :param records: Run records with a ``trace``
+    :param path: The figure's file
+    :param bases: The bases of the runs plotted (e.g. ``("tpa", "warm_tpa")``)
+    :return: whether the plot was written (matplotlib may be missing)
     """
     try:
         import matplotlib
@@ -510,7 +515,7 @@ def plot_hyperparameters(records: Sequence[dict[str, Any]], path: Path) -> bool:
         from matplotlib.ticker import EngFormatter
     except ImportError:
         return False
-    runs = [r for r in records if parse_algo(r["algo"])[0] in ("bierl", "warm") and r.get("trace")]
+    runs = [r for r in records if parse_algo(r["algo"])[0] in bases and r.get("trace")]
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in runs)]
     if not envs:
         return False

@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report)
     adaptive = (META_BASES[args.meta]["warm"], META_BASES[args.meta]["bierl"])
     planned = {spec.algo for spec in specs if parse_algo(spec.algo)[0] in adaptive}
-    if plot_hyperparameters([r for r in records if r["algo"] in planned], args.out / "hyperparameters.png"):
+    if plot_hyperparameters([r for r in records if r["algo"] in planned], args.out / "hyperparameters.png", adaptive):
         print(f"Wrote {args.out / 'hyperparameters.png'}")
     return 1 if failures else 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_bierl.benchmarks.aggregates import improvement_probability
+from sb3_bierl.benchmarks.aggregates import improvement_rows
 from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, final_returns, make_report, parse_algo
 from sb3_bierl.benchmarks.records import load_records
 
@@ -51,13 +51,8 @@ def per_task_table(records: list[dict]) -> list[str]:
     envs = [e for e in SUITE_BUDGETS if any(r["env"] == e for r in records)]
     lines = ["## P(X > Y) per task (rliable; ties count half)", "", "| X > Y | seeds | " + " | ".join(envs) + " | all tasks [95% CI] |",
              "|---" * (len(envs) + 3) + "|"]
-    for x, y in PAIRS:
-        seeds = sorted(set.intersection(*(set(table.get((e, a), {})) for e in envs for a in (x, y))))
-        if not seeds:
-            continue
-        matrix = {a: np.array([[table[(e, a)][s] for e in envs] for s in seeds]) for a in (x, y)}
-        cells = [f"{improvement_probability(matrix[x][:, [k]], matrix[y][:, [k]])[0]:.2f}" for k in range(len(envs))]
-        p, low, high = improvement_probability(matrix[x], matrix[y])
+    for x, y, seeds, per_task, (p, low, high) in improvement_rows(table, envs, PAIRS):
+        cells = [f"{value:.2f}" for value in per_task]
         lines.append(f"| {x} > {y} | {seeds[0]}-{seeds[-1]} | " + " | ".join(cells) + f" | **{p:.2f} [{low:.2f}, {high:.2f}]** |")
     lines += ["", "Means over the seeds of each row's X (first line per algorithm: seeds 0-4; second: every seed run):", ""]
     lines += ["| algorithm | seeds | " + " | ".join(envs) + " |", "|---" * (len(envs) + 2) + "|"]
