@@ -25,3 +25,18 @@ def test_probability_of_improvement():
     assert improvement_probability(better, better)[0] == pytest.approx(0.5)  # ties count half
     with pytest.raises(ValueError, match="same tasks"):
         improvement_probability(better, worse[:, :1])
+
+
+def test_improvement_rows_per_task_and_over_tasks_on_the_common_seeds():
+    from sb3_bierl.benchmarks.aggregates import improvement_rows
+
+    table = {
+        ("A", "x"): {0: 2.0, 1: 3.0, 2: 9.0},
+        ("A", "y"): {0: 1.0, 1: 1.5},
+        ("B", "x"): {0: 0.0, 1: 0.0},
+        ("B", "y"): {0: 1.0, 1: 1.0},
+    }
+    ((x, y, seeds, per_task, (p, low, high)),) = improvement_rows(table, ["A", "B"], [("x", "y"), ("x", "z")])
+    assert (x, y, seeds) == ("x", "y", [0, 1])  # seed 2 is not y's; ("x", "z") has no run: left out
+    assert per_task == [1.0, 0.0] and p == pytest.approx(0.5) and low <= p <= high
+    assert improvement_rows(table, [], [("x", "y")]) == []

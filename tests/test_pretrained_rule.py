@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_bierl import BiERL
 from sb3_bierl.meta import PRETRAINED_PATH, TwoPointController, TwoPointRule, read_rule_file, save_rule
@@ -14,6 +15,7 @@ from sb3_bierl.meta.warm_start import read_controller_file
 from sb3_bierl.pretrain import main as pretrain_main
 from sb3_bierl.pretraining import InnerRun, MetaTrainer, PretrainingTask, run_inner
 from sb3_bierl.pretraining.meta_trainer import CHECKPOINT, CONTROLLER
+from sb3_bierl.pretraining.suite import resolve_suite
 
 HORIZON = 20  # CountingEnv's episode length
 SMALL = dict(n_pairs=4, policy_kwargs=dict(net_arch=[8]))
@@ -66,6 +68,9 @@ def test_file_round_trip_and_clear_errors(tmp_path):
     th.save({"format": "sb3-bierl-tpa-rule", "version": VERSION + 1, "rule": {}}, tmp_path / "newer.pt")
     with pytest.raises(ValueError, match=f"format version {VERSION + 1}"):
         read_rule_file(tmp_path / "newer.pt")
+    th.save({"format": "sb3-bierl-tpa-rule", "version": VERSION, "rule": {}}, tmp_path / "empty.pt")
+    with pytest.raises(ValueError, match="must give"):
+        read_rule_file(tmp_path / "empty.pt")
     (tmp_path / "text.pt").write_text("not a file of torch")
     with pytest.raises(ValueError, match="not a saved two-point rule"):
         read_rule_file(tmp_path / "text.pt")
@@ -98,7 +103,8 @@ def test_a_zero_rule_runs_as_tpa_and_a_learned_one_starts_and_moves_as_it_says(t
     for s in s_values:
         expected.append(float(np.clip(expected[-1] * np.exp(s / 2.0), 0.01 / 8, 0.04)))
     np.testing.assert_allclose(seen, expected)
-    assert fast.meta_controller.summary()["warm_start"] == {"command": "made here", "commit": "abc", "meta_generations": None}
+    origin = fast.meta_controller.summary()["warm_start"]
+    assert origin == {"command": "made here", "commit": "abc", "meta_generations": None}
     with pytest.raises(RuntimeError, match="before the first generation"):
         controller.set_rule(TwoPointRule())
 
@@ -129,7 +135,8 @@ def test_inner_runs_of_a_rule(tmp_path):
     assert centre["final_hyperparameters"] != faster["final_hyperparameters"]
     for result in (fixed, centre, faster):  # the population's late mean return, normalised
         returns = result["centre_returns"]
-        assert len(returns) > 2 and result["score"] == pytest.approx(np.mean(returns[-int(np.ceil(len(returns) / 2)) :]))
+        late = returns[-int(np.ceil(len(returns) / 2)) :]
+        assert len(returns) > 2 and result["score"] == pytest.approx(np.mean(late))
         assert result["normalised"] == pytest.approx(TINY.normalise(result["score"]))
 
 
@@ -145,13 +152,15 @@ def test_pretraining_a_rule_resumes_and_records_what_it_learned(tmp_path, capsys
     assert metadata["curve"][0]["rule"] == {
         "learning_rate_factor": rule.learning_rate_factor, "damping": rule.damping, "cumulation": rule.cumulation,
     }  # fmt: skip
-    assert rule != TwoPointRule()  # one Adam step moved every constant
+    assert all(np.abs(rule.to_phi()) > 0)  # one Adam step moved every constant off TPA as published
     json.dumps(metadata)
     pretrain_main([*argv, "--generations", "2"])  # resumes
     assert read_rule_file(out / CONTROLLER)[1]["meta_generations"] == 2
-    # the checkpoint knows what it pre-trains: the same folder for a network is refused
+    # the checkpoint knows what it pre-trains: the same folder for a network is refused (nothing else differs)
+    same = dict(n_pairs=1, tasks_per_generation=1, sigma=0.5, learning_rate=0.2, trainable="all")
+    MetaTrainer(out, resolve_suite(["CartPole-v1"], 0.015), meta="tpa", **same)  # resumes
     with pytest.raises(ValueError, match="another configuration"):
-        MetaTrainer(out, (TINY,), n_pairs=1, tasks_per_generation=1, sigma=0.5, learning_rate=0.2)
+        MetaTrainer(out, resolve_suite(["CartPole-v1"], 0.015), adapted=("learning_rate",), **same)
     assert (out / CHECKPOINT).exists()
     for kwargs, match in [
         (dict(meta="cma"), "meta must be one of"),
@@ -164,6 +173,33 @@ def test_pretraining_a_rule_resumes_and_records_what_it_learned(tmp_path, capsys
     save_rule(TwoPointRule(2.0), tmp_path / "init.pt")
     trainer = MetaTrainer(tmp_path / "init", (TINY,), meta="tpa", init=tmp_path / "init.pt")
     assert trainer.controller.rule == TwoPointRule(2.0)
+
+
+def test_the_shipped_rule_loads_records_how_it_was_made_and_sets_the_start():
+    rule, metadata = read_rule_file("pretrained")
+    assert metadata["meta_generations"] == 12 and len(metadata["commit"]) >= 40
+    assert metadata["command"].startswith("python -m sb3_bierl.pretrain --meta tpa")
+    model = make(meta_warm_start="pretrained")
+    assert model.meta_controller.rule == rule
+    model.learn(GENERATION)
+    assert model.strategy.last_learning_rate == pytest.approx(min(0.01 * rule.learning_rate_factor, 0.04))
+
+
+def test_set_rule_after_an_interrupted_first_generation_is_refused():
+    model = make()
+
+    class Stop(Exception):
+        pass
+
+    class StopAtFirstStep(BaseCallback):
+        def _on_step(self) -> bool:
+            raise Stop
+
+    with pytest.raises(Stop):
+        model.learn(GENERATION, callback=StopAtFirstStep())
+    assert model.meta_controller.n_generations == 0  # interrupted before its end
+    with pytest.raises(RuntimeError, match="before the first generation"):
+        model.meta_controller.set_rule(TwoPointRule(3.0))
 
 
 def test_held_out_evaluation_of_a_rule(tmp_path):

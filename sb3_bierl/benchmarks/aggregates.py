@@ -88,8 +88,10 @@ def improvement_rows(
     :param table: ``(env, algo) -> {seed: final return}`` (``meta_level.final_returns``)
     :param envs: The tasks
     :param pairs: ``(x, y)`` for P(x > y); a pair without a seed common to every task is left out
-    :return: one row per pair: ``(x, y, seeds, P per task, (P, low, high) over the tasks)``
+    :return: one row per pair: ``(x, y, seeds, P per task, (P, low, high) over the tasks)``; none without a task
     """
+    if not envs:
+        return []
     rows = []
     for x, y in pairs:
         seeds = sorted(set.intersection(*(set(table.get((e, a), {})) for e in envs for a in (x, y))))

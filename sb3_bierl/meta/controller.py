@@ -229,10 +229,14 @@ class BaseMetaController(BaseCallback):
         return returns
 
     def summary(self) -> dict[str, Any]:
-        """:return: the meta level's counters (JSON-serialisable): updates, first update, step overhead"""
+        """
+        :return: the meta level's counters (JSON-serialisable): updates, first update, step overhead; for a
+            pre-trained meta level (a network's or a rule's file), where it comes from (``warm_start``: the command
+            and commit recorded in the file)
+        """
         model = getattr(self, "model", None)  # None until the controller is attached to a model
         total = model.num_timesteps if model is not None else 0
-        return {
+        summary = {
             "n_meta_updates": self.n_meta_updates,
             "first_update_generation": self.first_update_generation,
             "n_generations": self.n_generations,
@@ -240,6 +244,10 @@ class BaseMetaController(BaseCallback):
             "step_overhead": self.meta_steps / total if total else 0.0,
             "n_skipped": self.n_skipped,
         }
+        origin = getattr(self, "warm_start_metadata", None)
+        if origin is not None:
+            summary["warm_start"] = {key: origin.get(key) for key in ("command", "commit", "meta_generations")}
+        return summary
 
     # ------------------------------------------------------------------ callback hooks
     def _on_step(self) -> bool:
@@ -490,16 +498,8 @@ class MetaController(BaseMetaController):
         return any(abs(paired_t(rows[k], rows[k + 1])) >= self.min_significance for k in range(0, len(rows) - 1, 2))
 
     def summary(self) -> dict[str, Any]:
-        """
-        :return: the base counters, the meta ES steps taken (updates that passed ``min_significance``) and, for a
-            warm-started controller, where its network comes from (``warm_start``: the command and commit recorded
-            in the file)
-        """
-        summary = {**super().summary(), "n_meta_steps": self.n_meta_steps}
-        origin = getattr(self, "warm_start_metadata", None)
-        if origin is not None:
-            summary["warm_start"] = {key: origin.get(key) for key in ("command", "commit", "meta_generations")}
-        return summary
+        """:return: the base counters and the meta ES steps taken (updates that passed ``min_significance``)"""
+        return {**super().summary(), "n_meta_steps": self.n_meta_steps}
 
     # ------------------------------------------------------------------ warm start
     def save(self, path: str | os.PathLike) -> None:

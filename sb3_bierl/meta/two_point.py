@@ -46,13 +46,13 @@ class TwoPointController(LearningRateRule):
         per generation (pycma's fallback damping, 4, by default; its dimension-based one would barely move the rate
         in the 12 to 110 generations of the benchmark budgets)
     :param cumulation: ``c``, the weight of the newest ``z`` in ``s`` (pycma's 0.3)
-    :param learning_rate_factor: The first generation's learning rate is ``space``'s initial one times this (a
-        pre-trained rule's start, :class:`~sb3_bierl.meta.TwoPointRule`; 1: the model's)
     :param history_length: Generations kept in the fitness history
     :param seed: Seed of the meta level's generator (the rule draws nothing)
     :param verbose: Verbosity level
     :param max_lr_to_sigma: Largest ``learning_rate / sigma`` set (None: no cap; see
         :meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
+    :param learning_rate_factor: The first generation's learning rate is ``space``'s initial one times this (a
+        pre-trained rule's start, :class:`~sb3_bierl.meta.TwoPointRule`; 1: the model's)
     :raises ValueError: if ``space`` adapts anything but ``learning_rate``, ``damping <= 0``, ``cumulation`` is not
         in (0, 1] or ``learning_rate_factor <= 0``
     """
@@ -62,14 +62,18 @@ class TwoPointController(LearningRateRule):
         space: HyperparameterSpace,
         damping: float = DEFAULT_DAMPING,
         cumulation: float = DEFAULT_CUMULATION,
-        learning_rate_factor: float = 1.0,
         history_length: int = 10,
         seed: int | None = None,
         verbose: int = 0,
         max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
+        learning_rate_factor: float = 1.0,
     ):
-        super().__init__(space, 2.0, history_length, seed=seed, verbose=verbose, max_lr_to_sigma=max_lr_to_sigma)
-        self.set_rule(TwoPointRule(learning_rate_factor, damping, cumulation))
+        rule = TwoPointRule(learning_rate_factor, damping, cumulation)  # checks the three
+        super().__init__(
+            space, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
+            max_lr_to_sigma=max_lr_to_sigma,
+        )
+        self.set_rule(rule)
         #: The cumulated test ``s`` (in [-1, 1]) and the last ``z``
         self.s = 0.0
         self.last_z = float("nan")
@@ -82,9 +86,10 @@ class TwoPointController(LearningRateRule):
         ``rule.learning_rate_factor`` (within the bounds from the first generation on).
 
         :param rule: The constants (e.g. a pre-trained rule's: ``BiERL(meta="tpa", meta_warm_start=...)``)
-        :raises RuntimeError: once a generation has run (the start is past)
+        :raises RuntimeError: once a generation has started (the start is past; an interrupted first generation
+            would also restore the rule it started with)
         """
-        if self.n_generations > 0:
+        if self.n_generations > 0 or self._started_at is not None:
             raise RuntimeError("set_rule sets the rule's start: call it before the first generation")
         self.damping, self.cumulation = float(rule.damping), float(rule.cumulation)
         self.learning_rate_factor = float(rule.learning_rate_factor)
@@ -97,14 +102,6 @@ class TwoPointController(LearningRateRule):
     def rule(self) -> TwoPointRule:
         """The rule's constants and start factor"""
         return TwoPointRule(self.learning_rate_factor, self.damping, self.cumulation)
-
-    def summary(self) -> dict[str, Any]:
-        """:return: the base counters and, for a pre-trained rule, where it comes from (``warm_start``)"""
-        summary = super().summary()
-        origin = getattr(self, "warm_start_metadata", None)
-        if origin is not None:
-            summary["warm_start"] = {key: origin.get(key) for key in ("command", "commit", "meta_generations")}
-        return summary
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("learning_rate_factor", 1.0)  # saved before pre-trained rules

@@ -18,6 +18,7 @@ DEFAULT_CUMULATION = 0.3
 
 
 def _logit(p: float) -> float:
+    """:param p: A probability in (0, 1). :return: ``log(p / (1 - p))``"""
     return float(np.log(p / (1.0 - p)))
 
 
@@ -121,11 +122,17 @@ def read_rule_file(path: str | os.PathLike) -> tuple[TwoPointRule, dict[str, Any
         )
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(
-            f"{os.fspath(resolved)!r} is not a saved two-point rule: write one with python -m sb3_bierl.pretrain --meta tpa"
+            f"{os.fspath(resolved)!r} is not a saved two-point rule: "
+            "write one with python -m sb3_bierl.pretrain --meta tpa"
         )
     if data.get("version") != VERSION:
         raise ValueError(
             f"{os.fspath(resolved)!r} is a two-point rule of format version {data.get('version')}, but this release "
             f"reads version {VERSION}: pre-train a new one with python -m sb3_bierl.pretrain --meta tpa"
+        )
+    fields = {"learning_rate_factor", "damping", "cumulation"}
+    if not isinstance(data.get("rule"), dict) or set(data["rule"]) != fields:
+        raise ValueError(
+            f"{os.fspath(resolved)!r} is not a saved two-point rule: its 'rule' must give {sorted(fields)}"
         )
     return TwoPointRule(**data["rule"]), dict(data.get("metadata", {}))

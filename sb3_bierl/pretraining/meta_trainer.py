@@ -64,8 +64,16 @@ class RuleCentre:
         return TwoPointRule.from_phi(self.strategy.theta)
 
 
-def save_centre(controller: "MetaController | RuleCentre", path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
-    """Write a pre-trained meta level's file: a meta network's (:func:`save_controller`) or a rule's (:func:`save_rule`)."""
+def save_centre(
+    controller: "MetaController | RuleCentre", path: str | os.PathLike, metadata: dict[str, Any] | None = None
+) -> None:
+    """
+    Write a pre-trained meta level's file: a meta network's (:func:`save_controller`) or a rule's (:func:`save_rule`).
+
+    :param controller: The meta ES's centre
+    :param path: Output file (``.pt``)
+    :param metadata: What the file records (command, commit, curve)
+    """
     if isinstance(controller, RuleCentre):
         save_rule(controller.rule, path, metadata)
     else:
@@ -138,7 +146,8 @@ class MetaTrainer:
         two-point rule's start factor on the learning rate, damping and cumulation (three numbers; ``adapted`` is
         then the learning rate, ``trainable``, ``gain_spread`` and ``standardise_features`` do not apply; a
         candidate's score is the late mean of its population's mean return, as the rule rolls out no centre)
-    :raises ValueError: on an unknown ``meta``, ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``, ``learning_rate`` <= 0,
+    :raises ValueError: on an unknown ``meta``, ``n_pairs``, ``tasks_per_generation`` < 1, ``sigma``,
+        ``learning_rate`` <= 0,
         ``start_spread`` outside [0, 1], ``gain_spread < 1``, ``standardise_features`` with ``init``, an unknown
         ``adapted`` (:func:`default_space`), an ``init`` file for other hyperparameters, or an existing checkpoint
         with another configuration
@@ -167,7 +176,7 @@ class MetaTrainer:
         if meta not in PRETRAINABLE:
             raise ValueError(f"meta must be one of {PRETRAINABLE} (what is pre-trained), got {meta!r}")
         if meta == "tpa":
-            if list(adapted) not in (["learning_rate"], list(DEFAULT_ADAPTED)):
+            if set(adapted) not in ({"learning_rate"}, set(DEFAULT_ADAPTED)):  # the default: what the CLI passes
                 raise ValueError(f"the two-point rule sets the learning rate alone, got adapted={list(adapted)}")
             if standardise_features or gain_spread != 1.0:
                 raise ValueError("standardise_features and gain_spread are for a meta network, not meta='tpa'")
@@ -277,7 +286,8 @@ class MetaTrainer:
             "meta_generations": self.generation,
             "commit": source_commit(),
             "curve": [
-                {k: r[k] for k in ("generation", "centre", "fixed", "candidates", "rule") if k in r} for r in self.records
+                {k: r[k] for k in ("generation", "centre", "fixed", "candidates", "rule") if k in r}
+                for r in self.records
             ],
         }
         tmp = pathlib.Path(os.fspath(path) + ".tmp")
@@ -363,7 +373,7 @@ class MetaTrainer:
             "cpu_time_s": float(sum(r["cpu_time_s"] for r in results)),
             "wall_time_s": time.perf_counter() - start_time,
         }
-        if isinstance(self.controller, RuleCentre):  # what the rule has learned so far
+        if isinstance(self.controller, RuleCentre):  # the rule after this generation's step (the next centre)
             record["rule"] = dataclasses.asdict(self.controller.rule)
         self.records.append(record)
         self.save()

@@ -42,7 +42,7 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
     Plot the centre's and the fixed baseline's mean normalised score per meta generation (and their running
     mean over ``window`` generations: each generation sees other tasks and starts), their difference, and the
     hyperparameters the centre's inner runs end with (geometric mean over the generation's tasks); for a
-    pre-trained two-point rule, also its constants relative to TPA's published ones.
+    pre-trained two-point rule, also its constants after each generation's step, relative to TPA's published ones.
 
     :param records: ``MetaTrainer.records``
     :param path: The image to write
@@ -85,14 +85,14 @@ def plot_curve(records: Sequence[dict[str, Any]], path: str | pathlib.Path, wind
             np.exp(np.mean([np.log(t["centre_final_hyperparameters"][name]) for t in r["tasks"]])) for r in records
         ]
         axes[2].plot(generations, values, label=name)
-    if "rule" in records[0]:  # a pre-trained two-point rule: its constants at each meta generation's centre
+    if "rule" in records[0]:  # a pre-trained two-point rule: its constants after each meta generation's step
         for name, label in (("learning_rate_factor", "rule: start factor"), ("damping", "rule: damping / 4")):
             scale = 4.0 if name == "damping" else 1.0
             axes[2].plot(generations, [r["rule"][name] / scale for r in records], "--", label=label)
         axes[2].plot(generations, [r["rule"]["cumulation"] / 0.3 for r in records], ":", label="rule: cumulation / 0.3")
     axes[2].set_yscale("log")
     axes[2].set_xlabel("meta generation")
-    axes[2].set_ylabel("value at the end of the centre's runs")
+    axes[2].set_ylabel("end of the centre's runs" + ("; rule after the step" if "rule" in records[0] else ""))
     axes[2].legend()
     if with_gains:  # does the controller set the step size each instance needs? (gain_response)
         half = len(records) // 2
