@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sb3_bierl.benchmarks.aggregates import improvement_rows
-from sb3_bierl.benchmarks.meta_level import final_returns, parse_algo, plot_hyperparameters
+from sb3_bierl.benchmarks.meta_level import SUITE_BUDGETS, final_returns, parse_algo, plot_hyperparameters
 from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.warm_start import make_report
 from sb3_bierl.pretraining.suite import HELD_OUT
@@ -65,7 +65,7 @@ def gather() -> list[dict]:
 def per_task_table(records: list[dict]) -> list[str]:
     """:return: Markdown lines: P(X > Y) per task and over the tasks (rliable), and the means"""
     table = final_returns(records)
-    envs = [e for e in HELD_OUT if any(r["env"] == e for r in records)]
+    envs = [e for e in SUITE_BUDGETS if e in HELD_OUT and any(r["env"] == e for r in records)]  # the report's order
     lines = ["## P(X > Y) per held-out task (rliable; ties count half)", ""]
     lines += ["| X > Y | seeds | " + " | ".join(envs) + " | all tasks [95% CI] |", "|---" * (len(envs) + 3) + "|"]
     for x, y, seeds, per_task, (p, low, high) in improvement_rows(table, envs, PAIRS):
