@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch as th
 
+from sb3_bierl.meta.files import load_saved
+
 FORMAT = "sb3-bierl-tpa-rule"
 VERSION = 1
 #: The rule shipped with the package (``python -m sb3_bierl.pretrain --meta tpa`` wrote it)
@@ -109,12 +111,7 @@ def read_rule_file(path: str | os.PathLike) -> tuple[TwoPointRule, dict[str, Any
     from sb3_bierl.meta.warm_start import FORMAT as NETWORK_FORMAT
 
     resolved = resolve_rule_path(path)
-    if not resolved.exists():
-        raise FileNotFoundError(f"No two-point rule file at {os.fspath(resolved)!r}")
-    try:
-        data = th.load(resolved, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{os.fspath(resolved)!r} is not a saved two-point rule: {error}") from error
+    data = load_saved(resolved, "two-point rule")
     if isinstance(data, dict) and data.get("format") == NETWORK_FORMAT:
         raise ValueError(
             f"{os.fspath(resolved)!r} is a meta network (a warm start for meta='lstm' or 'mean'), not a two-point "

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch as th
 
+from sb3_bierl.meta.files import load_saved
 from sb3_bierl.meta.space import HyperparameterSpace
 from sb3_bierl.meta.two_point_rule import FORMAT as RULE_FORMAT
 
@@ -54,12 +55,7 @@ def save_controller(controller: "MetaController", path: str | os.PathLike, metad
 def read_controller_file(path: str | os.PathLike) -> dict[str, Any]:
     """:return: the contents of a file written by :func:`save_controller`; a clear error otherwise"""
     path = resolve_path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No meta controller file at {os.fspath(path)!r}")
-    try:
-        data = th.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{os.fspath(path)!r} is not a saved meta controller: {error}") from error
+    data = load_saved(path, "meta controller")
     if isinstance(data, dict) and data.get("format") == RULE_FORMAT:
         raise ValueError(
             f"{os.fspath(path)!r} is a pre-trained two-point rule, not a meta network: use it with meta='tpa'"

@@ -47,22 +47,6 @@ class InnerRun:
     meta: str = "lstm"
 
 
-class PopulationMeans(BaseCallback):
-    """Records the mean finite return of each generation's population."""
-
-    def __init__(self) -> None:
-        super().__init__(0)
-        self.returns: list[float] = []
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
-        finite = returns[np.isfinite(returns)]
-        self.returns.append(float(np.mean(finite)) if finite.size else float("nan"))
-
-
 class CentreReturns(BaseCallback):
     """Records the return of the unperturbed centre the meta level rolls out every generation."""
 
@@ -77,6 +61,15 @@ class CentreReturns(BaseCallback):
         summary = self.model.meta_controller.history.previous  # the meta controller runs first (BiERL.learn)
         if summary is not None and summary.centre_return is not None:
             self.returns.append(float(summary.centre_return))
+
+
+class PopulationMeans(CentreReturns):
+    """Records the mean finite return of each generation's population (a meta level that rolls out no centre)."""
+
+    def _on_rollout_end(self) -> None:
+        returns = np.asarray(self.model.last_rollout.returns, dtype=np.float64)
+        finite = returns[np.isfinite(returns)]
+        self.returns.append(float(np.mean(finite)) if finite.size else float("nan"))
 
 
 def late_mean(returns: list[float], late_fraction: float) -> float:
