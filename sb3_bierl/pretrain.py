@@ -15,7 +15,8 @@ the meta-training curve (``<out>/curve.png`` plots it). The controller shipped w
 damping and cumulation: three numbers, :class:`~sb3_bierl.meta.TwoPointRule`), each candidate scored by the late
 mean of its population's return over whole runs from random learning-rate starts; ``<out>/controller.pt`` is then
 a warm start for ``BiERL(meta="tpa", meta_warm_start=...)``. The rule shipped for ``meta="tpa"`` is the state
-after 12 of the 15 meta generations of (stopped for the session's time; ``--generations 12`` should give it: every draw is seeded; not checked)
+after 12 meta generations of this command, stopped there for the session's time (``--generations 12`` should
+give the same rule, as every draw is seeded; not checked):
 
     python -m sb3_bierl.pretrain --meta tpa --out <out> --generations 15 --n-pairs 3 --tasks-per-generation 5 \
         --sigma 0.3 --learning-rate 0.1 --n-processes 2 --seed 0
