@@ -18,7 +18,7 @@ a warm start for ``BiERL(meta="tpa", meta_warm_start=...)``. The rule shipped fo
 after 12 meta generations of this command, stopped there for the session's time (``--generations 12`` should
 give the same rule, as every draw is seeded; not checked):
 
-    python -m sb3_bierl.pretrain --meta tpa --out <out> --generations 15 --n-pairs 3 --tasks-per-generation 5 \
+    python -m sb3_bierl.pretrain --meta tpa --out <out> --generations 15 --n-pairs 3 --tasks-per-generation 5 \\
         --sigma 0.3 --learning-rate 0.1 --n-processes 2 --seed 0
 """
 
