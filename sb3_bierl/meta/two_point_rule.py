@@ -111,22 +111,17 @@ def read_rule_file(path: str | os.PathLike) -> tuple[TwoPointRule, dict[str, Any
     from sb3_bierl.meta.warm_start import FORMAT as NETWORK_FORMAT
 
     resolved = resolve_rule_path(path)
-    data = load_saved(resolved, "two-point rule")
-    if isinstance(data, dict) and data.get("format") == NETWORK_FORMAT:
-        raise ValueError(
-            f"{os.fspath(resolved)!r} is a meta network (a warm start for meta='lstm' or 'mean'), not a two-point "
-            "rule: use it with meta='lstm', or give meta='tpa' a file of python -m sb3_bierl.pretrain --meta tpa"
-        )
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(
-            f"{os.fspath(resolved)!r} is not a saved two-point rule: "
-            "write one with python -m sb3_bierl.pretrain --meta tpa"
-        )
-    if data.get("version") != VERSION:
-        raise ValueError(
-            f"{os.fspath(resolved)!r} is a two-point rule of format version {data.get('version')}, but this release "
-            f"reads version {VERSION}: pre-train a new one with python -m sb3_bierl.pretrain --meta tpa"
-        )
+    data = load_saved(
+        resolved,
+        "two-point rule",
+        FORMAT,
+        VERSION,
+        "pre-train one with python -m sb3_bierl.pretrain --meta tpa",
+        {
+            NETWORK_FORMAT: "a meta network (a warm start for meta='lstm' or 'mean'), not a two-point rule: use it with "
+            "meta='lstm', or give meta='tpa' a file of python -m sb3_bierl.pretrain --meta tpa"
+        },
+    )
     fields = {"learning_rate_factor", "damping", "cumulation"}
     if not isinstance(data.get("rule"), dict) or set(data["rule"]) != fields:
         raise ValueError(

@@ -55,22 +55,15 @@ def save_controller(controller: "MetaController", path: str | os.PathLike, metad
 def read_controller_file(path: str | os.PathLike) -> dict[str, Any]:
     """:return: the contents of a file written by :func:`save_controller`; a clear error otherwise"""
     path = resolve_path(path)
-    data = load_saved(path, "meta controller")
-    if isinstance(data, dict) and data.get("format") == RULE_FORMAT:
-        raise ValueError(
-            f"{os.fspath(path)!r} is a pre-trained two-point rule, not a meta network: use it with meta='tpa'"
-        )
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a saved meta controller: write one with MetaController.save() "
-            "or python -m sb3_bierl.pretrain"
-        )
-    if data.get("version") != VERSION:
-        raise ValueError(
-            f"{os.fspath(path)!r} is a meta controller of format version {data.get('version')}, but this release reads "
-            f"version {VERSION} (its meta features differ): pre-train a new one with python -m sb3_bierl.pretrain"
-        )
-    return data
+    return load_saved(
+        path,
+        "meta controller",
+        FORMAT,
+        VERSION,
+        "write one with MetaController.save() or pre-train one with python -m sb3_bierl.pretrain (the meta features "
+        "of other format versions differ)",
+        {RULE_FORMAT: "a pre-trained two-point rule, not a meta network: use it with meta='tpa'"},
+    )
 
 
 def load_controller(path: str | os.PathLike, space: HyperparameterSpace, **kwargs: Any) -> "MetaController":
