@@ -16,7 +16,7 @@ from sb3_bierl.pretraining import DEFAULT_SUITE, HELD_OUT, InnerRun, MetaTrainer
 from sb3_bierl.pretraining.inner_run import late_mean
 from sb3_bierl.pretraining.meta_trainer import CHECKPOINT, CONTROLLER, default_space
 from sb3_bierl.pretraining.policy_gain import PolicyGain
-from sb3_bierl.pretraining.suite import resolve_suite
+from sb3_bierl.pretraining.suite import EXTRA_TASKS, resolve_suite
 
 TINY = PretrainingTask("CartPole-v1", 1_500, 10.0, 500.0)
 TINY_CONTINUOUS = PretrainingTask("Pendulum-v1", 2_000, -1400.0, -150.0)
@@ -43,7 +43,10 @@ def test_trainable_none_only_proposes():
 
 
 def test_suite_and_held_out_are_disjoint():
-    assert not {task.env_id for task in DEFAULT_SUITE} & set(HELD_OUT)
+    assert not {task.env_id for task in DEFAULT_SUITE + EXTRA_TASKS} & set(HELD_OUT)
+    # an extra task is chosen by name, never by default
+    assert [t.env_id for t in resolve_suite(["CartPole-v1", "Walker2d-v5"])] == ["CartPole-v1", "Walker2d-v5"]
+    assert "Walker2d-v5" not in [t.env_id for t in resolve_suite(None)]
     with pytest.raises(ValueError, match="held-out"):
         resolve_suite(["HalfCheetah-v5"])
     with pytest.raises(ValueError, match="Unknown pre-training task"):
@@ -237,6 +240,8 @@ def test_held_out_evaluation(tmp_path):
 
     with pytest.raises(ValueError, match="pre-training task"):
         warm_start.plan_runs(["Pendulum-v1"], [0], ["defaults"], 1)
+    with pytest.raises(ValueError, match="pre-training task"):  # an extra task of the suite is not held out either
+        warm_start.plan_runs(["Walker2d-v5"], [0], ["defaults"], 1)
     specs = warm_start.plan_runs(["Hopper-v5"], [0, 1], ["defaults", "s4"], 1, scale=0.5)
     assert [s.algo for s in specs[:6]] == ["warm", "bierl", "es", "warm-s4", "bierl-s4", "es-s4"] and specs[
         0
