@@ -5,7 +5,14 @@ import pytest
 
 pytest.importorskip("rliable")
 
-from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval  # noqa: E402
+from sb3_bierl.benchmarks import aggregates
+from sb3_bierl.benchmarks.aggregates import improvement_probability, iqm_interval
+
+
+@pytest.fixture(autouse=True)
+def few_resamples(monkeypatch):
+    """These tests check estimates and the order of the interval's ends: 100 resamples, not 2000 (tens of seconds)"""
+    monkeypatch.setattr(aggregates, "BOOTSTRAP_REPS", 100)
 
 
 def test_iqm_ignores_an_outlier_and_brackets_itself():

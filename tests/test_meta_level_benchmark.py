@@ -64,8 +64,12 @@ def test_normalisation_is_zero_at_es_defaults_and_one_at_the_best_fixed_setting(
     assert "no grid setting beats the defaults" in make_report([record(ES_D, "B", 0, -200.0), record("es-s4", "B", 0, -300.0)])
 
 
-def test_report_aggregates_with_rliable():
+def test_report_aggregates_with_rliable(monkeypatch):
     pytest.importorskip("rliable")
+    from sb3_bierl.benchmarks import aggregates
+
+    # the report's intervals at 2000 resamples took 10-20 s, beyond pytest-timeout's 300 s on a starved machine
+    monkeypatch.setattr(aggregates, "BOOTSTRAP_REPS", 100)
     rng = np.random.default_rng(0)
     records = []
     for env in ("Pendulum-v1", "Hopper-v5", "Ant-v5"):

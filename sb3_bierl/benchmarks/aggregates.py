@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-#: Bootstrap resamples of the intervals
+#: Bootstrap resamples of the intervals (read at each call: a test may lower it)
 BOOTSTRAP_REPS = 2000
 
 
 def interval_estimates(
-    data: Mapping[str, Any], metric: Callable[..., Any], reps: int = BOOTSTRAP_REPS, seed: int = 0
+    data: Mapping[str, Any], metric: Callable[..., Any], reps: int | None = None, seed: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """
     rliable's ``get_interval_estimates``, reproducible: the same data and seed give the same intervals.
@@ -24,20 +24,20 @@ def interval_estimates(
     :param data: Name -> ``(n_runs, n_tasks)`` scores, or a tuple of such arrays (e.g. ``(x, y)`` for
         ``metrics.probability_of_improvement``)
     :param metric: An rliable metric (or a function of the scores returning an array of metrics)
-    :param reps: Bootstrap resamples
+    :param reps: Bootstrap resamples (None: :data:`BOOTSTRAP_REPS`)
     :param seed: Seed of the bootstrap
     :return: The point estimates and the 95% intervals (``(2, ...)``: low, high) by name
     """
     from rliable import library as rly
 
     np.random.seed(seed)
-    return rly.get_interval_estimates(dict(data), metric, reps=reps)
+    return rly.get_interval_estimates(dict(data), metric, reps=BOOTSTRAP_REPS if reps is None else reps)
 
 
-def iqm_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[float, float, float]:
+def iqm_interval(values: Sequence[float], reps: int | None = None, seed: int = 0) -> tuple[float, float, float]:
     """
     :param values: (n_runs,) one task's scores, one per seed
-    :param reps: Bootstrap resamples
+    :param reps: Bootstrap resamples (None: :data:`BOOTSTRAP_REPS`)
     :param seed: Seed of the bootstrap
     :return: the IQM, and the low and high ends of its 95% bootstrap interval (all three equal for one run)
     :raises ValueError: if ``values`` is empty
@@ -56,7 +56,7 @@ def iqm_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int 
 
 
 def improvement_probability(
-    x: np.ndarray, y: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0
+    x: np.ndarray, y: np.ndarray, reps: int | None = None, seed: int = 0
 ) -> tuple[float, float, float]:
     """
     P(X > Y): the probability that a run of X beats a run of Y on a task drawn at random (Mann-Whitney, ties
@@ -64,7 +64,7 @@ def improvement_probability(
 
     :param x: (n_runs_x, n_tasks) final returns of X (no normalisation needed: a per-task rank statistic)
     :param y: (n_runs_y, n_tasks) final returns of Y, the same tasks in the same order
-    :param reps: Bootstrap resamples
+    :param reps: Bootstrap resamples (None: :data:`BOOTSTRAP_REPS`)
     :param seed: Seed of the bootstrap
     :return: the probability, and the low and high ends of its interval
     :raises ValueError: if the task counts differ or a side has no run
@@ -90,6 +90,8 @@ def improvement_rows(
     :param pairs: ``(x, y)`` for P(x > y); a pair without a seed common to every task is left out
     :return: one row per pair: ``(x, y, seeds, P per task, (P, low, high) over the tasks)``; none without a task
     """
+    from rliable import metrics
+
     if not envs:
         return []
     rows = []
@@ -98,6 +100,9 @@ def improvement_rows(
         if not seeds:
             continue
         matrix = {a: np.array([[table[(e, a)][s] for e in envs] for s in seeds]) for a in (x, y)}
-        per_task = [improvement_probability(matrix[x][:, [k]], matrix[y][:, [k]])[0] for k in range(len(envs))]
+        # a task's point estimate needs no bootstrap
+        per_task = [
+            float(metrics.probability_of_improvement(matrix[x][:, [k]], matrix[y][:, [k]])) for k in range(len(envs))
+        ]
         rows.append((x, y, seeds, per_task, improvement_probability(matrix[x], matrix[y])))
     return rows

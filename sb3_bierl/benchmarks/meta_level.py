@@ -355,7 +355,7 @@ def rliable_summary(
     scores: dict[str, np.ndarray],
     returns: dict[str, np.ndarray],
     pairs: Sequence[tuple[str, str]],
-    reps: int = 2000,
+    reps: int | None = None,
     seed: int = 0,
 ) -> list[str]:
     """
@@ -366,7 +366,7 @@ def rliable_summary(
     :param scores: Algorithm -> (n_runs, n_tasks) normalised scores (tasks with a headroom grid); may be empty
     :param returns: Algorithm -> (n_runs, n_tasks) final returns (every task)
     :param pairs: ``(x, y)`` pairs: P(x > y)
-    :param reps: Bootstrap replicates
+    :param reps: Bootstrap replicates (None: ``aggregates.BOOTSTRAP_REPS``)
     :param seed: Seed of the bootstrap (the same runs give the same intervals)
     :return: Markdown lines
     """
