@@ -35,7 +35,7 @@ from sb3_bierl.bierl.bierl import DEFAULT_ADAPTED
 from sb3_bierl.es.es import BACKENDS
 from sb3_bierl.pretraining.meta_trainer import CONTROLLER, MetaTrainer
 from sb3_bierl.pretraining.plots import plot_curve
-from sb3_bierl.pretraining.suite import DEFAULT_SUITE, resolve_suite
+from sb3_bierl.pretraining.suite import DEFAULT_SUITE, EXTRA_TASKS, resolve_suite
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         "--env",
         action="append",
         default=None,
-        help=f"A pre-training task (repeat; default: {[t.env_id for t in DEFAULT_SUITE]})",
+        help=f"A pre-training task (repeat; default: {[t.env_id for t in DEFAULT_SUITE]}; "
+        f"also known: {[t.env_id for t in EXTRA_TASKS]})",
     )
     parser.add_argument(
         "--n-pairs", type=int, default=4, help="Antithetic pairs of candidate controllers per meta generation"
