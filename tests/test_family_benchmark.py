@@ -1,5 +1,6 @@
 """The evidence benchmark's plan and report (the training itself is what the other tests check)."""
 
+from sb3_bierl.benchmarks import aggregates
 from sb3_bierl.benchmarks.compare import ALGOS
 from sb3_bierl.benchmarks.family import EXPERIMENTS, Experiment, main, plan, report
 
@@ -21,7 +22,8 @@ def record(algo, env, seed, value, budget=100):
             "steps_reached": budget, "train_time_s": 1.0, "eval_episodes": 2}
 
 
-def test_report_compares_plain_and_wrapped_at_the_same_budget():
+def test_report_compares_plain_and_wrapped_at_the_same_budget(monkeypatch):
+    monkeypatch.setattr(aggregates, "BOOTSTRAP_REPS", 100)  # the report's intervals: fast
     experiment = Experiment("a", "Plain vs wrapped", {"Pendulum-v1": 100}, ("es", "bierl"), (("es", "bierl"),))
     records = [record("es", "Pendulum-v1", s, -100.0 - s) for s in range(3)]
     records += [record("bierl", "Pendulum-v1", s, -200.0) for s in range(3)]

@@ -235,8 +235,10 @@ def test_pretrain_command(tmp_path, capsys):
     assert isinstance(saved["phi"], th.Tensor)
 
 
-def test_held_out_evaluation(tmp_path):
-    from sb3_bierl.benchmarks import warm_start
+def test_held_out_evaluation(tmp_path, monkeypatch):
+    from sb3_bierl.benchmarks import aggregates, warm_start
+
+    monkeypatch.setattr(aggregates, "BOOTSTRAP_REPS", 100)  # the report's intervals: fast
 
     with pytest.raises(ValueError, match="pre-training task"):
         warm_start.plan_runs(["Pendulum-v1"], [0], ["defaults"], 1)

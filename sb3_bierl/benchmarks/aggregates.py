@@ -83,7 +83,8 @@ def improvement_rows(
     table: Mapping[tuple[str, str], Mapping[int, float]], envs: Sequence[str], pairs: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, list[int], list[float], tuple[float, float, float]]]:
     """
-    P(X > Y) per task and over the tasks, on the seeds both have on every task (:func:`improvement_probability`).
+    P(X > Y) per task (rliable's ``metrics.probability_of_improvement``) and over the tasks, with an interval
+    (:func:`improvement_probability`), on the seeds both have on every task.
 
     :param table: ``(env, algo) -> {seed: final return}`` (``meta_level.final_returns``)
     :param envs: The tasks
