@@ -6,7 +6,10 @@ published (``tpa``: the probe's ``es-tpa`` runs, the same runs as ``BiERL(meta="
 (``es-s1.5-lr3``, where the pre-trained networks went) and TPA started there (``tpa-s1.5-lr3``). The five held-out
 tasks (the pre-training suite has none of them); rliable throughout.
 
-    python docs/benchmarks/tpa_warm_start/report.py     # writes results.md and hyperparameters.png here
+Session 19 re-ran ``warm_tpa`` with the rule pre-trained on a suite with Walker2d-v5 (runs in ``runs_walker/``):
+``results_session19.md`` and ``hyperparameters_session19.png`` are the same report with those runs as ``warm_tpa``.
+
+    python docs/benchmarks/tpa_warm_start/report.py     # writes results*.md and hyperparameters*.png here
 """
 
 import sys
@@ -32,6 +35,8 @@ SOURCES: list[tuple[Path, dict[str, str]]] = [
     (BENCHMARKS / "new_defaults_runs", {}),  # es-s1.5-lr3 on Swimmer and Ant
     (HERE / "runs", {}),  # warm_tpa and tpa-s1.5-lr3 (seeds 0-4)
 ]
+#: Session 19's warm_tpa runs (the rule pre-trained with Walker2d-v5), replacing session 18's in its report
+WALKER_RUNS = HERE / "runs_walker"
 ALGOS = ("warm_tpa", "tpa", "es", "es-s1.5-lr3", "tpa-s1.5-lr3")
 #: The comparisons of the per-task table: (X, Y)
 PAIRS = [
@@ -47,10 +52,13 @@ PAIRS = [
 SEEDS = range(5)
 
 
-def gather() -> list[dict]:
-    """:return: the finished records of :data:`SOURCES` on the held-out tasks, seeds 0-4: :data:`ALGOS` and ES's grid"""
+def gather(sources: list[tuple[Path, dict[str, str]]]) -> list[dict]:
+    """
+    :param sources: Folders of run records and their renames (:data:`SOURCES`)
+    :return: their finished records on the held-out tasks, seeds 0-4: :data:`ALGOS` and ES's grid
+    """
     records = []
-    for folder, rename in SOURCES:
+    for folder, rename in sources:
         for record in load_records(folder):
             algo = rename.get(record["algo"], record["algo"])
             try:
@@ -82,23 +90,62 @@ def per_task_table(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def main() -> int:
-    records = gather()
+def against_session_18(records: list[dict]) -> list[str]:
+    """
+    :param records: Session 19's runs (its ``warm_tpa`` among them)
+    :return: Markdown lines: P(session 19's warm_tpa > session 18's) per task and over the tasks
+    """
+    previous = [
+        {**r, "algo": "warm_tpa (session 18)"} for r in gather([(HERE / "runs", {})]) if r["algo"] == "warm_tpa"
+    ]
+    table = final_returns([r for r in records if r["algo"] == "warm_tpa"] + previous)
+    envs = [e for e in SUITE_BUDGETS if e in HELD_OUT and (e, "warm_tpa") in table]
+    lines = ["## Against session 18's rule", ""]
+    lines += ["| X > Y | seeds | " + " | ".join(envs) + " | all tasks [95% CI] |", "|---" * (len(envs) + 3) + "|"]
+    for x, y, seeds, per_task, (p, low, high) in improvement_rows(table, envs, [("warm_tpa", "warm_tpa (session 18)")]):
+        cells = " | ".join(f"{value:.2f}" for value in per_task)
+        lines.append(f"| {x} > {y} | {seeds[0]}-{seeds[-1]} | {cells} | **{p:.2f} [{low:.2f}, {high:.2f}]** |")
+    return lines + [""]
+
+
+def write_report(records: list[dict], title: str, suffix: str, extra: list[str] | None = None) -> None:
+    """
+    Write ``results<suffix>.md`` and ``hyperparameters<suffix>.png`` (seed 0's learning rate, warm_tpa against tpa).
+
+    :param records: The runs (:func:`gather`)
+    :param title: The report's title
+    :param suffix: Of the file names
+    :param extra: Markdown lines after the per-task table
+    """
     text = "\n".join(
         [
-            "# Session 18: TPA from a pre-trained two-point rule (`warm_tpa`) on the held-out tasks",
+            f"# {title}",
             "",
             "Built by `python docs/benchmarks/tpa_warm_start/report.py` from the published run records.",
             "",
             *per_task_table(records),
+            *(extra or []),
             make_report(records, controls=["es-s1.5-lr3"], meta="tpa").replace("# Held-out", "## Held-out", 1),
         ]
     )
-    (HERE / "results.md").write_text(text + "\n")
+    (HERE / f"results{suffix}.md").write_text(text + "\n")
     print(text)
     traced = [r for r in records if r["algo"] in ("warm_tpa", "tpa") and r["seed"] == 0]
-    if plot_hyperparameters(traced, HERE / "hyperparameters.png", ("warm_tpa", "tpa")):
-        print(f"Wrote {HERE / 'hyperparameters.png'}")
+    if plot_hyperparameters(traced, HERE / f"hyperparameters{suffix}.png", ("warm_tpa", "tpa")):
+        print(f"Wrote {HERE / f'hyperparameters{suffix}.png'}")
+
+
+def main() -> int:
+    write_report(
+        gather(SOURCES), "Session 18: TPA from a pre-trained two-point rule (`warm_tpa`) on the held-out tasks", ""
+    )
+    if WALKER_RUNS.is_dir():
+        # session 18's folder without its warm_tpa runs, and session 19's warm_tpa runs alone
+        sources = [(folder, rename) for folder, rename in SOURCES if folder != HERE / "runs"]
+        records = [r for r in gather([(HERE / "runs", {})]) if r["algo"] != "warm_tpa"] + gather(sources)
+        records += [r for r in gather([(WALKER_RUNS, {})]) if r["algo"] == "warm_tpa"]
+        title = "Session 19: TPA from the rule pre-trained with Walker2d-v5 (`warm_tpa`) on the held-out tasks"
+        write_report(records, title, "_session19", against_session_18(records))
     return 0
 
 
