@@ -68,7 +68,7 @@ def test_report_aggregates_with_rliable(monkeypatch):
     pytest.importorskip("rliable")
     from sb3_bierl.benchmarks import aggregates
 
-    # the report's intervals at 2000 resamples took 10-20 s, beyond pytest-timeout's 300 s on a starved machine
+    # the report's intervals at 2000 resamples take 10-20 s of CPU; on a starved machine that can pass pytest-timeout
     monkeypatch.setattr(aggregates, "BOOTSTRAP_REPS", 100)
     rng = np.random.default_rng(0)
     records = []

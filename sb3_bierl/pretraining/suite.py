@@ -37,8 +37,8 @@ DEFAULT_SUITE: tuple[PretrainingTask, ...] = (
 )
 
 #: Tasks known to :func:`resolve_suite` beyond the default suite (``--env`` names them). Walker2d-v5 at 300k steps
-#: (about 100 CPU seconds per inner run) is the suite's one task where large steps lose: ES with the learning rate
-#: or sigma 4 times the default ends at about half the defaults' return there (``docs/benchmarks/warm_start.md``,
+#: (about 100 CPU seconds per inner run) is the one known task where large steps lose: ES with the learning rate
+#: or sigma 4 times the default ends at half the defaults' return or less there (``docs/benchmarks/warm_start.md``,
 #: session 13). Its high return is a rounded strong walker's (deep RL agents reach about 4000 in 1M steps); its low
 #: one the mean of 5 untrained policies (10.1)
 EXTRA_TASKS: tuple[PretrainingTask, ...] = (PretrainingTask("Walker2d-v5", 300_000, 10.0, 4000.0),)
