@@ -54,7 +54,7 @@ from sb3_bierl.benchmarks.records import load_records
 from sb3_bierl.benchmarks.run_spec import RunSpec, run_specs
 from sb3_bierl.meta.two_point_rule import read_rule_file
 from sb3_bierl.meta.warm_start import read_controller_file, resolve_path
-from sb3_bierl.pretraining.suite import DEFAULT_SUITE, EXTRA_TASKS, HELD_OUT
+from sb3_bierl.pretraining.suite import HELD_OUT, KNOWN_TASKS
 
 #: The default held-out tasks: one Box2D task and two MuJoCo locomotion tasks (the cheaper of ``HELD_OUT``)
 DEFAULT_ENVS: tuple[str, ...] = ("LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5")
@@ -129,7 +129,7 @@ def plan_runs(
     :raises ValueError: on a task the pre-training suite uses (not held out), an unknown start or a control that
         :func:`check_controls` refuses
     """
-    trained_on = {task.env_id for task in DEFAULT_SUITE + EXTRA_TASKS}
+    trained_on = {task.env_id for task in KNOWN_TASKS}
     for env_id in envs:
         if env_id in trained_on:
             raise ValueError(f"{env_id} is a pre-training task, not a held-out one (held out: {HELD_OUT})")

@@ -43,6 +43,9 @@ DEFAULT_SUITE: tuple[PretrainingTask, ...] = (
 #: one the mean of 5 untrained policies (10.1)
 EXTRA_TASKS: tuple[PretrainingTask, ...] = (PretrainingTask("Walker2d-v5", 300_000, 10.0, 4000.0),)
 
+#: Every task pre-training can use (so none of them can be held out)
+KNOWN_TASKS: tuple[PretrainingTask, ...] = DEFAULT_SUITE + EXTRA_TASKS
+
 #: Tasks kept out of pre-training: the held-out evaluation (``python -m sb3_bierl.benchmarks.warm_start``) and
 #: the meta-level benchmark use them
 HELD_OUT: tuple[str, ...] = ("LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5", "Swimmer-v5", "Ant-v5")
@@ -63,7 +66,7 @@ def resolve_suite(env_ids: list[str] | None, scale: float = 1.0) -> tuple[Pretra
         return tuple(dataclasses.replace(task, budget=max(1, round(task.budget * scale))) for task in suite)
     if not env_ids:
         return DEFAULT_SUITE
-    known = {task.env_id: task for task in DEFAULT_SUITE + EXTRA_TASKS}
+    known = {task.env_id: task for task in KNOWN_TASKS}
     for env_id in env_ids:
         if env_id in HELD_OUT:
             raise ValueError(f"{env_id} is a held-out task: the held-out evaluation must not see it in pre-training")

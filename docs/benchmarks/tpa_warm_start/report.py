@@ -70,15 +70,20 @@ def gather(sources: list[tuple[Path, dict[str, str]]]) -> list[dict]:
     return records
 
 
+def improvement_table(table: dict, envs: list[str], pairs: list[tuple[str, str]]) -> list[str]:
+    """:return: Markdown lines: P(X > Y) per task and over the tasks (``aggregates.improvement_rows``)"""
+    lines = ["| X > Y | seeds | " + " | ".join(envs) + " | all tasks [95% CI] |", "|---" * (len(envs) + 3) + "|"]
+    for x, y, seeds, per_task, (p, low, high) in improvement_rows(table, envs, pairs):
+        cells = " | ".join(f"{value:.2f}" for value in per_task)
+        lines.append(f"| {x} > {y} | {seeds[0]}-{seeds[-1]} | {cells} | **{p:.2f} [{low:.2f}, {high:.2f}]** |")
+    return lines
+
+
 def per_task_table(records: list[dict]) -> list[str]:
     """:return: Markdown lines: P(X > Y) per task and over the tasks (rliable), and the means"""
     table = final_returns(records)
     envs = [e for e in SUITE_BUDGETS if e in HELD_OUT and any(r["env"] == e for r in records)]  # the report's order
-    lines = ["## P(X > Y) per held-out task (rliable; ties count half)", ""]
-    lines += ["| X > Y | seeds | " + " | ".join(envs) + " | all tasks [95% CI] |", "|---" * (len(envs) + 3) + "|"]
-    for x, y, seeds, per_task, (p, low, high) in improvement_rows(table, envs, PAIRS):
-        cells = " | ".join(f"{value:.2f}" for value in per_task)
-        lines.append(f"| {x} > {y} | {seeds[0]}-{seeds[-1]} | {cells} | **{p:.2f} [{low:.2f}, {high:.2f}]** |")
+    lines = ["## P(X > Y) per held-out task (rliable; ties count half)", "", *improvement_table(table, envs, PAIRS)]
     lines += ["", "Means over seeds 0-4 (runs in brackets):", ""]
     lines += ["| algorithm | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
     for algo in ALGOS:
@@ -100,12 +105,8 @@ def against_session_18(records: list[dict]) -> list[str]:
     ]
     table = final_returns([r for r in records if r["algo"] == "warm_tpa"] + previous)
     envs = [e for e in SUITE_BUDGETS if e in HELD_OUT and (e, "warm_tpa") in table]
-    lines = ["## Against session 18's rule", ""]
-    lines += ["| X > Y | seeds | " + " | ".join(envs) + " | all tasks [95% CI] |", "|---" * (len(envs) + 3) + "|"]
-    for x, y, seeds, per_task, (p, low, high) in improvement_rows(table, envs, [("warm_tpa", "warm_tpa (session 18)")]):
-        cells = " | ".join(f"{value:.2f}" for value in per_task)
-        lines.append(f"| {x} > {y} | {seeds[0]}-{seeds[-1]} | {cells} | **{p:.2f} [{low:.2f}, {high:.2f}]** |")
-    return lines + [""]
+    pair = [("warm_tpa", "warm_tpa (session 18)")]
+    return ["## Against session 18's rule", "", *improvement_table(table, envs, pair), ""]
 
 
 def write_report(records: list[dict], title: str, suffix: str, extra: list[str] | None = None) -> None:
