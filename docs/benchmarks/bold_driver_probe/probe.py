@@ -227,14 +227,25 @@ class TwoPointAdaptation(BaseCallback):
     extra episodes per generation (``2 / (2 n_pairs + 2)`` = 5.9% of the episodes at ``n_pairs=16``) are counted and
     move nothing: ``tpa_steps`` in the record.
 
+    ``at_step_length`` (session 20): the points at ``theta +- last_step``, the inner step as taken (Hansen 2008's
+    points, ``m +- (m - m_old)``), not at a typical perturbation's length. In CMA-ES a sample's length scales with
+    the adapted sigma; here the adapted quantity is the learning rate, and at ``sigma * sqrt(n)`` the test's points
+    do not move with it (the step is 0.15 to 0.5 of that length at the defaults): the test has no feedback from the
+    rate it sets. At the step's own length it asks whether the centre passed the return's peak along the step
+    (on a quadratic along the line the outcome is the same at any multiple of the step), and a longer step moves
+    the points with it.
+
     ``joint`` (session 17): the factor moves sigma as well as the learning rate, as CMA-ES's TPA moves its one step
     size, which is both the sampling radius and the length of the mean's step; sigma within BiERL's default bounds (a
     factor 8 around 0.02), the rate within its own and the step radius.
     """
 
-    def __init__(self, damping: float = 4.0, cumulation: float = 0.3, joint: bool = False) -> None:
+    def __init__(
+        self, damping: float = 4.0, cumulation: float = 0.3, joint: bool = False, at_step_length: bool = False
+    ) -> None:
         super().__init__(0)
         self.damping, self.cumulation, self.joint = damping, cumulation, joint
+        self.at_step_length = at_step_length
         self.s = 0.0
         self.sigma: float | None = None
         self.learning_rate: float | None = None
@@ -255,8 +266,10 @@ class TwoPointAdaptation(BaseCallback):
         strategy = model.strategy
         step = getattr(strategy, "last_step", None)
         if step is not None and np.linalg.norm(step) > 0:
-            length = float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
-            u = step / np.linalg.norm(step) * length
+            if self.at_step_length:  # Hansen 2008: the points at the new centre +- the mean shift itself
+                u = np.asarray(step, dtype=np.float64)
+            else:
+                u = step / np.linalg.norm(step) * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
             before = model.num_timesteps
             self.pair = model.evaluate_centres(np.stack([strategy.theta + u, strategy.theta - u]), n_episodes=1)
             self.tpa_steps += model.num_timesteps - before
@@ -304,6 +317,8 @@ RULES = {
     "es-lr4-tpa": ("tpa", 0.02, 0.04),
     # session 17: the same factor on sigma and the learning rate (TwoPointAdaptation(joint=True)), from the defaults
     "es-tpa-joint": ("tpa_joint", 0.02, 0.01),
+    # session 20: the two points at the inner step's own length (TwoPointAdaptation(at_step_length=True))
+    "es-tpa-step": ("tpa_step", 0.02, 0.01),
 }
 
 
@@ -320,8 +335,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
-    elif threshold in ("tpa", "tpa_joint"):
-        rule = TwoPointAdaptation(joint=threshold == "tpa_joint")
+    elif threshold in ("tpa", "tpa_joint", "tpa_step"):
+        rule = TwoPointAdaptation(joint=threshold == "tpa_joint", at_step_length=threshold == "tpa_step")
     else:
         rule = BoldDriverWithRejection() if threshold is None else BoldDriver(threshold)
     record = fit_and_record(model, spec, [rule])  # the trace records the rate the rule set
