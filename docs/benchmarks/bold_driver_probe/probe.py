@@ -227,13 +227,13 @@ class TwoPointAdaptation(BaseCallback):
     extra episodes per generation (``2 / (2 n_pairs + 2)`` = 5.9% of the episodes at ``n_pairs=16``) are counted and
     move nothing: ``tpa_steps`` in the record.
 
-    ``at_step_length`` (session 20): the points at ``theta +- last_step``, the inner step as taken (Hansen 2008's
-    points, ``m +- (m - m_old)``), not at a typical perturbation's length. In CMA-ES a sample's length scales with
-    the adapted sigma; here the adapted quantity is the learning rate, and at ``sigma * sqrt(n)`` the test's points
-    do not move with it (the step is 0.15 to 0.5 of that length at the defaults): the test has no feedback from the
-    rate it sets. At the step's own length it asks whether the centre passed the return's peak along the step
-    (on a quadratic along the line the outcome is the same at any multiple of the step), and a longer step moves
-    the points with it.
+    ``at_step_length`` (session 20): the points at ``theta +- last_step``, the inner step as taken: TPA's two points on the
+    line of the last mean shift without pycma's rescaling of the shift to a sample's length (``ask`` in pycma
+    4.5.0: ``_random_rescaling_factor_to_mahalanobis_size``; here the step is 0.15 to 0.5 of ``sigma * sqrt(n)``
+    at the defaults). On a quadratic
+    along the line both lengths give the same answer (is the centre short of the return's peak along the step?);
+    they differ in what lies beyond the quadratic and in how far the two returns stand above the episode's noise:
+    the step's own length asks about the step as taken, a perturbation's length about one 2 to 7 times longer.
 
     ``joint`` (session 17): the factor moves sigma as well as the learning rate, as CMA-ES's TPA moves its one step
     size, which is both the sampling radius and the length of the mean's step; sigma within BiERL's default bounds (a
@@ -266,7 +266,7 @@ class TwoPointAdaptation(BaseCallback):
         strategy = model.strategy
         step = getattr(strategy, "last_step", None)
         if step is not None and np.linalg.norm(step) > 0:
-            if self.at_step_length:  # Hansen 2008: the points at the new centre +- the mean shift itself
+            if self.at_step_length:  # the points at the new centre +- the last step as taken
                 u = np.asarray(step, dtype=np.float64)
             else:
                 u = step / np.linalg.norm(step) * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
@@ -411,6 +411,9 @@ def report(out: Path) -> str:
         if all(s in table.get((e, "es-s1.5-lr3"), {}) for e in envs for s in seeds):
             returns["es-s1.5-lr3"] = return_matrix(table, "es-s1.5-lr3", envs, seeds)
             pairs += [(rule, "es-s1.5-lr3"), ("es-s1.5-lr3", "es")]
+        if rule != "es-tpa" and all(s in table.get((e, "es-tpa"), {}) for e in envs for s in seeds):
+            returns["es-tpa"] = return_matrix(table, "es-tpa", envs, seeds)
+            pairs += [(rule, "es-tpa")]
         lines += ["", f"{rule}, rliable over {', '.join(envs)}; seeds {seeds}:", ""]
         lines += rliable_summary({}, returns, pairs)
         for i, env_id in enumerate(envs):
