@@ -286,7 +286,9 @@ class TwoPointAdaptation(BaseCallback):
         self.s = (1 - self.cumulation) * self.s + self.cumulation * np.sign(z) * np.abs(z) ** 0.5
         if self.joint:
             self.sigma = float(np.clip(self.sigma * np.exp(self.s / self.damping), SIGMA_LOW, SIGMA_HIGH))
-        high = min(HIGH, DEFAULT_MAX_LR_TO_SIGMA * (self.sigma if self.joint else float(self.model.hyperparameters["sigma"])))
+        high = min(
+            HIGH, DEFAULT_MAX_LR_TO_SIGMA * (self.sigma if self.joint else float(self.model.hyperparameters["sigma"]))
+        )
         self.learning_rate = float(np.clip(self.learning_rate * np.exp(self.s / self.damping), LOW, high))
         self.z_trace.append(float(z))
         self.pair = None
@@ -352,13 +354,18 @@ def first_move(trace: list[list[float]]) -> int | None:
     return next((i for i, row in enumerate(trace) if row[2] != trace[0][2]), None)
 
 
-def report(out: Path) -> str:
-    """:return: each rule against ES at its defaults and at fixed settings: per task, and with rliable"""
-    folders = dict.fromkeys(folder.resolve() for folder in (*BASELINES, out / "runs") if folder.exists())
+def report(out: Path, only: list[str] | None = None, extra: tuple[Path, ...] = ()) -> str:
+    """
+    :param out: The probe's output folder (its runs in ``out/runs``)
+    :param only: The rules to report (None: every rule with runs)
+    :param extra: More folders of runs (e.g. ``more_seeds/runs``: ES and ``es-tpa`` at seeds 5 to 7)
+    :return: each rule against ES at its defaults and at fixed settings: per task, and with rliable
+    """
+    folders = dict.fromkeys(folder.resolve() for folder in (*BASELINES, *extra, out / "runs") if folder.exists())
     records = [r for folder in folders for r in load_records(folder)]  # each folder once (out may be this one)
     bierl = [r for folder in BIERL_RUNS for r in load_records(folder) if r["algo"] in ("bierl", "warm")]
     table = final_returns(records + bierl)
-    rules = [rule for rule in RULES if any(name == rule for _, name in table)]
+    rules = [rule for rule in RULES if any(name == rule for _, name in table) and (only is None or rule in only)]
     names = ("es", *rules, "es-s1.5-lr3", "es-s1.5", "es-lr3")
     rows = []
     for env_id in SUITE_BUDGETS:
@@ -387,8 +394,10 @@ def report(out: Path) -> str:
             rows.append([env_id, *cells])
         lines += [
             "",
-            "Generations rejected / generations run, and the first generation that ran at a rate the rule moved, "
-            "per seed:",
+            (
+                "Generations rejected / generations run, and the first generation that ran at a rate the rule moved, "
+                "per seed:"
+            ),
             "",
         ]
         lines += markdown_table(
@@ -430,7 +439,8 @@ def report(out: Path) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rules", nargs="+", default=["es-bold"], choices=list(RULES))
+    parser.add_argument("--rules", nargs="+", choices=list(RULES), help="Rules to run (es-bold) or report (all)")
+    parser.add_argument("--extra", nargs="+", type=Path, default=[], help="More folders of runs for the report")
     parser.add_argument("--envs", nargs="+", default=list(SUITE_BUDGETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--workers", type=int, default=2)
@@ -438,11 +448,11 @@ if __name__ == "__main__":
     parser.add_argument("--report", action="store_true", help="Only print the report of the saved runs")
     args = parser.parse_args()
     if args.report:
-        print(report(args.out))
+        print(report(args.out, args.rules, tuple(args.extra)))
         raise SystemExit(0)
     specs = [
         RunSpec(rule, env, seed, SUITE_BUDGETS[env], 10)
-        for rule in args.rules
+        for rule in args.rules or ["es-bold"]
         for seed in args.seeds
         for env in args.envs
     ]
