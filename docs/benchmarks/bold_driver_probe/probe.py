@@ -234,6 +234,7 @@ class TwoPointAdaptation(BaseCallback):
     along the line both lengths give the same answer (is the centre short of the return's peak along the step?);
     they differ in what lies beyond the quadratic and in how far the two returns stand above the episode's noise:
     the step's own length asks about the step as taken, a perturbation's length about one 2 to 7 times longer.
+    ``length_factor`` (session 20): the points at that factor times a perturbation's length (2: ``es-tpa-far``).
 
     ``joint`` (session 17): the factor moves sigma as well as the learning rate, as CMA-ES's TPA moves its one step
     size, which is both the sampling radius and the length of the mean's step; sigma within BiERL's default bounds (a
@@ -241,11 +242,16 @@ class TwoPointAdaptation(BaseCallback):
     """
 
     def __init__(
-        self, damping: float = 4.0, cumulation: float = 0.3, joint: bool = False, at_step_length: bool = False
+        self,
+        damping: float = 4.0,
+        cumulation: float = 0.3,
+        joint: bool = False,
+        at_step_length: bool = False,
+        length_factor: float = 1.0,
     ) -> None:
         super().__init__(0)
         self.damping, self.cumulation, self.joint = damping, cumulation, joint
-        self.at_step_length = at_step_length
+        self.at_step_length, self.length_factor = at_step_length, length_factor
         self.s = 0.0
         self.sigma: float | None = None
         self.learning_rate: float | None = None
@@ -269,7 +275,8 @@ class TwoPointAdaptation(BaseCallback):
             if self.at_step_length:  # the points at the new centre +- the last step as taken
                 u = np.asarray(step, dtype=np.float64)
             else:
-                u = step / np.linalg.norm(step) * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
+                length = self.length_factor * float(model.hyperparameters["sigma"]) * np.sqrt(strategy.dim)
+                u = step / np.linalg.norm(step) * length
             before = model.num_timesteps
             self.pair = model.evaluate_centres(np.stack([strategy.theta + u, strategy.theta - u]), n_episodes=1)
             self.tpa_steps += model.num_timesteps - before
@@ -321,6 +328,8 @@ RULES = {
     "es-tpa-joint": ("tpa_joint", 0.02, 0.01),
     # session 20: the two points at the inner step's own length (TwoPointAdaptation(at_step_length=True))
     "es-tpa-step": ("tpa_step", 0.02, 0.01),
+    # and at twice a perturbation's length (TwoPointAdaptation(length_factor=2)): a test further ahead
+    "es-tpa-far": ("tpa_far", 0.02, 0.01),
 }
 
 
@@ -337,8 +346,12 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
-    elif threshold in ("tpa", "tpa_joint", "tpa_step"):
-        rule = TwoPointAdaptation(joint=threshold == "tpa_joint", at_step_length=threshold == "tpa_step")
+    elif threshold in ("tpa", "tpa_joint", "tpa_step", "tpa_far"):
+        rule = TwoPointAdaptation(
+            joint=threshold == "tpa_joint",
+            at_step_length=threshold == "tpa_step",
+            length_factor=2.0 if threshold == "tpa_far" else 1.0,
+        )
     else:
         rule = BoldDriverWithRejection() if threshold is None else BoldDriver(threshold)
     record = fit_and_record(model, spec, [rule])  # the trace records the rate the rule set
