@@ -229,7 +229,7 @@ class TwoPointAdaptation(BaseCallback):
 
     ``at_step_length`` (session 20): the points at ``theta +- last_step``, the inner step as taken: TPA's two points on the
     line of the last mean shift without pycma's rescaling of the shift to a sample's length (``ask`` in pycma
-    4.5.0: ``_random_rescaling_factor_to_mahalanobis_size``; here the step is 0.15 to 0.5 of ``sigma * sqrt(n)``
+    4.5.0: ``_random_rescaling_factor_to_mahalanobis_size``; here the step is 0.13 to 0.5 of ``sigma * sqrt(n)``
     at the defaults). On a quadratic
     along the line both lengths give the same answer (is the centre short of the return's peak along the step?);
     they differ in what lies beyond the quadratic and in how far the two returns stand above the episode's noise:
