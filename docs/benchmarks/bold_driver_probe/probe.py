@@ -26,7 +26,8 @@ bound: the probe keeps the bounds of the defaults (0.00125 to 0.08), BiERL centr
 either side: 0.00375 to 0.24 from 0.03). Session 16: ``es-tpa`` (and its starts ``es-s1.5-lr3-tpa``, ``es-lr0.25-tpa``,
 ``es-lr4-tpa``), two-point step-size adaptation (:class:`TwoPointAdaptation`); the package has it as
 ``BiERL(meta="tpa")`` (``sb3_bierl.meta.TwoPointController``), the ``es-tpa`` runs bit for bit (tested in
-``tests/test_two_point.py``). Same harness, budgets, seeds and evaluation as
+``tests/test_two_point.py``). Session 20: ``es-tpa-step`` and ``es-tpa-far``, TPA's two points at the inner step's
+own length and at twice a perturbation's (not in the package). Same harness, budgets, seeds and evaluation as
 ``python -m sb3_bierl.benchmarks.meta_level``; run from the repository root, resumable (results and commands of
 session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 
