@@ -228,14 +228,14 @@ class TwoPointAdaptation(BaseCallback):
     extra episodes per generation (``2 / (2 n_pairs + 2)`` = 5.9% of the episodes at ``n_pairs=16``) are counted and
     move nothing: ``tpa_steps`` in the record.
 
-    ``at_step_length`` (session 20): the points at ``theta +- last_step``, the inner step as taken: TPA's two points on the
-    line of the last mean shift without pycma's rescaling of the shift to a sample's length (``ask`` in pycma
-    4.5.0: ``_random_rescaling_factor_to_mahalanobis_size``; here the step is 0.13 to 0.5 of ``sigma * sqrt(n)``
-    at the defaults). On a quadratic
-    along the line both lengths give the same answer (is the centre short of the return's peak along the step?);
-    they differ in what lies beyond the quadratic and in how far the two returns stand above the episode's noise:
-    the step's own length asks about the step as taken, a perturbation's length about one 2 to 7 times longer.
-    ``length_factor`` (session 20): the points at that factor times a perturbation's length (2: ``es-tpa-far``).
+    ``at_step_length`` (session 20): the points at ``theta +- last_step``, the inner step as taken: TPA's two points
+    on the line of the last mean shift without pycma's rescaling of the shift to a sample's length (``ask`` in pycma
+    4.5.0: ``_random_rescaling_factor_to_mahalanobis_size``; here the step is 0.13 to 0.5 of ``sigma * sqrt(n)`` at
+    the defaults). On a quadratic along the line both lengths give the same answer (is the centre short of the
+    return's peak along the step?); they differ in what lies beyond the quadratic and in how far the two returns
+    stand above the episode's noise: the step's own length asks about the step as taken, a perturbation's length
+    about one 2 to 7 times longer. ``length_factor`` (session 20): the points at that factor times a perturbation's
+    length (2: ``es-tpa-far``; ignored with ``at_step_length``).
 
     ``joint`` (session 17): the factor moves sigma as well as the learning rate, as CMA-ES's TPA moves its one step
     size, which is both the sampling radius and the length of the mean's step; sigma within BiERL's default bounds (a
@@ -434,7 +434,8 @@ def report(out: Path, only: list[str] | None = None, extra: tuple[Path, ...] = (
         if all(s in table.get((e, "es-s1.5-lr3"), {}) for e in envs for s in seeds):
             returns["es-s1.5-lr3"] = return_matrix(table, "es-s1.5-lr3", envs, seeds)
             pairs += [(rule, "es-s1.5-lr3"), ("es-s1.5-lr3", "es")]
-        if rule != "es-tpa" and all(s in table.get((e, "es-tpa"), {}) for e in envs for s in seeds):
+        tpa_variant = rule.startswith("es-tpa-")  # a variant of es-tpa: against it too
+        if tpa_variant and all(s in table.get((e, "es-tpa"), {}) for e in envs for s in seeds):
             returns["es-tpa"] = return_matrix(table, "es-tpa", envs, seeds)
             pairs += [(rule, "es-tpa")]
         lines += ["", f"{rule}, rliable over {', '.join(envs)}; seeds {seeds}:", ""]
