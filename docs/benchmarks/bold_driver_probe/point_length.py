@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.records import load_records
 
 HERE = Path(__file__).parent
@@ -54,10 +55,7 @@ def step_ratio(env_id: str, budget: int, seed: int = 0) -> list[float]:
 def feedback_table() -> list[str]:
     """:return: per rule and task, the share of two-point tests with ``z > 0`` (generations) by the tested rate"""
     records = [r for folder in RUNS if folder.exists() for r in load_records(folder)]
-    lines = [
-        "| Rule | Task | runs | " + " | ".join(f"rate in [{lo}, {hi})" for lo, hi in pairwise(BINS)) + " |",
-        "|---|---|---|" + "---|" * (len(BINS) - 1),
-    ]
+    rows = []
     for algo in ("es-tpa", "es-tpa-step", "es-tpa-far"):
         for env_id in sorted({r["env"] for r in records}):
             runs = [r for r in records if r["algo"] == algo and r["env"] == env_id and r.get("tpa_z")]
@@ -74,8 +72,8 @@ def feedback_table() -> list[str]:
             for lo, hi in pairwise(BINS):
                 inside = (rate >= lo) & (rate < hi)
                 cells.append(f"{np.mean(test[inside] > 0):.2f} ({inside.sum()})" if inside.any() else "–")
-            lines.append(f"| {algo} | {env_id} | {len(runs)} | " + " | ".join(cells) + " |")
-    return lines
+            rows.append([algo, env_id, str(len(runs)), *cells])
+    return markdown_table(["Rule", "Task", "runs", *(f"rate in [{lo}, {hi})" for lo, hi in pairwise(BINS))], rows)
 
 
 if __name__ == "__main__":

@@ -95,14 +95,13 @@ def per_task_table(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def against_session_18(records: list[dict]) -> list[str]:
+def against_session_18(records: list[dict], session_18: list[dict]) -> list[str]:
     """
     :param records: Session 19's runs (its ``warm_tpa`` among them)
+    :param session_18: Session 18's runs of ``runs/`` (its ``warm_tpa`` among them)
     :return: Markdown lines: P(session 19's warm_tpa > session 18's) per task and over the tasks
     """
-    previous = [
-        {**r, "algo": "warm_tpa (session 18)"} for r in gather([(HERE / "runs", {})]) if r["algo"] == "warm_tpa"
-    ]
+    previous = [{**r, "algo": "warm_tpa (session 18)"} for r in session_18 if r["algo"] == "warm_tpa"]
     table = final_returns([r for r in records if r["algo"] == "warm_tpa"] + previous)
     envs = [e for e in SUITE_BUDGETS if e in HELD_OUT and (e, "warm_tpa") in table]
     pair = [("warm_tpa", "warm_tpa (session 18)")]
@@ -143,10 +142,11 @@ def main() -> int:
     if WALKER_RUNS.is_dir():
         # session 18's folder without its warm_tpa runs, and session 19's warm_tpa runs alone
         sources = [(folder, rename) for folder, rename in SOURCES if folder != HERE / "runs"]
-        records = [r for r in gather([(HERE / "runs", {})]) if r["algo"] != "warm_tpa"] + gather(sources)
+        session_18 = gather([(HERE / "runs", {})])
+        records = [r for r in session_18 if r["algo"] != "warm_tpa"] + gather(sources)
         records += [r for r in gather([(WALKER_RUNS, {})]) if r["algo"] == "warm_tpa"]
         title = "Session 19: TPA from the rule pre-trained with Walker2d-v5 (`warm_tpa`) on the held-out tasks"
-        write_report(records, title, "_session19", against_session_18(records))
+        write_report(records, title, "_session19", against_session_18(records, session_18))
     return 0
 
 
