@@ -237,6 +237,9 @@ class TwoPointAdaptation(BaseCallback):
     about one 2 to 7 times longer. ``length_factor`` (session 20): the points at that factor times a perturbation's
     length (2: ``es-tpa-far``; ignored with ``at_step_length``).
 
+    ``floor_at_start`` (session 21, ``es-tpa-floor``): the learning rate never goes below the one it started from
+    (the upper bounds unchanged). A post-hoc probe: ``es-tpa`` loses to ES where it lowers the rate (Ant, every seed).
+
     ``joint`` (session 17): the factor moves sigma as well as the learning rate, as CMA-ES's TPA moves its one step
     size, which is both the sampling radius and the length of the mean's step; sigma within BiERL's default bounds (a
     factor 8 around 0.02), the rate within its own and the step radius.
@@ -249,13 +252,16 @@ class TwoPointAdaptation(BaseCallback):
         joint: bool = False,
         at_step_length: bool = False,
         length_factor: float = 1.0,
+        floor_at_start: bool = False,
     ) -> None:
         super().__init__(0)
         self.damping, self.cumulation, self.joint = damping, cumulation, joint
         self.at_step_length, self.length_factor = at_step_length, length_factor
+        self.floor_at_start = floor_at_start
         self.s = 0.0
         self.sigma: float | None = None
         self.learning_rate: float | None = None
+        self.start_learning_rate: float | None = None
         self.pair: np.ndarray | None = None  # (f+, f-) at the current centre, this generation
         self.z_trace: list[float] = []
         self.tpa_steps = 0
@@ -267,6 +273,7 @@ class TwoPointAdaptation(BaseCallback):
         model = self.model
         if self.learning_rate is None:
             self.learning_rate = float(model.hyperparameters["learning_rate"])
+            self.start_learning_rate = self.learning_rate
             self.sigma = float(model.hyperparameters["sigma"])
         if self.joint:  # the points at this generation's sigma
             model.hyperparameters["sigma"] = self.sigma
@@ -297,7 +304,8 @@ class TwoPointAdaptation(BaseCallback):
         high = min(
             HIGH, DEFAULT_MAX_LR_TO_SIGMA * (self.sigma if self.joint else float(self.model.hyperparameters["sigma"]))
         )
-        self.learning_rate = float(np.clip(self.learning_rate * np.exp(self.s / self.damping), LOW, high))
+        low = self.start_learning_rate if self.floor_at_start else LOW
+        self.learning_rate = float(np.clip(self.learning_rate * np.exp(self.s / self.damping), low, high))
         self.z_trace.append(float(z))
         self.pair = None
 
@@ -331,6 +339,8 @@ RULES = {
     "es-tpa-step": ("tpa_step", 0.02, 0.01),
     # and at twice a perturbation's length (TwoPointAdaptation(length_factor=2)): a test further ahead
     "es-tpa-far": ("tpa_far", 0.02, 0.01),
+    # session 21: never below the learning rate it starts from (TwoPointAdaptation(floor_at_start=True))
+    "es-tpa-floor": ("tpa_floor", 0.02, 0.01),
 }
 
 
@@ -347,11 +357,12 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
-    elif threshold in ("tpa", "tpa_joint", "tpa_step", "tpa_far"):
+    elif threshold in ("tpa", "tpa_joint", "tpa_step", "tpa_far", "tpa_floor"):
         rule = TwoPointAdaptation(
             joint=threshold == "tpa_joint",
             at_step_length=threshold == "tpa_step",
             length_factor=2.0 if threshold == "tpa_far" else 1.0,
+            floor_at_start=threshold == "tpa_floor",
         )
     else:
         rule = BoldDriverWithRejection() if threshold is None else BoldDriver(threshold)
