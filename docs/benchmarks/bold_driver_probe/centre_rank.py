@@ -6,8 +6,12 @@ The BiERL authors' meta network reads the rank of the unperturbed centre's retur
 it is a classic step-size signal: on a linear slope half the antithetic population lies above the centre, whatever
 sigma; where curvature dominates (sigma large for the landscape) the perturbations fall off and the centre ranks
 high. Here ES runs at a fixed sigma; at the start of each generation the centre is rolled out once (a fresh episode
-seed, as TPA's two points), and ``r`` is the share of the generation's returns above it (ties count half). Run from
-the repository root::
+seed, as TPA's two points), and ``r`` (``shares``) is the share of the generation's returns above it (ties count
+half). Beside it, at no cost, ``pair_correlations``: Pearson's correlation of ``f(theta + sigma eps_i)`` and
+``f(theta - sigma eps_i)`` over the generation's pairs (each pair shares its episode seed). The slope of the return
+makes the two members of a pair differ (towards -1); the episode's seed and the curvature, both even in ``eps``,
+make them move together (towards +1). Run from the repository root (the outputs of session 21:
+``centre_rank/`` and ``centre_rank/early/``, each with its ``results.md``)::
 
     python docs/benchmarks/bold_driver_probe/centre_rank.py measure --out bench_results/centre_rank
     python docs/benchmarks/bold_driver_probe/centre_rank.py table --out bench_results/centre_rank
@@ -81,26 +85,26 @@ def table(out: Path, statistic: str, first: int = 3) -> list[str]:
     :param out: The folder of the measurements (``*.jsonl``)
     :param statistic: ``"shares"`` (``r``) or ``"pair_correlations"``
     :param first: How many of the first generations the first figure of a cell averages
-    :return: per task and sigma, the mean of the statistic over the first generations and over the run, per seed
-        (a range over seeds where there are several)
+    :return: per task and sigma, the mean of the statistic over the first generations (and over the run where one
+        seed ran; the mean over seeds and their range where several did)
     """
     results = [json.loads(line) for path in sorted(out.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    several = len({r["seed"] for r in results}) > 1
     rows = []
     for env_id in SUITE_BUDGETS:
         cells = []
         for sigma in SIGMAS:
             runs = [np.asarray(r[statistic]) for r in results if r["env"] == env_id and r["sigma"] == sigma]
+            early, whole = [np.nanmean(run[:first]) for run in runs], [np.nanmean(run) for run in runs]
             if not runs:
                 cells.append("–")
-                continue
-            early, whole = [np.nanmean(run[:first]) for run in runs], [np.nanmean(run) for run in runs]
-            if len(runs) == 1:
-                cells.append(f"{early[0]:+.2f} / {whole[0]:+.2f} ({runs[0].size})")
-            else:
+            elif several:
                 cells.append(f"{np.mean(early):+.2f} ({min(early):+.2f} to {max(early):+.2f}; {len(runs)} seeds)")
+            else:
+                cells.append(f"{early[0]:+.2f} / {whole[0]:+.2f} ({runs[0].size})")
         rows.append([env_id, *cells])
-    what = "first {first} / all (generations)" if len({len(r[statistic]) for r in results}) > 1 else "mean (range)"
-    return markdown_table(["Task", *(f"sigma {s}: {what.format(first=first)}" for s in SIGMAS)], rows)
+    what = f"generations 1-{first}, mean over seeds (range)" if several else f"generations 1-{first} / all (count)"
+    return markdown_table(["Task", *(f"sigma {s}: {what}" for s in SIGMAS)], rows)
 
 
 if __name__ == "__main__":

@@ -374,6 +374,33 @@ def train(spec: RunSpec) -> dict[str, Any]:
     return record
 
 
+def derive_floor_runs(out: Path) -> list[Path]:
+    """
+    Writes the ``es-tpa-floor`` runs that need no training: ``es-tpa``'s (seeds 0-7) whose learning rate never went
+    below its start. The floor never binds in them, so the rule computes the same run bit for bit (checked on
+    LunarLander seed 5 and Pendulum seed 2, trained anyway); each copy names its source in ``derived_from``.
+
+    :param out: The probe's output folder (the copies go to ``out/runs``; a run already there is kept)
+    :return: the files written
+    """
+    import json
+
+    written = []
+    for folder in (HERE / "runs", HERE / "more_seeds" / "runs"):
+        for record in load_records(folder):
+            if record["algo"] != "es-tpa" or min(row[2] for row in record["trace"]) < record["trace"][0][2]:
+                continue
+            path = out / "runs" / f"es-tpa-floor_{record['env']}_{record['seed']}.json"
+            if path.exists():
+                continue
+            source = folder / f"es-tpa_{record['env']}_{record['seed']}.json"
+            record |= {"algo": "es-tpa-floor", "derived_from": str(source.relative_to(HERE.parent.parent.parent))}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2))
+            written.append(path)
+    return written
+
+
 def first_move(trace: list[list[float]]) -> int | None:
     """:return: the index of the first generation whose learning rate differs from the first's (None: never)"""
     return next((i for i, row in enumerate(trace) if row[2] != trace[0][2]), None)
@@ -472,7 +499,13 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench_results/bold_driver"))
     parser.add_argument("--report", action="store_true", help="Only print the report of the saved runs")
+    parser.add_argument(
+        "--derive-floor", action="store_true", help="Only copy es-tpa's runs where the floor never binds (es-tpa-floor)"
+    )
     args = parser.parse_args()
+    if args.derive_floor:
+        print(f"{len(derive_floor_runs(args.out))} runs derived")
+        raise SystemExit(0)
     if args.report:
         print(report(args.out, args.rules, tuple(args.extra)))
         raise SystemExit(0)
