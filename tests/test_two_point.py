@@ -130,11 +130,7 @@ def test_controller_argument_errors():
 def test_same_runs_as_the_probe_that_measured_it(seed):
     """``BiERL(meta="tpa")`` is the rule whose runs are published (``docs/benchmarks/bold_driver_probe``, ``es-tpa``):
     ES with the probe's callback, at the defaults, gives the same centres, rates and steps."""
-    path = Path(__file__).parents[1] / "docs" / "benchmarks" / "bold_driver_probe" / "probe.py"
-    spec = importlib.util.spec_from_file_location("bold_driver_probe", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    rule = probe.TwoPointAdaptation()
+    rule = load_probe().TwoPointAdaptation()
     es = ES("MlpPolicy", "Counting-v0", seed=seed, **SMALL)
     es.learn(30 * (GENERATION + PAIR), callback=rule)
     model = make(seed=seed)
@@ -142,3 +138,41 @@ def test_same_runs_as_the_probe_that_measured_it(seed):
     assert es.num_timesteps == model.num_timesteps and rule.tpa_steps == model.meta_controller.meta_steps
     assert es.hyperparameters == model.hyperparameters and len(set(rule.z_trace)) > 1
     np.testing.assert_array_equal(es.strategy.theta, model.strategy.theta)
+
+
+
+def load_probe():
+    path = Path(__file__).parents[1] / "docs" / "benchmarks" / "bold_driver_probe" / "probe.py"
+    spec = importlib.util.spec_from_file_location("bold_driver_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    return probe
+
+
+def drive_probe(model, rule, plus, minus, population):
+    """One generation of the probe's rule by hand, as :func:`drive` for the package's controller."""
+    model.evaluate_centres = lambda centres, n_episodes: np.array([plus, minus], dtype=float)
+    rule.on_rollout_start()
+    rate = model.hyperparameters["learning_rate"]
+    model.last_rollout = SimpleNamespace(returns=np.asarray(population, dtype=float))
+    rule.on_rollout_end()
+    return rate
+
+
+def test_the_probes_floor_binds_only_below_the_start():
+    """``es-tpa-floor`` (session 21): the rate never goes below its start; where the plain rule stays at or above it,
+    the two rules set the same rates (``derive_floor_runs`` copies ``es-tpa``'s runs where it never went below)."""
+    probe = load_probe()
+    model = ES("MlpPolicy", "Counting-v0", seed=0, **SMALL)
+    model.learn(GENERATION)  # a first step to test along
+    population, good, bad = np.arange(8.0), 10.0, -1.0
+    rates = {}
+    for floor in (False, True):
+        rule = probe.TwoPointAdaptation(floor_at_start=floor)
+        rule.init_callback(model)
+        model.hyperparameters["learning_rate"] = 0.01
+        rising = [drive_probe(model, rule, good, bad, population) for _ in range(3)]  # further along wins: up
+        falling = [drive_probe(model, rule, bad, good, population) for _ in range(8)]  # it overshot: down
+        rates[floor] = (rising, falling)
+    assert rates[False][0] == rates[True][0] and rates[True][0][-1] > 0.01  # not binding: the same rates
+    assert min(rates[False][1]) < 0.01 and min(rates[True][1]) == 0.01  # the plain rule goes below, the floor holds

@@ -13,6 +13,12 @@ suite with seeds 0-4 (sigma 0.03 and learning rate 0.03, in ``new_defaults_runs`
 sigma 0.03 alone, on the five tasks it ran), with rliable's stratified-bootstrap interval. Per task the oracle
 takes, in hindsight, the setting with the highest mean over those seeds, ES at the defaults included: an upper
 estimate, biased upward by the choice.
+
+Session 21, third part: could a meta level make that choice inside a run? A race, simulated without its cost from
+the same runs: per task and seed, the setting (the defaults or sigma 0.03 with learning rate 0.03) whose population
+mean return over its last ``k`` generations within the first ``fraction`` of the budget is higher, and that
+setting's final return (the defaults where neither has such a generation). A real race would also spend the
+loser's steps, so these figures are upper estimates of one.
 """
 
 from pathlib import Path
@@ -20,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from rliable import metrics
 
+from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.meta_level import (
     SUITE_BUDGETS,
     at_defaults,
@@ -73,3 +80,35 @@ for env_id in envs:
 print("\nSession 21, the oracle over " + ", ".join(SETTINGS) + f" (seeds {SEEDS}): " + "; ".join(chosen))
 returns = {"oracle": np.hstack(columns), "es": return_matrix(table, "es", envs, SEEDS)}
 print("\n".join(rliable_summary({}, returns, [("oracle", "es")])))
+
+# session 21: a race between the two settings, simulated without its cost
+records = {
+    (r["env"], r["algo"], r["seed"]): r
+    for folder in (*FOLDERS, *MORE)
+    for r in load_records(Path(folder))
+    if r["algo"] in ("es", "es-s1.5-lr3")
+}
+
+
+def early_mean(record: dict, steps: float, k: int) -> float:
+    """:return: the population mean return over the last ``k`` generations that ended within ``steps``"""
+    trace = np.array(record["trace"])
+    within = trace[trace[:, 0] <= steps]
+    return float(within[-k:, 3].mean()) if len(within) else -np.inf
+
+
+print("\nSession 21, a race simulated without its cost: P(race > ES), over the six tasks and per task")
+rows = []
+for k in (1, 2, 3):
+    for fraction in (0.05, 0.1, 0.15, 0.2):
+        raced = np.zeros((len(SEEDS), len(envs)))
+        for j, env_id in enumerate(envs):
+            for i, seed in enumerate(SEEDS):
+                default, bold = records[(env_id, "es", seed)], records[(env_id, "es-s1.5-lr3", seed)]
+                steps = fraction * default["trace"][-1][0]
+                winner = bold if early_mean(bold, steps, k) > early_mean(default, steps, k) else default
+                raced[i, j] = winner["final_return"]
+        es_returns = return_matrix(table, "es", envs, SEEDS)
+        per_task = [float(metrics.probability_of_improvement(raced[:, [j]], es_returns[:, [j]])) for j in range(6)]
+        rows.append([str(k), f"{fraction:.2f}", f"{np.mean(per_task):.2f}", *(f"{p:.2f}" for p in per_task)])
+print("\n".join(markdown_table(["k", "fraction", "P (6 tasks)", *envs], rows)))

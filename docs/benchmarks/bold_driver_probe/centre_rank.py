@@ -15,8 +15,8 @@ make them move together (towards +1). Run from the repository root (the outputs 
 
     python docs/benchmarks/bold_driver_probe/centre_rank.py measure --out bench_results/centre_rank
     python docs/benchmarks/bold_driver_probe/centre_rank.py table --out bench_results/centre_rank
-    # the first 3 generations only, 5 seeds
-    python docs/benchmarks/bold_driver_probe/centre_rank.py measure --generations 3 --seeds 0 1 2 3 4 \\
+    # the first 3 generations only, seeds 0-2 (session 21 stopped there)
+    python docs/benchmarks/bold_driver_probe/centre_rank.py measure --generations 3 --seeds 0 1 2 \\
         --out bench_results/centre_rank_early
 """
 
