@@ -99,7 +99,9 @@ def test_is_deterministic_resumes_in_chunks_and_after_save(tmp_path):
     assert a.meta_controller.n_meta_updates >= 1
     np.testing.assert_array_equal(a.strategy.theta, b.strategy.theta)
     assert a.hyperparameters == b.hyperparameters
-    resumed = assert_chunked_and_resumed_runs_equal(lambda: make(seed=3), a, GENERATION, tmp_path, 10 * (GENERATION + PAIR))
+    resumed = assert_chunked_and_resumed_runs_equal(
+        lambda: make(seed=3), a, GENERATION, tmp_path, 10 * (GENERATION + PAIR)
+    )
     assert isinstance(resumed.meta_controller, TwoPointController)
     assert resumed.meta_controller.s == a.meta_controller.s
 
@@ -138,7 +140,6 @@ def test_same_runs_as_the_probe_that_measured_it(seed):
     assert es.num_timesteps == model.num_timesteps and rule.tpa_steps == model.meta_controller.meta_steps
     assert es.hyperparameters == model.hyperparameters and len(set(rule.z_trace)) > 1
     np.testing.assert_array_equal(es.strategy.theta, model.strategy.theta)
-
 
 
 def load_probe():

@@ -67,7 +67,8 @@ def measure(env_id: str, sigma: float, budget: int, seed: int = 0, max_generatio
     :param sigma: ES's fixed sigma (learning rate at its default)
     :param budget: Environment steps, the centre's episodes included
     :param seed: The run's seed
-    :param max_generations: Stop after this many generations (None: at the budget)
+    :param max_generations: Ask ES to stop once this many generations are recorded (None: run to the budget); the
+        generation under way then completes, so one more is recorded
     :return: the callback, with ``r`` and the pairs' correlation per generation
     """
     import torch

@@ -27,7 +27,9 @@ either side: 0.00375 to 0.24 from 0.03). Session 16: ``es-tpa`` (and its starts 
 ``es-lr4-tpa``), two-point step-size adaptation (:class:`TwoPointAdaptation`); the package has it as
 ``BiERL(meta="tpa")`` (``sb3_bierl.meta.TwoPointController``), the ``es-tpa`` runs bit for bit (tested in
 ``tests/test_two_point.py``). Session 20: ``es-tpa-step`` and ``es-tpa-far``, TPA's two points at the inner step's
-own length and at twice a perturbation's (not in the package). Same harness, budgets, seeds and evaluation as
+own length and at twice a perturbation's (not in the package). Session 21: ``es-tpa-floor``, TPA whose learning
+rate never goes below its start (not in the package; ``--derive-floor`` copies the ``es-tpa`` runs where that floor
+never binds). Same harness, budgets, seeds and evaluation as
 ``python -m sb3_bierl.benchmarks.meta_level``; run from the repository root, resumable (results and commands of
 session 14: ``docs/benchmarks/meta_level.md``, "Session 14")::
 
