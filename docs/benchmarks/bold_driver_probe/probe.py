@@ -408,11 +408,15 @@ def first_move(trace: list[list[float]]) -> int | None:
     return next((i for i, row in enumerate(trace) if row[2] != trace[0][2]), None)
 
 
-def report(out: Path, only: list[str] | None = None, extra: tuple[Path, ...] = ()) -> str:
+def report(
+    out: Path, only: list[str] | None = None, extra: tuple[Path, ...] = (), seeds_only: list[int] | None = None
+) -> str:
     """
     :param out: The probe's output folder (its runs in ``out/runs``)
     :param only: The rules to report (None: every rule with runs)
     :param extra: More folders of runs (e.g. ``more_seeds/runs``: ES and ``es-tpa`` at seeds 5 to 7)
+    :param seeds_only: The seeds each rule's rliable comparison covers (None: every seed the rule ran; e.g. seeds
+        decided before any run, apart from those that suggested the rule)
     :return: each rule against ES at its defaults and at fixed settings: per task, and with rliable
     """
     folders = dict.fromkeys(folder.resolve() for folder in (*BASELINES, *extra, out / "runs") if folder.exists())
@@ -466,6 +470,7 @@ def report(out: Path, only: list[str] | None = None, extra: tuple[Path, ...] = (
         lines += rliable_summary({}, fixed, [("es-s1.5", "es"), ("es-s1.5-lr3", "es"), ("es-s1.5-lr3", "es-s1.5")])
     for rule in rules:
         seeds = sorted({seed for (_, name), runs in table.items() if name == rule for seed in runs})
+        seeds = [seed for seed in seeds if seeds_only is None or seed in seeds_only]
         envs = [e for e in SUITE_BUDGETS if all(s in table.get((e, rule), {}) for s in seeds)]
         if not seeds or not envs:
             continue
@@ -501,6 +506,7 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench_results/bold_driver"))
     parser.add_argument("--report", action="store_true", help="Only print the report of the saved runs")
+    parser.add_argument("--report-seeds", nargs="+", type=int, help="The seeds of the report's rliable comparisons")
     parser.add_argument(
         "--derive-floor", action="store_true", help="Only copy es-tpa's runs where the floor never binds (es-tpa-floor)"
     )
@@ -509,7 +515,7 @@ if __name__ == "__main__":
         print(f"{len(derive_floor_runs(args.out))} runs derived")
         raise SystemExit(0)
     if args.report:
-        print(report(args.out, args.rules, tuple(args.extra)))
+        print(report(args.out, args.rules, tuple(args.extra), args.report_seeds))
         raise SystemExit(0)
     specs = [
         RunSpec(rule, env, seed, SUITE_BUDGETS[env], 10)
