@@ -69,7 +69,8 @@ MORE = (
 )
 SETTINGS = ("es", "es-s1.5-lr3", "es-s1.5")
 SEEDS = [0, 1, 2, 3, 4]
-table = final_returns([r for folder in (*FOLDERS, *MORE) for r in load_records(Path(folder))])
+every_record = [r for folder in (*FOLDERS, *MORE) for r in load_records(Path(folder))]
+table = final_returns(every_record)
 envs = list(SUITE_BUDGETS)
 columns, chosen = [], []
 for env_id in envs:
@@ -82,12 +83,7 @@ returns = {"oracle": np.hstack(columns), "es": return_matrix(table, "es", envs, 
 print("\n".join(rliable_summary({}, returns, [("oracle", "es")])))
 
 # session 21: a race between the two settings, simulated without its cost
-records = {
-    (r["env"], r["algo"], r["seed"]): r
-    for folder in (*FOLDERS, *MORE)
-    for r in load_records(Path(folder))
-    if r["algo"] in ("es", "es-s1.5-lr3")
-}
+by_run = {(r["env"], r["algo"], r["seed"]): r for r in every_record if r["algo"] in ("es", "es-s1.5-lr3")}
 
 
 def early_mean(record: dict, steps: float, k: int) -> float:
@@ -104,11 +100,10 @@ for k in (1, 2, 3):
         raced = np.zeros((len(SEEDS), len(envs)))
         for j, env_id in enumerate(envs):
             for i, seed in enumerate(SEEDS):
-                default, bold = records[(env_id, "es", seed)], records[(env_id, "es-s1.5-lr3", seed)]
+                default, bold = by_run[(env_id, "es", seed)], by_run[(env_id, "es-s1.5-lr3", seed)]
                 steps = fraction * default["trace"][-1][0]
                 winner = bold if early_mean(bold, steps, k) > early_mean(default, steps, k) else default
                 raced[i, j] = winner["final_return"]
-        es_returns = return_matrix(table, "es", envs, SEEDS)
-        per_task = [float(metrics.probability_of_improvement(raced[:, [j]], es_returns[:, [j]])) for j in range(6)]
+        per_task = [float(metrics.probability_of_improvement(raced[:, [j]], returns["es"][:, [j]])) for j in range(6)]
         rows.append([str(k), f"{fraction:.2f}", f"{np.mean(per_task):.2f}", *(f"{p:.2f}" for p in per_task)])
 print("\n".join(markdown_table(["k", "fraction", "P (6 tasks)", *envs], rows)))
