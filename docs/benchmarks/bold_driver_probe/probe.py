@@ -312,6 +312,51 @@ class TwoPointAdaptation(BaseCallback):
         self.pair = None
 
 
+
+class TwoPointWithActionNoise(TwoPointAdaptation):
+    """
+    TPA on the learning rate (as ``es-tpa``) and sigma set in the policy's action space (session 22, ``es-tpa-apn``):
+    adaptive parameter-space noise (Plappert et al. 2018, "Parameter Space Noise for Exploration", section 3). After
+    every generation, the distance ``d(sigma)`` between the policy at ``theta`` and at ``theta + sigma eps``
+    (:func:`action_noise.action_distance`: RMS change of the squashed action on a Gaussian batch of states with the
+    observations' running statistics; forward passes, no episode) is brought to ``delta``:
+    ``sigma <- sigma * delta / d(sigma)`` (``d`` is close to linear in sigma: one step), within BiERL's default bounds
+    for sigma (a factor 8 around 0.02); then TPA's step radius caps the learning rate at twice the new sigma.
+
+    :param delta: The target distance (units of the action space's half-range)
+    :param seed: Seed of the generator of ``eps`` and the states (the run's seed: reproducible)
+    """
+
+    def __init__(self, delta: float, seed: int) -> None:
+        super().__init__()
+        self.delta = delta
+        self.rng = np.random.default_rng(seed)
+        self.distance_trace: list[float] = []
+
+    def _on_rollout_start(self) -> None:
+        if self.sigma is not None:
+            self.model.hyperparameters["sigma"] = self.sigma
+        super()._on_rollout_start()
+
+    def _on_rollout_end(self) -> None:
+        from action_noise import action_distance
+
+        if self.sigma is None:
+            self.sigma = float(self.model.hyperparameters["sigma"])
+        (distance,) = action_distance(self.model, (self.sigma,), self.rng, ACTION_NOISE_PERTURBATIONS)
+        self.distance_trace.append(float(distance))
+        if distance > 0:
+            self.sigma = float(np.clip(self.sigma * self.delta / distance, SIGMA_LOW, SIGMA_HIGH))
+        self.model.hyperparameters["sigma"] = self.sigma  # TPA's step radius below is the new sigma's
+        super()._on_rollout_end()
+
+
+#: ``es-tpa-apn``'s target action distance: ``d(0.02)`` at ES's first generation, 0.056 to 0.066 on the six tasks
+#: (seed 0; ``action_noise.py measure``): sigma in the action space where the default puts it at the start
+ACTION_NOISE_DELTA = 0.06
+#: Perturbations per distance the rule measures (``action_noise.py``'s 8 jitter by about 15% between generations)
+ACTION_NOISE_PERTURBATIONS = 32
+
 #: Welch's z beyond which the rejection rule moves the learning rate, and the factor it moves it by
 THRESHOLD, SYMMETRIC = 1.0, 1.25
 #: Welch's z below which it rejects the generation's centre
@@ -343,6 +388,12 @@ RULES = {
     "es-tpa-far": ("tpa_far", 0.02, 0.01),
     # session 21: never below the learning rate it starts from (TwoPointAdaptation(floor_at_start=True))
     "es-tpa-floor": ("tpa_floor", 0.02, 0.01),
+    # session 22: and sigma set in the action space (TwoPointWithActionNoise), from the defaults and 4 times off
+    "es-tpa-apn": ("tpa_apn", 0.02, 0.01),
+    "es-s0.25-tpa-apn": ("tpa_apn", 0.005, 0.01),
+    "es-s4-tpa-apn": ("tpa_apn", 0.08, 0.01),
+    "es-lr0.25-tpa-apn": ("tpa_apn", 0.02, 0.0025),
+    "es-lr4-tpa-apn": ("tpa_apn", 0.02, 0.04),
 }
 
 
@@ -359,6 +410,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
+    elif threshold == "tpa_apn":
+        rule = TwoPointWithActionNoise(ACTION_NOISE_DELTA, spec.seed)
     elif threshold in ("tpa", "tpa_joint", "tpa_step", "tpa_far", "tpa_floor"):
         rule = TwoPointAdaptation(
             joint=threshold == "tpa_joint",
@@ -373,6 +426,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
         record["rejected_generations"] = rule.rejections
     if isinstance(rule, TwoPointAdaptation):
         record["tpa_z"], record["tpa_steps"] = rule.z_trace, rule.tpa_steps
+    if isinstance(rule, TwoPointWithActionNoise):
+        record["action_distance"] = rule.distance_trace
     return record
 
 
