@@ -14,7 +14,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_bierl import ALGORITHMS, BiERL, ES
+from sb3_bierl import ALGORITHMS, ES, BiERL
+from sb3_bierl.meta import META_LEVELS
+
 #: Progress lines printed during training
 N_PROGRESS_LINES = 10
 
@@ -57,6 +59,21 @@ def evaluate(model: ES, env_id: str, episodes: int, seed: int) -> tuple[float, f
     return evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
 
 
+#: What the quick start says of each meta level before training
+META_DESCRIPTIONS: dict[str, str] = {
+    "tpa": (
+        "Meta level: two-point step-size adaptation of the learning rate. Each generation two extra episodes, along "
+        "and against the last step, tell a step too short from one that overshot; the rate moves accordingly (a meta "
+        "update), sigma stays fixed. Their steps count in the budget."
+    ),
+    **dict.fromkeys(("lstm", "mean"), (
+        "Every generation is a meta update: its population is shared among the meta network's proposals of sigma "
+        "and learning rate, and each proposal is scored by the returns of its share (no extra step); the meta "
+        "network takes a step when its proposals' scores differ significantly."
+    )),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sb3_bierl",
@@ -65,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--algo", default="bierl", choices=sorted(ALGORITHMS), help="algorithm (default: %(default)s)")
     parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: %(default)s)")
     parser.add_argument("--timesteps", type=int, default=150_000, help="environment steps, meta level included (default: %(default)s)")
+    parser.add_argument(
+        "--meta", default=None, choices=META_LEVELS,
+        help="BiERL's meta level (default: BiERL's, tpa: two-point adaptation of the learning rate)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="deterministic evaluation episodes (default: %(default)s)")
     parser.add_argument("--save", default=None, help="where to save the trained model (.zip)")
@@ -77,15 +98,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--env {args.env}: {error}")
 
     algorithm = ALGORITHMS[args.algo]
-    model = algorithm("MlpPolicy", args.env, seed=args.seed)
+    if args.meta is not None and not issubclass(algorithm, BiERL):
+        parser.error(f"--meta sets BiERL's meta level; --algo {args.algo} has none")
+    model = algorithm("MlpPolicy", args.env, seed=args.seed, **({} if args.meta is None else {"meta": args.meta}))
     before, _ = evaluate(model, args.env, args.eval_episodes, seed=10_000 + args.seed)
     print(f"{algorithm.__name__} on {args.env}: {args.timesteps:,d} environment steps, seed {args.seed}")
-    if isinstance(model, BiERL) and model.meta_controller is not None:
-        print(
-            "Every generation is a meta update: its population is shared among the meta network's proposals of sigma "
-            "and learning rate, and each proposal is scored by the returns of its share (no extra step); the meta "
-            "network takes a step when its proposals' scores differ significantly."
-        )
+    if isinstance(model, BiERL) and model.meta in META_DESCRIPTIONS:
+        print(META_DESCRIPTIONS[model.meta])
     start = time.time()
     model.learn(args.timesteps, callback=ProgressLines(args.timesteps // N_PROGRESS_LINES))
     elapsed = time.time() - start

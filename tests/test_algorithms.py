@@ -156,8 +156,9 @@ def test_logger_keys(algo, tmp_path):
     log = pd.read_csv(tmp_path / "progress.csv")
     for key in ["rollout/ep_rew_mean", "train/sigma", "train/learning_rate", "time/fps"]:
         assert key in log.columns and log[key].notna().all()
-    if algo is BiERL:
-        assert "meta/fitness" in log.columns and log["meta/fitness"].notna().any()
+    if algo is BiERL:  # its default meta level, two-point adaptation: its test's statistic and its cost
+        for key in ["meta/two_point_z", "meta/step_overhead"]:
+            assert key in log.columns and log[key].notna().any()
     # tensorboard has the same scalars, at the same steps
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -170,7 +171,8 @@ def test_logger_keys(algo, tmp_path):
 
 def test_bierl_adapts_hyperparameters_within_bounds():
     bounds = {"sigma": (0.01, 0.05), "learning_rate": (0.005, 0.02)}
-    model = make(BiERL, hyperparameter_bounds=bounds, meta_min_significance=0.0)  # a meta ES step at every update
+    # the meta network: a meta ES step at every update
+    model = make(BiERL, meta="lstm", hyperparameter_bounds=bounds, meta_min_significance=0.0)
     seen = []
 
     class Record(BaseCallback):
@@ -262,9 +264,10 @@ def test_bad_hyperparameters(algo, kwargs, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(hyperparameter_bounds={"sigma": (0.1, 0.01)}), "low must be below high"),
+        (dict(meta="lstm", hyperparameter_bounds={"sigma": (0.1, 0.01)}), "low must be below high"),
         (dict(hyperparameter_bounds={"learning_rate": (0.0, 0.1)}), "positive"),
-        (dict(hyperparameter_bounds={"sigma": (0.05, 0.1)}), "outside"),
+        (dict(meta="lstm", hyperparameter_bounds={"sigma": (0.05, 0.1)}), "outside"),
+        (dict(hyperparameter_bounds={"sigma": (0.01, 0.1)}), r"meta='tpa' \(the default for OpenAI-ES\) adapts the learning rate alone"),
         (dict(meta_n_pairs=0), "meta_n_pairs"),
         (dict(meta_interval=0), "meta_interval"),
         (dict(meta_centre_episodes=-1), "meta_centre_episodes"),

@@ -76,7 +76,7 @@ def test_a_meta_step_needs_a_significant_difference_between_antithetic_candidate
 
 @pytest.mark.parametrize("min_significance, steps", [(0.0, "all"), (1e9, "none")])
 def test_the_gate_decides_which_meta_updates_move_the_meta_network(min_significance, steps):
-    model = BiERL("MlpPolicy", "Pendulum-v1", seed=0, meta_min_significance=min_significance, **SMALL)
+    model = BiERL("MlpPolicy", "Pendulum-v1", seed=0, meta="lstm", meta_min_significance=min_significance, **SMALL)
     phi = model.meta_controller.phi.copy()
     model.learn(6 * (2 * 4 + 1) * 200)
     meta = model.meta_controller.summary()

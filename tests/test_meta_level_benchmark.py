@@ -13,7 +13,7 @@ def test_algorithm_names_round_trip():
     with pytest.raises(ValueError, match="Unknown algorithm"):
         parse_algo("ppo")
     assert meta_level.algo_kwargs("es-s2-lr0.5-n8") == {"sigma": 0.04, "learning_rate": 0.005, "n_pairs": 8}
-    assert meta_level.algo_kwargs("bierl") == {"sigma": 0.02, "learning_rate": 0.01} == meta_level.REFERENCE
+    assert meta_level.algo_kwargs("bierl") == {"meta": "lstm", "sigma": 0.02, "learning_rate": 0.01}
     # the bold driver's base sets its meta level
     assert meta_level.algo_kwargs("bold-s1.5-lr3") == pytest.approx({"meta": "bold_driver", "sigma": 0.03, "learning_rate": 0.03})
     assert meta_level.algo_kwargs("tpa-lr4") == pytest.approx({"meta": "tpa", "sigma": 0.02, "learning_rate": 0.04})
@@ -28,17 +28,18 @@ def test_a_run_name_keeps_its_meaning_when_the_defaults_change(monkeypatch):
     assert at_defaults("es", 1.0, 0.25) == "es-s1.5-lr0.75"
     assert meta_level.algo_kwargs("es-s1.5-lr3") == pytest.approx({"sigma": 0.03, "learning_rate": 0.03})
     assert meta_level.algo_kwargs("es") == meta_level.REFERENCE
-    assert meta_level.stage_algos("defaults") == ["es-s1.5-lr3", "bierl-s1.5-lr3"]
+    assert meta_level.stage_algos("defaults") == ["es-s1.5-lr3", "tpa-s1.5-lr3", "bierl-s1.5-lr3"]
     assert meta_level.is_grid_setting("es") and not meta_level.is_grid_setting("es-s1.5-lr3")
 
 
 def test_plan_runs_stage_by_stage_without_duplicates():
     specs = plan_runs(["defaults", "robustness"], ["Pendulum-v1"], [0, 1], 0.1, 2)
     names = [s.name for s in specs]
-    assert len(names) == len(set(names)) == 2 * 2 + 8 * 2
-    es, bierl = at_defaults("es"), at_defaults("bierl")
-    assert names[:4] == [f"{es}_Pendulum-v1_0", f"{bierl}_Pendulum-v1_0", f"{es}_Pendulum-v1_1", f"{bierl}_Pendulum-v1_1"]
-    assert {s.seed for s in specs[4:12]} == {0}  # robustness, seed 0 first
+    # ES and both meta levels (BiERL's default, tpa, and the paper's network), at the defaults and from 4 starts
+    assert len(names) == len(set(names)) == 3 * 2 + 12 * 2
+    es, tpa, bierl = at_defaults("es"), at_defaults("tpa"), at_defaults("bierl")
+    assert names[:6] == [f"{name}_Pendulum-v1_{seed}" for seed in (0, 1) for name in (es, tpa, bierl)]
+    assert {s.seed for s in specs[6:18]} == {0}  # robustness, seed 0 first
     assert all(s.budget == 30_000 for s in specs)
 
 

@@ -13,7 +13,8 @@ SMALL = dict(n_pairs=3, policy_kwargs=dict(net_arch=[8]), meta_interval=2, meta_
 
 
 def make(seed=0, **kwargs):
-    return BiERL("MlpPolicy", "Counting-v0", seed=seed, **{**SMALL, **kwargs})
+    """BiERL with the meta network (``meta="lstm"``, not OpenAI-ES's default, ``"tpa"``) unless ``kwargs`` say"""
+    return BiERL("MlpPolicy", "Counting-v0", seed=seed, **{"meta": "lstm", **SMALL, **kwargs})
 
 
 def test_optuna_controller_counts_steps_and_is_deterministic(tmp_path):

@@ -16,7 +16,8 @@ SMALL = dict(n_pairs=4, policy_kwargs=dict(net_arch=[8]), meta_history_length=4)
 
 
 def make(seed=0, **kwargs):
-    return BiERL("MlpPolicy", "Counting-v0", seed=seed, **{**SMALL, **kwargs})
+    """BiERL with the meta network (``meta="lstm"``, not OpenAI-ES's default, ``"tpa"``) unless ``kwargs`` say"""
+    return BiERL("MlpPolicy", "Counting-v0", seed=seed, **{"meta": "lstm", **SMALL, **kwargs})
 
 
 def test_meta_updates_from_the_first_generation_at_the_cost_of_the_centre_episode_only(tmp_path):
@@ -34,11 +35,19 @@ def test_meta_updates_from_the_first_generation_at_the_cost_of_the_centre_episod
     np.testing.assert_allclose(log["meta/step_overhead"], 1 / 9)
 
 
-def test_defaults_spend_at_most_ten_percent_of_the_steps_on_the_meta_level():
-    model = BiERL("MlpPolicy", "Counting-v0", seed=0, policy_kwargs=dict(net_arch=[8]))
+@pytest.mark.parametrize("meta", [None, "lstm"])
+def test_defaults_spend_at_most_ten_percent_of_the_steps_on_the_meta_level(meta):
+    kwargs = {} if meta is None else {"meta": meta}
+    model = BiERL("MlpPolicy", "Counting-v0", seed=0, policy_kwargs=dict(net_arch=[8]), **kwargs)
     model.learn(3000)
     overhead = model.meta_controller.summary()["step_overhead"]
-    assert overhead == pytest.approx(1 / (2 * model.n_pairs + 1)) and overhead <= 0.1
+    generations = model.meta_controller.summary()["n_generations"]
+    if meta is None:  # the default, two-point adaptation: 2 episodes a generation, from the second one on
+        assert model.meta == "tpa"
+        assert overhead == pytest.approx(2 * (generations - 1) / (2 * model.n_pairs * generations + 2 * (generations - 1)))
+    else:  # the meta network: the centre's episode
+        assert overhead == pytest.approx(1 / (2 * model.n_pairs + 1))
+    assert overhead <= 0.1
 
 
 def test_without_centre_episodes_the_meta_level_costs_no_step():

@@ -76,7 +76,9 @@ def test_file_round_trip_and_clear_errors(tmp_path):
         read_rule_file(tmp_path / "text.pt")
     # a network controller cannot take a rule, and a rule is only for meta="tpa"
     with pytest.raises(ValueError, match="is a pre-trained two-point rule"):
-        BiERL("MlpPolicy", "Counting-v0", meta_warm_start=tmp_path / "rule.pt")
+        BiERL("MlpPolicy", "Counting-v0", meta="lstm", meta_warm_start=tmp_path / "rule.pt")
+    # OpenAI-ES's default meta level is TPA: the rule's file is its warm start
+    assert BiERL("MlpPolicy", "Counting-v0", meta_warm_start=tmp_path / "rule.pt").meta == "tpa"
     with pytest.raises(ValueError, match="two-point rule for meta 'tpa'"):
         BiERL("MlpPolicy", "Counting-v0", meta="bold_driver", meta_warm_start=tmp_path / "rule.pt")
 

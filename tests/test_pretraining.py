@@ -32,7 +32,7 @@ def test_trainable_none_only_proposes():
     controller = MetaController(space, trainable="none", seed=0)
     assert not controller.learns_online
     assert controller.n_frozen == controller.phi.size and controller.strategy.dim == 0
-    model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=2, meta_trainable="none", n_workers=1, seed=0)
+    model = BiERL("MlpPolicy", "CartPole-v1", meta="lstm", n_pairs=2, meta_trainable="none", n_workers=1, seed=0)
     model.learn(3_000)
     summary = model.meta_controller.summary()
     assert summary["n_generations"] > 2 and summary["n_meta_updates"] == 0
@@ -111,7 +111,7 @@ def test_sigma_only_controller(tmp_path):
     assert record["generation"] == 1
     saved = read_controller_file(tmp_path / CONTROLLER)
     assert list(saved["hyperparameters"]) == ["sigma"] and saved["metadata"]["pretraining"]["adapted"] == ["sigma"]
-    model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=4, n_workers=1, seed=0, meta_warm_start=tmp_path / CONTROLLER)
+    model = BiERL("MlpPolicy", "CartPole-v1", meta="lstm", n_pairs=4, n_workers=1, seed=0, meta_warm_start=tmp_path / CONTROLLER)
     assert model.meta_controller.space.names == ["sigma"]
     model.learn(1_500)
     assert model.hyperparameters["learning_rate"] == pytest.approx(0.01)  # not adapted: BiERL's default
@@ -167,7 +167,7 @@ def test_gains_are_drawn_for_continuous_tasks_only(tmp_path):
 def test_pretrained_file_warm_starts_bierl(tmp_path):
     trainer = tiny_trainer(tmp_path)
     trainer.save()
-    model = BiERL("MlpPolicy", "CartPole-v1", n_pairs=2, meta_warm_start=tmp_path / CONTROLLER, n_workers=1, seed=0)
+    model = BiERL("MlpPolicy", "CartPole-v1", meta="lstm", n_pairs=2, meta_warm_start=tmp_path / CONTROLLER, n_workers=1, seed=0)
     # the file says how it runs (no online meta update) and on which scale (its bounds)
     assert model.meta_trainable == "none" and model.hyperparameter_bounds == {
         "sigma": (0.0025, 0.16),
@@ -181,13 +181,14 @@ def test_pretrained_file_warm_starts_bierl(tmp_path):
         origin["meta_generations"] == 0
         and origin["commit"] == read_controller_file(tmp_path / CONTROLLER)["metadata"]["commit"]
     )
-    online = BiERL("MlpPolicy", "CartPole-v1", meta_warm_start=tmp_path / CONTROLLER, meta_trainable="last_layer")
+    online = BiERL("MlpPolicy", "CartPole-v1", meta="lstm", meta_warm_start=tmp_path / CONTROLLER, meta_trainable="last_layer")
     assert online.meta_controller.learns_online
     with pytest.raises(ValueError, match="outside the bounds"):
-        BiERL("MlpPolicy", "CartPole-v1", sigma=0.5, meta_warm_start=tmp_path / CONTROLLER)
+        BiERL("MlpPolicy", "CartPole-v1", meta="lstm", sigma=0.5, meta_warm_start=tmp_path / CONTROLLER)
     custom = BiERL(
         "MlpPolicy",
         "CartPole-v1",
+        meta="lstm",
         sigma=0.5,
         hyperparameter_bounds={"sigma": (0.1, 1.0), "learning_rate": (0.001, 0.1)},
         meta_warm_start=tmp_path / CONTROLLER,

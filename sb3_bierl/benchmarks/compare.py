@@ -51,7 +51,8 @@ DEFAULT_BUDGETS: dict[str, int] = {
 # command-line name -> (class name in sb3_bierl, label in the report, non-default arguments)
 ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "es": ("ES", "ES", {}),
-    "bierl": ("BiERL", "BiERL", {}),
+    # the paper's meta network (BiERL's default for OpenAI-ES until session 22, now meta="tpa"): the published runs
+    "bierl": ("BiERL", "BiERL", {"meta": "lstm"}),
     # the other inner algorithms, plain and under the meta level (python -m sb3_bierl.benchmarks.family)
     "nsr_es": ("NSRES", "NSR-ES", {}),
     "bierl_nsr_es": ("BiERL", "BiERL(NSR-ES)", {"inner": "nsr_es"}),
@@ -60,7 +61,7 @@ ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # the meta-level variants
     "bierl_mean": ("BiERL", "BiERL, mean-pool encoder", {"meta": "mean"}),
     "bierl_optuna": ("BiERL", "BiERL, Optuna controller", {"meta": "optuna"}),
-    "bierl_warm": ("BiERL", "BiERL, warm start (shipped controller)", {"meta_warm_start": "pretrained"}),
+    "bierl_warm": ("BiERL", "BiERL, warm start (shipped controller)", {"meta": "lstm", "meta_warm_start": "pretrained"}),
 }
 #: Arguments of every benchmark run: runs go in parallel, one process each, so no worker processes
 RUN_KWARGS: dict[str, Any] = {"n_workers": 1}

@@ -6,7 +6,8 @@ included), every run one process with ``n_workers=1``, deterministic evaluation 
 1. ``headroom``: plain ES at a small grid of fixed ``(sigma, learning_rate)``: a factor 2 and 4 either side
    of the defaults, one at a time. The best fixed setting in hindsight defines the normalised score of a
    task: 0 = ES at its defaults, 1 = the best fixed setting's mean final return.
-2. ``defaults``: ES and BiERL at the shared defaults.
+2. ``defaults``: ES and BiERL at the shared defaults: BiERL's default meta level (``tpa``) and the paper's
+   meta network (``bierl``).
 3. ``robustness``: ES and BiERL started 4 times too large or too small in ``sigma`` or ``learning_rate``.
 
 A run's name is ``<algo>[-s<sigma factor>][-lr<learning-rate factor>]_<env>_<seed>``, the factors on
@@ -87,8 +88,11 @@ BASES: dict[str, str] = {
 }
 #: The bases whose runs need a pre-trained file (``train_and_evaluate(warm_start=...)``)
 WARM_BASES: tuple[str, ...] = ("warm", "warm_tpa")
-#: Constructor arguments a base sets besides the name's
+#: Constructor arguments a base sets besides the name's. ``bierl`` and ``warm`` are the meta network (``meta="lstm"``),
+#: BiERL's default until session 22 (now ``"tpa"``, the ``tpa`` base): a name means the same run whatever the defaults
 BASE_KWARGS: dict[str, dict[str, Any]] = {
+    "bierl": {"meta": "lstm"},
+    "warm": {"meta": "lstm"},
     "bold": {"meta": "bold_driver"},
     "tpa": {"meta": "tpa"},
     "tpa_pair": {"meta": "tpa", "last_step_pair": True},
@@ -171,6 +175,11 @@ def is_grid_setting(name: str) -> bool:
     return parse_algo(name)[0] == "es" and name != at_defaults("es") and "n_pairs" not in algo_kwargs(name)
 
 
+#: The meta levels the ``defaults`` and ``robustness`` stages run: BiERL's default for OpenAI-ES (``tpa``, since
+#: session 22) and the paper's meta network (``bierl``, the default before)
+META_STAGE_BASES: tuple[str, ...] = ("tpa", "bierl")
+
+
 def stage_algos(stage: str) -> list[str]:
     """
     :param stage: ``"headroom"``, ``"defaults"`` or ``"robustness"``
@@ -179,9 +188,9 @@ def stage_algos(stage: str) -> list[str]:
     if stage == "headroom":
         return [at_defaults("es", f) for f in GRID_FACTORS] + [at_defaults("es", 1.0, f) for f in GRID_FACTORS]
     if stage == "defaults":
-        return [at_defaults("es"), at_defaults("bierl")]
+        return [at_defaults("es"), *(at_defaults(base) for base in META_STAGE_BASES)]
     if stage == "robustness":
-        return [at_defaults(base, s, lr) for s, lr in ROBUSTNESS_STARTS for base in ("bierl", "es")]
+        return [at_defaults(base, s, lr) for s, lr in ROBUSTNESS_STARTS for base in (*META_STAGE_BASES, "es")]
     raise ValueError(f"Unknown stage {stage!r}: choose among headroom, defaults, robustness")
 
 

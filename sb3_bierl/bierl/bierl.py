@@ -55,14 +55,64 @@ def check_inside_saved_bounds(path: str | pathlib.Path, bounds: dict[str, tuple[
             )
 
 
+def default_meta(inner: str) -> str:
+    """
+    BiERL's meta level when ``meta`` is not given (issue 9, session 22): two-point step-size adaptation of the
+    learning rate (``"tpa"``) for OpenAI-ES, the only meta level measured to beat ES at equal steps (P(> ES) = 0.60
+    [0.53, 0.68] over 6 tasks x 16 seeds, ``docs/benchmarks/meta_level.md``); the paper's LSTM meta network
+    (``"lstm"``) for the inner algorithms TPA cannot wrap (NSR-ES and NSRA-ES switch centres, ESAC's SAC moves the
+    centre between ES steps).
+
+    :param inner: The inner algorithm (one of ``INNER_ALGORITHMS``)
+    :return: ``"tpa"`` for ``"es"``, ``"lstm"`` otherwise
+    """
+    return "tpa" if inner == "es" else "lstm"
+
+
+#: The arguments only the meta network reads (``meta="lstm"`` or ``"mean"``), at their defaults
+NETWORK_ARGUMENT_DEFAULTS: dict[str, Any] = {
+    "meta_hidden_size": 16, "meta_interval": 1, "meta_n_pairs": 1, "meta_sigma": 0.1, "meta_learning_rate": 0.03,
+    "meta_centre_episodes": 1, "meta_max_change": 1.25, "meta_trainable": None, "meta_fitness": "mean",
+    "meta_min_significance": 1.0,
+}
+
+
+def check_network_arguments_unused(meta: str, given: dict[str, Any]) -> None:
+    """
+    A model whose meta level was left to the default must not be given the meta network's arguments: they would be
+    ignored (the default for OpenAI-ES, ``"tpa"``, has no network; it was ``"lstm"`` until session 22).
+
+    :param meta: The default meta level chosen (:func:`default_meta`)
+    :param given: The meta network's arguments as given, ``{name: value}`` (keys of :data:`NETWORK_ARGUMENT_DEFAULTS`)
+    :raises ValueError: if ``meta`` has no network and one of ``given`` differs from its default
+    """
+    if meta not in LEARNING_RATE_RULES:
+        return
+    changed = sorted(name for name, value in given.items() if value != NETWORK_ARGUMENT_DEFAULTS[name])
+    if changed:
+        raise ValueError(
+            f"{', '.join(changed)} set the meta network, but BiERL's default meta level for OpenAI-ES is {meta!r} "
+            "(two-point adaptation of the learning rate, no network): pass meta='lstm' (the paper's meta network) to "
+            "use them, or leave them out"
+        )
+
+
 class BiERL(ES):
     """
     BiERL (Wang et al. 2023, https://arxiv.org/abs/2308.01207): the inner level is OpenAI-ES
-    (see :class:`~sb3_bierl.ES`); the meta level, a :class:`~sb3_bierl.meta.MetaController`
-    callback attached by ``learn``, reads the history of the population's fitness with an LSTM
-    and proposes the inner hyperparameters every generation, inside ``hyperparameter_bounds``
-    on a log scale, within a factor ``meta_max_change`` of the last generation's values and with a learning
-    rate at most ``meta_max_lr_to_sigma`` times sigma.
+    (see :class:`~sb3_bierl.ES`); the meta level, a callback attached by ``learn``, sets the inner hyperparameters
+    every generation.
+
+    By default (``meta=None``) it is two-point step-size adaptation of the learning rate (``"tpa"``,
+    :class:`~sb3_bierl.meta.TwoPointController`: two extra episodes per generation, along and against the last
+    step, about 5.5% of the steps), the meta level measured to beat ES at equal steps on issue 9's suite; with an
+    inner algorithm TPA cannot wrap (NSR-ES, NSRA-ES, ESAC), the paper's meta network (``"lstm"``). See
+    :func:`default_meta`.
+
+    The paper's meta network (``meta="lstm"``, or ``"mean"``), a :class:`~sb3_bierl.meta.MetaController`, reads the
+    history of the population's fitness with an LSTM and proposes the inner hyperparameters every generation, inside
+    ``hyperparameter_bounds`` on a log scale, within a factor ``meta_max_change`` of the last generation's values and
+    with a learning rate at most ``meta_max_lr_to_sigma`` times sigma.
 
     It trains its own weights by ES every ``meta_interval`` generations, from the first one, at no
     extra step: that generation's population is shared among ``2 * meta_n_pairs`` meta candidates, each
@@ -89,7 +139,8 @@ class BiERL(ES):
     :param inner: The inner algorithm: ``"es"`` (OpenAI-ES, the default), ``"nsr_es"``, ``"nsra_es"``
         (:class:`~sb3_bierl.NSRES`, :class:`~sb3_bierl.NSRAES`) or ``"esac"`` (:class:`~sb3_bierl.ESAC`);
         their own arguments go in ``kwargs``
-    :param meta: The meta level: ``"lstm"`` (the paper's meta network, LSTM encoder), ``"mean"`` (its
+    :param meta: The meta level (None: :func:`default_meta`, ``"tpa"`` for OpenAI-ES and ``"lstm"`` for the other
+        inner algorithms): ``"lstm"`` (the paper's meta network, LSTM encoder), ``"mean"`` (its
         mean-pool encoder ablation), ``"optuna"`` (non-parametric: an Optuna study proposes the hyperparameters
         against the same truncated fitness, :class:`~sb3_bierl.meta.OptunaController`), ``"bold_driver"`` (a rule
         without learned weights on the learning rate alone, which takes back a generation whose mean return fell:
@@ -149,7 +200,7 @@ class BiERL(ES):
         n_eval_episodes: int = 1,
         hyperparameter_bounds: dict[str, tuple[float, float]] | None = None,
         inner: str | None = None,
-        meta: str = "lstm",
+        meta: str | None = None,
         meta_warm_start: str | pathlib.Path | None = None,
         meta_history_length: int = 10,
         meta_hidden_size: int = 16,
@@ -176,11 +227,20 @@ class BiERL(ES):
                 stacklevel=2,
             )
             meta = meta_encoder
-        if meta not in META_LEVELS:
-            raise ValueError(f"meta must be one of {META_LEVELS}, got {meta!r}")
         inner = type(self).inner if inner is None else inner
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
+        if meta is None:
+            meta = default_meta(inner)
+            check_network_arguments_unused(meta, {
+                "meta_hidden_size": meta_hidden_size, "meta_interval": meta_interval, "meta_n_pairs": meta_n_pairs,
+                "meta_sigma": meta_sigma, "meta_learning_rate": meta_learning_rate,
+                "meta_centre_episodes": meta_centre_episodes, "meta_max_change": meta_max_change,
+                "meta_trainable": meta_trainable, "meta_fitness": meta_fitness,
+                "meta_min_significance": meta_min_significance,
+            })
+        if meta not in META_LEVELS:
+            raise ValueError(f"meta must be one of {META_LEVELS}, got {meta!r}")
         if meta_warm_start is not None and meta == "tpa":
             read_rule_file(meta_warm_start)  # fail now if it is not a two-point rule's file
         elif meta_warm_start is not None:
@@ -228,6 +288,12 @@ class BiERL(ES):
             )
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
+        if hyperparameter_bounds is not None and meta in LEARNING_RATE_RULES and set(hyperparameter_bounds) != {"learning_rate"}:
+            raise ValueError(
+                f"meta={meta!r}{' (the default for OpenAI-ES)' if meta == default_meta(inner) else ''} adapts the "
+                f"learning rate alone, got hyperparameter_bounds for {sorted(hyperparameter_bounds)}: give bounds for "
+                "'learning_rate' only, or choose a meta level that adapts sigma too (meta='lstm', 'mean' or 'optuna')"
+            )
         if hyperparameter_bounds is None:
             initial = {"sigma": sigma, "learning_rate": learning_rate}
             adapted = ("learning_rate",) if meta in LEARNING_RATE_RULES else DEFAULT_ADAPTED  # a rule sets it alone

@@ -130,9 +130,9 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
             model.meta_controller.set_rule(TwoPointRule.from_phi(run.phi))
     elif run.fixed:
         # a new network's readout starts at zero: it proposes the initial values whatever the history
-        model = BiERL("MlpPolicy", env, hyperparameter_bounds=bounds, **common)
+        model = BiERL("MlpPolicy", env, meta="lstm", hyperparameter_bounds=bounds, **common)
     else:
-        model = BiERL("MlpPolicy", env, meta_warm_start=run.controller_file, **common)
+        model = BiERL("MlpPolicy", env, meta="lstm", meta_warm_start=run.controller_file, **common)
         if run.phi is not None:
             model.meta_controller.set_phi(run.phi)
     centre = PopulationMeans() if run.meta == "tpa" else CentreReturns()
