@@ -323,22 +323,24 @@ class TwoPointWithActionNoise(TwoPointAdaptation):
     ``sigma <- sigma * delta / d(sigma)`` (``d`` is close to linear in sigma: one step), within BiERL's default bounds
     for sigma (a factor 8 around 0.02); then TPA's step radius caps the learning rate at twice the new sigma.
 
+    ``from_first_generation`` (``es-tpa-apn-first``): the first correction before the first generation, on the
+    initial policy and the observation statistics' initial values (unit variance everywhere), so that a sigma
+    started off is not used for a whole generation (``es-tpa-apn`` corrects it after the first one).
+
     :param delta: The target distance (units of the action space's half-range)
     :param seed: Seed of the generator of ``eps`` and the states (the run's seed: reproducible)
+    :param from_first_generation: Correct sigma before the first generation too
     """
 
-    def __init__(self, delta: float, seed: int) -> None:
+    def __init__(self, delta: float, seed: int, from_first_generation: bool = False) -> None:
         super().__init__()
         self.delta = delta
         self.rng = np.random.default_rng(seed)
+        self.from_first_generation = from_first_generation
         self.distance_trace: list[float] = []
 
-    def _on_rollout_start(self) -> None:
-        if self.sigma is not None:
-            self.model.hyperparameters["sigma"] = self.sigma
-        super()._on_rollout_start()
-
-    def _on_rollout_end(self) -> None:
+    def correct_sigma(self) -> None:
+        """Measure ``d(sigma)`` and bring sigma to ``delta`` (within the bounds); the model's sigma follows."""
         from action_noise import action_distance
 
         if self.sigma is None:
@@ -347,7 +349,17 @@ class TwoPointWithActionNoise(TwoPointAdaptation):
         self.distance_trace.append(float(distance))
         if distance > 0:
             self.sigma = float(np.clip(self.sigma * self.delta / distance, SIGMA_LOW, SIGMA_HIGH))
-        self.model.hyperparameters["sigma"] = self.sigma  # TPA's step radius below is the new sigma's
+        self.model.hyperparameters["sigma"] = self.sigma
+
+    def _on_rollout_start(self) -> None:
+        if self.sigma is None and self.from_first_generation:
+            self.correct_sigma()
+        if self.sigma is not None:
+            self.model.hyperparameters["sigma"] = self.sigma
+        super()._on_rollout_start()
+
+    def _on_rollout_end(self) -> None:
+        self.correct_sigma()  # TPA's step radius below is the new sigma's
         super()._on_rollout_end()
 
 
@@ -394,6 +406,10 @@ RULES = {
     "es-s4-tpa-apn": ("tpa_apn", 0.08, 0.01),
     "es-lr0.25-tpa-apn": ("tpa_apn", 0.02, 0.0025),
     "es-lr4-tpa-apn": ("tpa_apn", 0.02, 0.04),
+    # and with the first correction before the first generation (from_first_generation=True)
+    "es-tpa-apn-first": ("tpa_apn_first", 0.02, 0.01),
+    "es-s0.25-tpa-apn-first": ("tpa_apn_first", 0.005, 0.01),
+    "es-s4-tpa-apn-first": ("tpa_apn_first", 0.08, 0.01),
 }
 
 
@@ -410,8 +426,8 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
-    elif threshold == "tpa_apn":
-        rule = TwoPointWithActionNoise(ACTION_NOISE_DELTA, spec.seed)
+    elif threshold in ("tpa_apn", "tpa_apn_first"):
+        rule = TwoPointWithActionNoise(ACTION_NOISE_DELTA, spec.seed, from_first_generation=threshold == "tpa_apn_first")
     elif threshold in ("tpa", "tpa_joint", "tpa_step", "tpa_far", "tpa_floor"):
         rule = TwoPointAdaptation(
             joint=threshold == "tpa_joint",
