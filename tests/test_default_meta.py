@@ -26,6 +26,20 @@ def test_openai_es_defaults_to_two_point_adaptation_the_others_to_the_network():
     assert BiERL("MlpPolicy", "Counting-v0", inner="nsr_es", n_members=2, k_nearest=2, **SMALL).meta == "lstm"
 
 
+def test_the_default_logs_its_test_and_cost_and_refuses_bounds_it_cannot_set(tmp_path):
+    import pandas as pd
+    from stable_baselines3.common.logger import configure
+
+    model = BiERL("MlpPolicy", "Counting-v0", seed=0, **SMALL)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(1500)
+    log = pd.read_csv(tmp_path / "progress.csv")
+    for key in ["meta/two_point_z", "meta/step_overhead", "train/learning_rate"]:
+        assert key in log.columns and log[key].notna().any()
+    with pytest.raises(ValueError, match=r"meta='tpa' \(the default for OpenAI-ES\) adapts the learning rate alone"):
+        BiERL("MlpPolicy", "Counting-v0", hyperparameter_bounds={"sigma": (0.01, 0.1)}, **SMALL)
+
+
 def test_the_network_arguments_table_is_the_signature():
     parameters = inspect.signature(BiERL.__init__).parameters
     assert {name: parameters[name].default for name in NETWORK_ARGUMENT_DEFAULTS} == NETWORK_ARGUMENT_DEFAULTS

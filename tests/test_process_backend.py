@@ -161,7 +161,7 @@ def worker_pids(evaluator):
 def test_es_with_worker_processes_matches_in_process():
     from sb3_bierl import BiERL
 
-    kwargs = dict(n_pairs=3, seed=4, policy_kwargs=dict(net_arch=[8]), meta_interval=2, meta_n_pairs=1)
+    kwargs = dict(n_pairs=3, seed=4, policy_kwargs=dict(net_arch=[8]), meta="lstm", meta_interval=2, meta_n_pairs=1)
     single = BiERL("MlpPolicy", "Counting-v0", n_workers=1, **kwargs)
     single.learn(1000)
     single.learn(500, reset_num_timesteps=False)

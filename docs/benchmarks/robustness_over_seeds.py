@@ -8,8 +8,9 @@ tasks of seed 0 (one run per task: the mean of the two scores). Target: 0.8, and
 Part 1: the same measure for the runs **at the defaults**, seed by seed (ES; TPA, ``es-tpa``, bit for bit
 ``BiERL(meta="tpa")``): where a run from the defaults falls below 0.8, recovering from a bad start cannot reach it.
 
-Part 2: the starts over seeds 0-2: ES from each start, the probe ``es-tpa-apn`` (TPA with sigma set in the action
-space, session 22) from the same start, and both at the defaults on the same seeds; IQM normalised score with
+Part 2: the starts over seeds 0-2: ES from each start, the probes ``es-tpa-apn`` and ``es-tpa-apn-first`` (TPA with
+sigma set in the action space after every generation, and before the first one too; session 22) from the same start
+where they ran, and the same at the defaults on the same seeds (with ``es-tpa``); IQM normalised score with
 rliable's stratified-bootstrap interval (3 seeds x 2 tasks), and P(rule > ES from the same start) over the stage's
 four tasks.
 
@@ -101,8 +102,8 @@ def main() -> None:
         es = at_defaults("es", sigma_factor, lr_factor)
         start = es.removeprefix("es")
         rule = f"es{start}-tpa-apn"
-        candidates = [es, rule] + (["es-tpa"] if not start else [])
-        present = [a for a in candidates if all(s in seeds_of(table, a, STAGE_ENVS) for s in SEEDS)]
+        candidates = [es, rule, f"{rule}-first"] + (["es-tpa"] if not start else [])
+        present = [a for a in candidates if set(SEEDS) <= set(seeds_of(table, a, STAGE_ENVS))]
         if len(present) < 2:
             print(f"{start or 'the defaults'}: not all of {candidates} have seeds {SEEDS}\n")
             continue

@@ -410,6 +410,8 @@ RULES = {
     "es-tpa-apn-first": ("tpa_apn_first", 0.02, 0.01),
     "es-s0.25-tpa-apn-first": ("tpa_apn_first", 0.005, 0.01),
     "es-s4-tpa-apn-first": ("tpa_apn_first", 0.08, 0.01),
+    "es-lr0.25-tpa-apn-first": ("tpa_apn_first", 0.02, 0.0025),
+    "es-lr4-tpa-apn-first": ("tpa_apn_first", 0.02, 0.04),
 }
 
 
