@@ -47,9 +47,14 @@ def test_the_network_arguments_table_is_the_signature():
 
 @pytest.mark.parametrize("kwargs", [dict(meta_interval=2), dict(meta_n_pairs=2, meta_sigma=0.2), dict(meta_trainable="all")])
 def test_the_network_arguments_without_the_network_are_refused(kwargs):
-    with pytest.raises(ValueError, match="pass meta='lstm'"):
+    with pytest.raises(ValueError, match="BiERL's default meta level for OpenAI-ES is 'tpa'.*pass meta='lstm'"):
         BiERL("MlpPolicy", "Counting-v0", **SMALL, **kwargs)
+    for rule in ("tpa", "bold_driver"):  # asked for by name, the rules refuse them too: they would be ignored
+        with pytest.raises(ValueError, match=f"but meta='{rule}', a rule on the learning rate with no network"):
+            BiERL("MlpPolicy", "Counting-v0", meta=rule, **SMALL, **kwargs)
     assert BiERL("MlpPolicy", "Counting-v0", meta="lstm", **SMALL, **kwargs).meta == "lstm"
+    # a value equal to the default changes nothing, and is accepted
+    assert BiERL("MlpPolicy", "Counting-v0", meta_interval=1, **SMALL).meta == "tpa"
 
 
 def test_a_saved_network_model_loads_with_its_meta_level(tmp_path):

@@ -208,7 +208,7 @@ def test_a_stop_asked_during_the_meta_levels_own_steps_completes_the_generation(
     from stable_baselines3.common.callbacks import BaseCallback
 
     generation = (2 * 4 + (2 if meta == "tpa" else 1)) * HORIZON
-    kwargs = dict(meta=meta, meta_min_significance=0.0)
+    kwargs = dict(meta=meta, meta_min_significance=0.0) if meta == "lstm" else dict(meta=meta)
     straight = make(seed=5, **kwargs)
     straight.learn(8 * generation - (2 * HORIZON if meta == "tpa" else 0))
 

@@ -415,6 +415,8 @@ def measure_es(spec: Measurement) -> dict[str, Any]:
             policy_kwargs={"net_arch": NET_ARCH},
             seed=spec.seed,
             verbose=0,
+            # BiERL with the meta network, as in the published figures (its default for OpenAI-ES before session 22)
+            **({"meta": "lstm"} if spec.kind == "bierl" else {}),
         )
     except ImportError as error:  # e.g. no sb3_bierl.evaluation.ray_backend yet
         return {"skipped": f"the {spec.backend} backend cannot be imported ({type(error).__name__}: {error})"}

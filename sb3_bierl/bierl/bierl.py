@@ -58,8 +58,9 @@ def check_inside_saved_bounds(path: str | pathlib.Path, bounds: dict[str, tuple[
 def default_meta(inner: str) -> str:
     """
     BiERL's meta level when ``meta`` is not given (issue 9, session 22): two-point step-size adaptation of the
-    learning rate (``"tpa"``) for OpenAI-ES, the only meta level measured to beat ES at equal steps (P(> ES) = 0.60
-    [0.53, 0.68] over 6 tasks x 16 seeds, ``docs/benchmarks/meta_level.md``); the paper's LSTM meta network
+    learning rate (``"tpa"``) for OpenAI-ES, the meta level from scratch measured to beat ES at equal steps on issue
+    9's six-task suite (P(> ES) = 0.60 [0.53, 0.68] over 16 seeds, ``docs/benchmarks/meta_level.md``, session 22); the
+    paper's LSTM meta network
     (``"lstm"``) for the inner algorithms TPA cannot wrap (NSR-ES and NSRA-ES switch centres, ESAC's SAC moves the
     centre between ES steps).
 
@@ -77,23 +78,26 @@ NETWORK_ARGUMENT_DEFAULTS: dict[str, Any] = {
 }
 
 
-def check_network_arguments_unused(meta: str, given: dict[str, Any]) -> None:
+def check_network_arguments_unused(meta: str, given: dict[str, Any], defaulted: bool) -> None:
     """
-    A model whose meta level was left to the default must not be given the meta network's arguments: they would be
-    ignored (the default for OpenAI-ES, ``"tpa"``, has no network; it was ``"lstm"`` until session 22).
+    A rule on the learning rate (``"tpa"``, BiERL's default for OpenAI-ES since session 22, or ``"bold_driver"``) has
+    no network and no meta candidates: the meta network's arguments would be silently ignored, so they are refused.
+    A value equal to the default is accepted (it changes nothing).
 
-    :param meta: The default meta level chosen (:func:`default_meta`)
+    :param meta: The meta level
     :param given: The meta network's arguments as given, ``{name: value}`` (keys of :data:`NETWORK_ARGUMENT_DEFAULTS`)
-    :raises ValueError: if ``meta`` has no network and one of ``given`` differs from its default
+    :param defaulted: Whether ``meta`` is the default (:func:`default_meta`), not the user's choice (the message says so)
+    :raises ValueError: if ``meta`` is a learning-rate rule and one of ``given`` differs from its default
     """
     if meta not in LEARNING_RATE_RULES:
         return
     changed = sorted(name for name, value in given.items() if value != NETWORK_ARGUMENT_DEFAULTS[name])
     if changed:
+        which = f"BiERL's default meta level for OpenAI-ES is {meta!r}" if defaulted else f"meta={meta!r}"
         raise ValueError(
-            f"{', '.join(changed)} set the meta network, but BiERL's default meta level for OpenAI-ES is {meta!r} "
-            "(two-point adaptation of the learning rate, no network): pass meta='lstm' (the paper's meta network) to "
-            "use them, or leave them out"
+            f"{', '.join(changed)} {'sets' if len(changed) == 1 else 'set'} the meta network (meta='lstm' or 'mean'; "
+            f"some also Optuna's, meta='optuna'), but {which}, a rule on the learning rate with no network: pass "
+            "meta='lstm' (the paper's meta network) to use them, or leave them out"
         )
 
 
@@ -105,7 +109,8 @@ class BiERL(ES):
 
     By default (``meta=None``) it is two-point step-size adaptation of the learning rate (``"tpa"``,
     :class:`~sb3_bierl.meta.TwoPointController`: two extra episodes per generation, along and against the last
-    step, about 5.5% of the steps), the meta level measured to beat ES at equal steps on issue 9's suite; with an
+    step, about 5.5% of the steps), the meta level from scratch measured to beat ES at equal steps on issue 9's
+    six-task suite (16 seeds); with an
     inner algorithm TPA cannot wrap (NSR-ES, NSRA-ES, ESAC), the paper's meta network (``"lstm"``). See
     :func:`default_meta`.
 
@@ -230,15 +235,16 @@ class BiERL(ES):
         inner = type(self).inner if inner is None else inner
         if inner != type(self).inner:
             raise ValueError(f"{type(self).__name__} wraps inner={type(self).inner!r}, got inner={inner!r}: use BiERL(..., inner=...)")
-        if meta is None:
+        defaulted = meta is None
+        if defaulted:
             meta = default_meta(inner)
-            check_network_arguments_unused(meta, {
-                "meta_hidden_size": meta_hidden_size, "meta_interval": meta_interval, "meta_n_pairs": meta_n_pairs,
-                "meta_sigma": meta_sigma, "meta_learning_rate": meta_learning_rate,
-                "meta_centre_episodes": meta_centre_episodes, "meta_max_change": meta_max_change,
-                "meta_trainable": meta_trainable, "meta_fitness": meta_fitness,
-                "meta_min_significance": meta_min_significance,
-            })
+        check_network_arguments_unused(meta, {
+            "meta_hidden_size": meta_hidden_size, "meta_interval": meta_interval, "meta_n_pairs": meta_n_pairs,
+            "meta_sigma": meta_sigma, "meta_learning_rate": meta_learning_rate,
+            "meta_centre_episodes": meta_centre_episodes, "meta_max_change": meta_max_change,
+            "meta_trainable": meta_trainable, "meta_fitness": meta_fitness,
+            "meta_min_significance": meta_min_significance,
+        }, defaulted)
         if meta not in META_LEVELS:
             raise ValueError(f"meta must be one of {META_LEVELS}, got {meta!r}")
         if meta_warm_start is not None and meta == "tpa":

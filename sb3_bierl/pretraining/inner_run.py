@@ -112,9 +112,10 @@ def run_inner(run: InnerRun) -> dict[str, Any]:
         "verbose": 0,
         **run.bierl_kwargs,
         "seed": run.seed,
-        "meta_trainable": "none",
         **run.start,
     }
+    if run.meta != "tpa":  # the network only proposes; a two-point rule has no network (and refuses the argument)
+        common["meta_trainable"] = "none"
     env: Any = run.task.env_id
     if run.policy_gain != 1.0:
         import gymnasium as gym
