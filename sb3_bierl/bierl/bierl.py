@@ -296,7 +296,7 @@ class BiERL(ES):
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         if hyperparameter_bounds is not None and meta in LEARNING_RATE_RULES and set(hyperparameter_bounds) != {"learning_rate"}:
             raise ValueError(
-                f"meta={meta!r}{' (the default for OpenAI-ES)' if meta == default_meta(inner) else ''} adapts the "
+                f"meta={meta!r}{' (the default for OpenAI-ES)' if defaulted else ''} adapts the "
                 f"learning rate alone, got hyperparameter_bounds for {sorted(hyperparameter_bounds)}: give bounds for "
                 "'learning_rate' only, or choose a meta level that adapts sigma too (meta='lstm', 'mean' or 'optuna')"
             )
