@@ -1,5 +1,9 @@
-"""BiERL: OpenAI-ES whose hyperparameters are set by a meta network trained alongside it."""
+"""
+BiERL: OpenAI-ES whose hyperparameters a meta level sets as it trains (by default two-point adaptation of the
+learning rate; the paper's meta network with ``meta="lstm"``).
+"""
 
+import inspect
 import pathlib
 import warnings
 from typing import Any, ClassVar, TypeVar
@@ -70,12 +74,11 @@ def default_meta(inner: str) -> str:
     return "tpa" if inner == "es" else "lstm"
 
 
-#: The arguments only the meta network reads (``meta="lstm"`` or ``"mean"``), at their defaults
-NETWORK_ARGUMENT_DEFAULTS: dict[str, Any] = {
-    "meta_hidden_size": 16, "meta_interval": 1, "meta_n_pairs": 1, "meta_sigma": 0.1, "meta_learning_rate": 0.03,
-    "meta_centre_episodes": 1, "meta_max_change": 1.25, "meta_trainable": None, "meta_fitness": "mean",
-    "meta_min_significance": 1.0,
-}
+#: The arguments only the meta network reads (``meta="lstm"`` or ``"mean"``; some also Optuna's)
+NETWORK_ARGUMENTS: tuple[str, ...] = (
+    "meta_hidden_size", "meta_interval", "meta_n_pairs", "meta_sigma", "meta_learning_rate", "meta_centre_episodes",
+    "meta_max_change", "meta_trainable", "meta_fitness", "meta_min_significance",
+)
 
 
 def check_network_arguments_unused(meta: str, given: dict[str, Any], defaulted: bool) -> None:
@@ -86,7 +89,8 @@ def check_network_arguments_unused(meta: str, given: dict[str, Any], defaulted: 
 
     :param meta: The meta level
     :param given: The meta network's arguments as given, ``{name: value}`` (keys of :data:`NETWORK_ARGUMENT_DEFAULTS`)
-    :param defaulted: Whether ``meta`` is the default (:func:`default_meta`), not the user's choice (the message says so)
+    :param defaulted: Whether ``meta`` is the default (:func:`default_meta`), not the user's choice (the message
+        says so)
     :raises ValueError: if ``meta`` is a learning-rate rule and one of ``given`` differs from its default
     """
     if meta not in LEARNING_RATE_RULES:
@@ -294,7 +298,8 @@ class BiERL(ES):
             )
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
-        if hyperparameter_bounds is not None and meta in LEARNING_RATE_RULES and set(hyperparameter_bounds) != {"learning_rate"}:
+        only_learning_rate = hyperparameter_bounds is None or set(hyperparameter_bounds) == {"learning_rate"}
+        if meta in LEARNING_RATE_RULES and not only_learning_rate:
             raise ValueError(
                 f"meta={meta!r}{' (the default for OpenAI-ES)' if defaulted else ''} adapts the "
                 f"learning rate alone, got hyperparameter_bounds for {sorted(hyperparameter_bounds)}: give bounds for "
@@ -485,3 +490,9 @@ class BiERL(ES):
             reset_num_timesteps,
             progress_bar,
         )
+
+
+#: :data:`NETWORK_ARGUMENTS` at their defaults, read off ``BiERL.__init__`` (one source of truth)
+NETWORK_ARGUMENT_DEFAULTS: dict[str, Any] = {
+    name: inspect.signature(BiERL.__init__).parameters[name].default for name in NETWORK_ARGUMENTS
+}
