@@ -312,7 +312,6 @@ class TwoPointAdaptation(BaseCallback):
         self.pair = None
 
 
-
 class TwoPointWithActionNoise(TwoPointAdaptation):
     """
     TPA on the learning rate (as ``es-tpa``) and sigma set in the policy's action space (session 22, ``es-tpa-apn``):
@@ -327,16 +326,24 @@ class TwoPointWithActionNoise(TwoPointAdaptation):
     initial policy and the observation statistics' initial values (unit variance everywhere), so that a sigma
     started off is not used for a whole generation (``es-tpa-apn`` corrects it after the first one).
 
+    ``every_generation=False`` (``es-tpa-apn-once``, session 23): that first correction only, sigma fixed after it.
+    A test of session 22's diagnosis of ``es-tpa-apn-first`` at the defaults: the policy's sensitivity grows over a
+    run, so holding ``d`` at ``delta`` lowers sigma, and TPA's step radius (twice sigma) with it.
+
     :param delta: The target distance (units of the action space's half-range)
     :param seed: Seed of the generator of ``eps`` and the states (the run's seed: reproducible)
     :param from_first_generation: Correct sigma before the first generation too
+    :param every_generation: Correct sigma after every generation (False: before the first one only)
     """
 
-    def __init__(self, delta: float, seed: int, from_first_generation: bool = False) -> None:
+    def __init__(
+        self, delta: float, seed: int, from_first_generation: bool = False, every_generation: bool = True
+    ) -> None:
         super().__init__()
         self.delta = delta
         self.rng = np.random.default_rng(seed)
-        self.from_first_generation = from_first_generation
+        self.from_first_generation = from_first_generation or not every_generation
+        self.every_generation = every_generation
         self.distance_trace: list[float] = []
 
     def correct_sigma(self) -> None:
@@ -359,7 +366,8 @@ class TwoPointWithActionNoise(TwoPointAdaptation):
         super()._on_rollout_start()
 
     def _on_rollout_end(self) -> None:
-        self.correct_sigma()  # TPA's step radius below is the new sigma's
+        if self.every_generation:
+            self.correct_sigma()  # TPA's step radius below is the new sigma's
         super()._on_rollout_end()
 
 
@@ -412,6 +420,10 @@ RULES = {
     "es-s4-tpa-apn-first": ("tpa_apn_first", 0.08, 0.01),
     "es-lr0.25-tpa-apn-first": ("tpa_apn_first", 0.02, 0.0025),
     "es-lr4-tpa-apn-first": ("tpa_apn_first", 0.02, 0.04),
+    # session 23: the correction before the first generation only (every_generation=False)
+    "es-tpa-apn-once": ("tpa_apn_once", 0.02, 0.01),
+    "es-s0.25-tpa-apn-once": ("tpa_apn_once", 0.005, 0.01),
+    "es-s4-tpa-apn-once": ("tpa_apn_once", 0.08, 0.01),
 }
 
 
@@ -428,8 +440,13 @@ def train(spec: RunSpec) -> dict[str, Any]:
     )
     if threshold == "rank":
         rule = RankBoldDriverWithRejection()
-    elif threshold in ("tpa_apn", "tpa_apn_first"):
-        rule = TwoPointWithActionNoise(ACTION_NOISE_DELTA, spec.seed, from_first_generation=threshold == "tpa_apn_first")
+    elif threshold in ("tpa_apn", "tpa_apn_first", "tpa_apn_once"):
+        rule = TwoPointWithActionNoise(
+            ACTION_NOISE_DELTA,
+            spec.seed,
+            from_first_generation=threshold == "tpa_apn_first",
+            every_generation=threshold != "tpa_apn_once",
+        )
     elif threshold in ("tpa", "tpa_joint", "tpa_step", "tpa_far", "tpa_floor"):
         rule = TwoPointAdaptation(
             joint=threshold == "tpa_joint",
