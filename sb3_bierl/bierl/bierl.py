@@ -27,6 +27,7 @@ from sb3_bierl.meta import (
     read_controller_file,
     read_rule_file,
 )
+from sb3_bierl.meta.action_noise import check_action_distance_supported
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, TRAINABLE
 from sb3_bierl.meta.fitness import FITNESS_KINDS
 
@@ -193,6 +194,13 @@ class BiERL(ES):
         None: no cap). Default 2.0, the largest ratio among the best fixed settings of issue 9's headroom grid;
         a start above it is brought onto it in the first generation
         (:meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
+    :param meta_desired_action_stddev: With ``meta="tpa"``: sigma set in the policy's action space (adaptive
+        parameter-space noise, Plappert et al. 2018, section 3): before the first generation, sigma becomes the one
+        whose perturbations move the tanh-squashed actions by this RMS distance (units of the action range's
+        half-width; forward passes on states drawn from the observation statistics, no episode), within a factor
+        ``DEFAULT_BOUND_FACTOR`` (8) of ``sigma``. 0.06 is the default sigma's distance (0.02) at the start on issue 9's
+        six tasks. None: sigma stays the one given. Needs continuous actions and a squashed policy
+        (:class:`~sb3_bierl.meta.TwoPointController`)
     :param meta_encoder: Deprecated name of ``meta`` (a ``FutureWarning``; it named the choice of meta level,
         not only of an encoder)
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
@@ -223,6 +231,7 @@ class BiERL(ES):
         meta_fitness: str = "mean",
         meta_min_significance: float = 1.0,
         meta_max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
+        meta_desired_action_stddev: float | None = None,
         meta_encoder: str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
@@ -296,6 +305,16 @@ class BiERL(ES):
             raise ValueError(
                 f"meta_max_lr_to_sigma must be a positive ratio (or None: no cap), got {meta_max_lr_to_sigma!r}"
             )
+        if meta_desired_action_stddev is not None:
+            if meta != "tpa":
+                raise ValueError(
+                    f"meta_desired_action_stddev sets sigma with two-point adaptation (meta='tpa'), got meta={meta!r}: "
+                    "pass meta='tpa' or leave it None"
+                )
+            if not (np.isfinite(meta_desired_action_stddev) and meta_desired_action_stddev > 0):
+                raise ValueError(
+                    f"meta_desired_action_stddev must be a distance > 0 (or None), got {meta_desired_action_stddev!r}"
+                )
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         only_learning_rate = hyperparameter_bounds is None or set(hyperparameter_bounds) == {"learning_rate"}
@@ -328,6 +347,7 @@ class BiERL(ES):
         self.meta_fitness = meta_fitness
         self.meta_min_significance = meta_min_significance
         self.meta_max_lr_to_sigma = meta_max_lr_to_sigma
+        self.meta_desired_action_stddev = meta_desired_action_stddev
         self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
@@ -370,6 +390,8 @@ class BiERL(ES):
 
     def _setup_model(self) -> None:
         super()._setup_model()
+        if getattr(self, "meta_desired_action_stddev", None) is not None:  # saved before it: None
+            check_action_distance_supported(self.policy)
         if self.meta_controller is None:  # a new model, not one being loaded
             self.meta_controller = self._make_meta_controller()
         controller = self.meta_controller
@@ -411,12 +433,15 @@ class BiERL(ES):
                 verbose=self.verbose,
             )
         if self.meta == "tpa":
+            desired = getattr(self, "meta_desired_action_stddev", None)
             controller = TwoPointController(
                 space,
                 history_length=self.meta_history_length,
                 max_lr_to_sigma=self.meta_max_lr_to_sigma,
                 seed=common["seed"],
                 verbose=self.verbose,
+                desired_action_stddev=desired,
+                sigma_bounds=(self.sigma / DEFAULT_BOUND_FACTOR, self.sigma * DEFAULT_BOUND_FACTOR),
             )
             if self.meta_warm_start is not None:
                 rule, controller.warm_start_metadata = read_rule_file(self.meta_warm_start)

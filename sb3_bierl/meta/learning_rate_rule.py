@@ -50,12 +50,16 @@ class LearningRateRule(BaseMetaController):
     def meta_update(self, hyperparameters: dict[str, float]) -> None:  # pragma: no cover - learns_online is False
         raise RuntimeError(f"{type(self).__name__} is a rule: it has no meta update")
 
+    def next_sigma(self) -> float:
+        """:return: the sigma of the next generation (the model's: a rule on the learning rate leaves it)"""
+        return float(self.model.hyperparameters["sigma"])
+
     def within_bounds(self, learning_rate: float) -> float:
         """:return: ``learning_rate`` within the space's bounds and the step radius (the step radius wins)"""
         (parameter,) = self.space.parameters
         high = parameter.high
         if self.max_lr_to_sigma is not None:
-            high = min(high, self.max_lr_to_sigma * self.model.hyperparameters["sigma"])
+            high = min(high, self.max_lr_to_sigma * self.next_sigma())
         return float(np.clip(learning_rate, parameter.low, high))
 
     def move_learning_rate(self, learning_rate: float) -> None:

@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_bierl.meta.action_noise import action_distance, check_action_distance_supported
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA
 from sb3_bierl.meta.learning_rate_rule import LearningRateRule
 from sb3_bierl.meta.space import HyperparameterSpace
@@ -38,6 +39,16 @@ class TwoPointController(LearningRateRule):
     points, at its ``n_eval_episodes``) and used in its gradient estimate as well (Meier et al. 2019): no step is
     the meta level's alone, ``meta/step_overhead`` is 0. No network is trained.
 
+    Sigma in the action space (``desired_action_stddev``, optional): adaptive parameter-space noise (Plappert et al.
+    2018, section 3). Before the first generation, sigma is set so that a perturbation moves the policy's actions by
+    ``desired_action_stddev`` (:func:`~sb3_bierl.meta.action_noise.action_distance`: RMS change of the tanh-squashed
+    action, forward passes only, no episode), ``sigma <- sigma * desired / d(sigma)`` (``d`` is close to linear in
+    sigma) within ``sigma_bounds``; with ``sigma_every_generation`` again after every generation, on the new centre.
+    The two points then lie at that sigma's length and the step radius is twice it. Why: no return statistic tells
+    a sigma 4 times too large from the right one (``docs/benchmarks/meta_level.md``, sessions 17, 21 and 22), the
+    action distance does, and the same architecture, initialisation and normalisation give ``d(0.02) = 0.056`` to
+    0.066 on issue 9's six tasks: 0.06 is sigma 0.02's distance there.
+
     Works with OpenAI-ES as the inner algorithm (one centre and its last step; NSR-ES switches between several
     centres, ESAC's SAC moves the centre between ES steps).
 
@@ -53,8 +64,16 @@ class TwoPointController(LearningRateRule):
         :meth:`~sb3_bierl.meta.BaseMetaController.within_step_radius`)
     :param learning_rate_factor: The first generation's learning rate is ``space``'s initial one times this (a
         pre-trained rule's start, :class:`~sb3_bierl.meta.TwoPointRule`; 1: the model's)
+    :param desired_action_stddev: The action distance sigma is set to (units of the action range's half-width;
+        None: sigma is the model's, not adapted). Needs continuous, tanh-squashed actions
+    :param sigma_bounds: ``(low, high)``, the sigmas the action distance may set (needed with
+        ``desired_action_stddev``)
+    :param sigma_every_generation: Set sigma by the action distance after every generation too (False: before the
+        first one only)
     :raises ValueError: if ``space`` adapts anything but ``learning_rate``, ``damping <= 0``, ``cumulation`` is not
-        in (0, 1] or ``learning_rate_factor <= 0``
+        in (0, 1], ``learning_rate_factor <= 0``, ``desired_action_stddev`` is not positive, or ``sigma_bounds`` is
+        missing with it or not ``0 < low <= high``; at the first generation, if the policy's actions are not
+        continuous and tanh-squashed while ``desired_action_stddev`` is set
     """
 
     def __init__(
@@ -67,8 +86,16 @@ class TwoPointController(LearningRateRule):
         verbose: int = 0,
         max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
         learning_rate_factor: float = 1.0,
+        desired_action_stddev: float | None = None,
+        sigma_bounds: tuple[float, float] | None = None,
+        sigma_every_generation: bool = False,
     ):
         rule = TwoPointRule(learning_rate_factor, damping, cumulation)  # checks the three
+        if desired_action_stddev is not None:
+            if not (np.isfinite(desired_action_stddev) and desired_action_stddev > 0):
+                raise ValueError(f"desired_action_stddev must be > 0 (or None), got {desired_action_stddev!r}")
+            if sigma_bounds is None or not (0 < sigma_bounds[0] <= sigma_bounds[1] < np.inf):
+                raise ValueError(f"sigma_bounds must be (low, high) with 0 < low <= high, got {sigma_bounds!r}")
         super().__init__(
             space, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
             max_lr_to_sigma=max_lr_to_sigma,
@@ -79,6 +106,12 @@ class TwoPointController(LearningRateRule):
         self.last_z = float("nan")
         #: (f(x+), f(x-)) of this generation's two points (None: none rolled out this generation)
         self.pair: np.ndarray | None = None
+        self.desired_action_stddev = desired_action_stddev
+        self.sigma_bounds = None if sigma_bounds is None else (float(sigma_bounds[0]), float(sigma_bounds[1]))
+        self.sigma_every_generation = sigma_every_generation
+        #: The sigma the action distance set (None: not set yet, or not adapted) and the last distance measured
+        self.sigma: float | None = None
+        self.action_stddev = float("nan")
 
     def set_rule(self, rule: TwoPointRule) -> None:
         """
@@ -105,6 +138,10 @@ class TwoPointController(LearningRateRule):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("learning_rate_factor", 1.0)  # saved before pre-trained rules
+        for key, value in (("desired_action_stddev", None), ("sigma_bounds", None), ("sigma", None)):
+            state.setdefault(key, value)  # saved before sigma in the action space
+        state.setdefault("sigma_every_generation", False)
+        state.setdefault("action_stddev", float("nan"))
         super().__setstate__(state)
 
     def _on_rollout_start(self) -> None:
@@ -112,6 +149,11 @@ class TwoPointController(LearningRateRule):
         self.roll_back_if_interrupted()
         if model.generation_done:
             return
+        if self.desired_action_stddev is not None and self.sigma is None:  # before the first generation
+            check_action_distance_supported(model.policy)
+            self.set_sigma_by_action_distance(float(model.hyperparameters["sigma"]))
+        if self.sigma is not None:
+            model.hyperparameters["sigma"] = self.sigma
         strategy = model.strategy
         unit = strategy.last_step_unit()
         if unit is not None and not model.last_step_pair:  # with last_step_pair, the inner ES rolls out the pair itself
@@ -119,6 +161,23 @@ class TwoPointController(LearningRateRule):
             self.pair = self.evaluate_meta_points(np.stack([strategy.theta + direction, strategy.theta - direction]), 1)
         self.current["learning_rate"] = self.within_bounds(self.current["learning_rate"])  # a start beyond them too
         model.hyperparameters["learning_rate"] = self.current["learning_rate"]
+
+    def set_sigma_by_action_distance(self, sigma: float) -> None:
+        """
+        Measure the action distance at ``sigma`` on the current centre and set :attr:`sigma` to the one at
+        ``desired_action_stddev`` (one step: ``d`` is close to linear in sigma), within ``sigma_bounds``.
+
+        :param sigma: The sigma measured (the model's at the start, then the last one set)
+        """
+        model = self.model
+        self.action_stddev = action_distance(model.policy, model.strategy.theta, model.obs_rms, sigma, self.rng)
+        if self.action_stddev > 0:
+            sigma *= self.desired_action_stddev / self.action_stddev
+        self.sigma = float(np.clip(sigma, *self.sigma_bounds))
+
+    def next_sigma(self) -> float:
+        """:return: the sigma of the next generation: the one the action distance set, if it sets it"""
+        return super().next_sigma() if self.sigma is None else self.sigma
 
     def two_point_z(self, returns: np.ndarray) -> float:
         """
@@ -132,6 +191,8 @@ class TwoPointController(LearningRateRule):
         return float((np.sum(pooled > minus) - np.sum(pooled > plus)) / (pooled.size - 1))
 
     def _on_rollout_end(self) -> None:
+        if self.sigma is not None and self.sigma_every_generation:  # the step radius below is the new sigma's
+            self.set_sigma_by_action_distance(self.sigma)
         if self.model.last_step_pair and self.model.last_pair is not None:
             self.pair = np.asarray(self.model.last_pair.returns, dtype=np.float64)
         if self.pair is not None:
@@ -141,4 +202,6 @@ class TwoPointController(LearningRateRule):
             self.move_learning_rate(self.within_bounds(self.current["learning_rate"] * np.exp(self.s / self.damping)))
         self.logger.record("meta/two_point_z", self.last_z)
         self.logger.record("meta/two_point_s", self.s)
+        if self.desired_action_stddev is not None:
+            self.logger.record("meta/action_stddev", self.action_stddev)
         super()._on_rollout_end()
