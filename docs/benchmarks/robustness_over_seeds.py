@@ -8,19 +8,23 @@ tasks of seed 0 (one run per task: the mean of the two scores). Target: 0.8, and
 Part 1: the same measure for the runs **at the defaults**, seed by seed (ES; TPA, ``es-tpa``, bit for bit
 ``BiERL(meta="tpa")``): where a run from the defaults falls below 0.8, recovering from a bad start cannot reach it.
 
-Part 2: the starts over seeds 0-2: ES from each start, the probes ``es-tpa-apn`` and ``es-tpa-apn-first`` (TPA with
-sigma set in the action space after every generation, and before the first one too; session 22) from the same start
-where they ran, and the same at the defaults on the same seeds (with ``es-tpa``); IQM normalised score with
-rliable's stratified-bootstrap interval (3 seeds x 2 tasks), and P(rule > ES from the same start) over the stage's
-four tasks.
+Part 2: the starts, each method on every seed it has from the start: ES from each start; TPA from it (the package's
+``BiERL(meta="tpa")``, ``tpa-s4`` and so on; at the defaults the probe's ``es-tpa``, the same runs bit for bit); the
+probes ``es-tpa-apn`` and ``es-tpa-apn-first`` (TPA with sigma set in the action space after every generation, and
+before the first one too; session 22) and ``es-tpa-apn-once`` (before the first generation only; session 23). For each:
+the IQM normalised score over its seeds x Hopper and HalfCheetah with rliable's stratified-bootstrap interval, the
+same method's IQM **at the defaults on the same seeds** (what it reaches without the bad start), and P(method > ES from
+the same start) over the stage's four tasks, on the seeds both have.
 
     python docs/benchmarks/robustness_over_seeds.py      # from the repository root
 
 The normalisation is the stage's (from ``meta_level_runs`` and ``meta_level_screening/es_seed1``), whatever else is
 read. Runs read: ES in ``meta_level_runs`` (seeds 0-4; from the starts seeds 0-1) and the probe's ``more_seeds``
-(5-7), ``floor/fresh`` (8-11), ``settle`` (12-15), ``action_noise/es_starts`` (from the starts, seeds 1-2); TPA in
-the probe's ``runs`` (0-4), ``more_seeds`` (5-7), ``floor/fresh_tpa`` (8-10), ``settle`` (11-15); ``es-tpa-apn``
-from the defaults and the starts in ``action_noise/runs``.
+(5-7), ``floor/fresh`` (8-11), ``settle`` (12-15), ``action_noise/es_starts`` (from the starts, seeds 1-2),
+``apn_first/es_starts`` (from the starts, 3-7); TPA in the probe's ``runs`` (0-4), ``more_seeds`` (5-7),
+``floor/fresh_tpa`` (8-10), ``settle`` (11-15), from the starts in ``robustness_runs`` (seed 0) and
+``apn_first/tpa_starts`` (1-4); ``es-tpa-apn`` and ``es-tpa-apn-first`` in ``action_noise/runs`` (0-7; from the starts
+0-2) and ``apn_first/runs`` (8-15; from the starts 3-7); ``es-tpa-apn-once`` in ``apn_once/runs``.
 """
 
 from pathlib import Path
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from rliable import metrics
 
+from sb3_bierl.benchmarks.aggregates import interval_estimates
 from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.meta_level import (
     ROBUSTNESS_STARTS,
@@ -35,7 +40,6 @@ from sb3_bierl.benchmarks.meta_level import (
     final_returns,
     normalisation,
     return_matrix,
-    rliable_summary,
 )
 from sb3_bierl.benchmarks.records import load_records
 
@@ -43,8 +47,6 @@ from sb3_bierl.benchmarks.records import load_records
 ENVS = ("Hopper-v5", "HalfCheetah-v5")
 STAGE_ENVS = ("Pendulum-v1", "Swimmer-v5", "Hopper-v5", "HalfCheetah-v5")
 TARGET = 0.8
-#: The seeds of part 2
-SEEDS = [0, 1, 2]
 NORMALISATION_FOLDERS = ("docs/benchmarks/meta_level_runs", "docs/benchmarks/meta_level_screening/es_seed1")
 PROBE = Path("docs/benchmarks/bold_driver_probe")
 FOLDERS = (
@@ -56,6 +58,11 @@ FOLDERS = (
     PROBE / "settle/runs",
     PROBE / "action_noise/runs",
     PROBE / "action_noise/es_starts/runs",
+    PROBE / "robustness_runs",
+    PROBE / "apn_first/runs",
+    PROBE / "apn_first/es_starts/runs",
+    PROBE / "apn_first/tpa_starts/runs",
+    PROBE / "apn_once/runs",
 )
 
 
@@ -80,37 +87,91 @@ def main() -> None:
 
     print("\nPart 1. At the defaults, seed by seed (the stage's measure: the mean of the two scores):\n")
     rows, summary = [], []
-    for algo in ("es", "es-tpa", "es-tpa-apn"):
+    for algo in ("es", "es-tpa", "es-tpa-apn", "es-tpa-apn-first", "es-tpa-apn-once"):
         seeds = seeds_of(table, algo)
         if not seeds:
             continue
         scores = normalised(table, algo, seeds, norms)
         measure = scores.mean(axis=1)  # the IQM of two values is their mean
         rows += [[algo, str(seed), *(f"{x:.2f}" for x in s), f"{m:.2f}"] for seed, s, m in zip(seeds, scores, measure)]
-        summary.append([
-            algo, str(len(seeds)), f"{measure[0]:.2f}" if seeds[0] == 0 else "–",
-            f"{int(np.sum(measure < TARGET))} of {len(seeds)}", f"{measure.min():.2f} to {measure.max():.2f}",
-            f"{metrics.aggregate_iqm(scores):.2f}",
-        ])
+        summary.append(
+            [
+                algo,
+                str(len(seeds)),
+                f"{measure[0]:.2f}" if seeds[0] == 0 else "–",
+                f"{int(np.sum(measure < TARGET))} of {len(seeds)}",
+                f"{measure.min():.2f} to {measure.max():.2f}",
+                f"{metrics.aggregate_iqm(scores):.2f}",
+            ]
+        )
     print("\n".join(markdown_table(["Algorithm", "Seed", *ENVS, "Measure"], rows)))
     print()
     header = ["At the defaults", "Seeds", "Seed 0", f"Seeds below {TARGET}", "Range", "IQM over seeds and both tasks"]
     print("\n".join(markdown_table(header, summary)))
 
-    print(f"\nPart 2. Started 4 times off, seeds {SEEDS} (IQM over seeds x {', '.join(ENVS)}):\n")
+    print("\nPart 2. Started 4 times off, each method over the seeds it has from the start:\n")
+    header = [
+        "Start",
+        "Method",
+        "Seeds",
+        "IQM from the start [95% CI]",
+        "IQM at the defaults, same seeds",
+        "P(> ES from the start) [95% CI]",
+    ]
+    rows = []
     for sigma_factor, lr_factor in [(1.0, 1.0), *ROBUSTNESS_STARTS]:
         es = at_defaults("es", sigma_factor, lr_factor)
         start = es.removeprefix("es")
-        rule = f"es{start}-tpa-apn"
-        candidates = [es, rule, f"{rule}-first"] + (["es-tpa"] if not start else [])
-        present = [a for a in candidates if set(SEEDS) <= set(seeds_of(table, a, STAGE_ENVS))]
-        if len(present) < 2:
-            print(f"{start or 'the defaults'}: not all of {candidates} have seeds {SEEDS}\n")
-            continue
-        scores = {a: normalised(table, a, SEEDS, norms) for a in present}
-        returns = {a: return_matrix(table, a, list(STAGE_ENVS), SEEDS) for a in present}
-        print(f"From {start.lstrip('-') or 'the defaults'}:\n")
-        print("\n".join(rliable_summary(scores, returns, [(a, es) for a in present if a != es])))
+        tpa = at_defaults("tpa", sigma_factor, lr_factor) if start else "es-tpa"
+        for algo, default in (
+            (es, "es"),
+            (tpa, "es-tpa"),
+            *((f"es{start}-tpa-apn{v}", f"es-tpa-apn{v}") for v in ("", "-first", "-once")),
+        ):
+            seeds = seeds_of(table, algo, STAGE_ENVS)
+            if not seeds:
+                continue
+            scores = normalised(table, algo, seeds, norms)
+            estimate, interval = interval_estimates({algo: scores}, metrics.aggregate_iqm)
+            low, high = np.ravel(interval[algo])
+            at_default = [seed for seed in seeds if seed in seeds_of(table, default)]
+            reference = metrics.aggregate_iqm(normalised(table, default, at_default, norms)) if at_default else None
+            cells = [
+                start.lstrip("-") or "the defaults",
+                algo,
+                compact(seeds),
+                f"{float(estimate[algo]):.2f} [{low:.2f}, {high:.2f}]",
+                "–"
+                if reference is None
+                else f"{reference:.2f}" + ("" if at_default == seeds else f" ({compact(at_default)})"),
+            ]
+            both = [seed for seed in seeds if seed in seeds_of(table, es, STAGE_ENVS)]
+            if algo != es and both:
+                pair = (
+                    return_matrix(table, algo, list(STAGE_ENVS), both),
+                    return_matrix(table, es, list(STAGE_ENVS), both),
+                )
+                estimate, interval = interval_estimates({"p": pair}, metrics.probability_of_improvement)
+                low, high = np.ravel(interval["p"])[:2]
+                cells.append(
+                    f"{float(np.ravel(estimate['p'])[0]):.2f} [{low:.2f}, {high:.2f}]"
+                    + ("" if both == seeds else f" ({compact(both)})")
+                )
+            else:
+                cells.append("–")
+            rows.append(cells)
+    print("\n".join(markdown_table(header, rows)))
+
+
+def compact(seeds: list[int]) -> str:
+    """:return: ``"0-4"`` for ``[0, 1, 2, 3, 4]``, ``"0-2, 5"`` for ``[0, 1, 2, 5]``"""
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 if __name__ == "__main__":
