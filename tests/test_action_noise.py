@@ -10,6 +10,7 @@ from conftest import assert_chunked_and_resumed_runs_equal
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_bierl import ES, BiERL
+from sb3_bierl.benchmarks.meta_level import algo_kwargs
 from sb3_bierl.meta import TwoPointController
 from sb3_bierl.meta.action_noise import action_distance
 
@@ -175,3 +176,8 @@ def test_sets_the_sigmas_of_the_probe_that_measured_it(every_generation):
     assert len(package) == len(probe_sigmas) >= 3
     np.testing.assert_allclose(package, probe_sigmas, rtol=1e-4)
     assert (len(set(probe_sigmas)) > 1) == every_generation
+
+
+def test_the_benchmarks_name_for_it():
+    kwargs = algo_kwargs("tpa_apn-s4")
+    assert kwargs == {"meta": "tpa", "meta_desired_action_stddev": DESIRED, "sigma": 0.08, "learning_rate": 0.01}
