@@ -78,14 +78,16 @@ def test_the_step_radius_is_the_new_sigmas():
     assert model.hyperparameters["learning_rate"] == pytest.approx(2 * model.meta_controller.sigma)
 
 
-def test_is_deterministic_resumes_in_chunks_and_after_save(tmp_path):
-    a, b = make(seed=3, sigma=0.08), make(seed=3, sigma=0.08)
+@pytest.mark.parametrize("every_generation", [False, True])
+def test_is_deterministic_resumes_in_chunks_and_after_save(tmp_path, every_generation):
+    kwargs = dict(seed=3, sigma=0.08, meta_sigma_every_generation=every_generation)
+    a, b = make(**kwargs), make(**kwargs)
     a.learn(12 * (GENERATION + PAIR))
     b.learn(12 * (GENERATION + PAIR))
     np.testing.assert_array_equal(a.strategy.theta, b.strategy.theta)
     assert a.hyperparameters == b.hyperparameters and a.hyperparameters["sigma"] != 0.08
     resumed = assert_chunked_and_resumed_runs_equal(
-        lambda: make(seed=3, sigma=0.08), a, GENERATION, tmp_path, 6 * (GENERATION + PAIR)
+        lambda: make(**kwargs), a, GENERATION, tmp_path, 6 * (GENERATION + PAIR)
     )
     assert resumed.meta_controller.sigma == a.meta_controller.sigma
     assert resumed.hyperparameters == a.hyperparameters
@@ -112,6 +114,33 @@ def test_an_interrupted_first_generation_sets_the_same_sigma_again():
     np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)
 
 
+def test_an_error_after_the_generations_end_takes_back_the_sigma_it_set():
+    """With every generation: a callback's error after the controller's end of generation 3 rolls the generation back,
+    and the sigma (and generator) the controller moved with it; resumed, the run goes on as if never interrupted."""
+    kwargs = dict(seed=4, sigma=0.08, meta_sigma_every_generation=True)
+    straight = make(**kwargs)
+    straight.learn(6 * (GENERATION + PAIR) - PAIR)  # no two points in the first generation
+
+    class InterruptOnce(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.model._n_updates == 3 and not getattr(self, "done", False):
+                self.done = True
+                raise KeyboardInterrupt
+
+    interrupted = make(**kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.learn(6 * (GENERATION + PAIR), callback=InterruptOnce())
+    assert interrupted._n_updates == 2
+    while interrupted._n_updates < straight._n_updates:
+        interrupted.learn(GENERATION, reset_num_timesteps=False)
+    assert interrupted.meta_controller.sigma == straight.meta_controller.sigma
+    assert interrupted.hyperparameters == straight.hyperparameters
+    np.testing.assert_array_equal(interrupted.strategy.theta, straight.strategy.theta)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -121,6 +150,7 @@ def test_an_interrupted_first_generation_sets_the_same_sigma_again():
         (dict(meta="bold_driver"), "meta='tpa'"),
         (dict(meta_desired_action_stddev=0.0), "distance > 0"),
         (dict(meta_desired_action_stddev=float("nan")), "distance > 0"),
+        (dict(meta_desired_action_stddev=None, meta_sigma_every_generation=True), "give meta_desired_action_stddev"),
     ],
 )
 def test_errors(kwargs, match):
@@ -168,8 +198,8 @@ def test_sets_the_sigmas_of_the_probe_that_measured_it(every_generation):
         es.learn(3 * (GENERATION + PAIR), callback=[rule, Record()])
     finally:
         sys.path.remove(str(PROBE))
-    model = make(sigma=0.08)
-    model.meta_controller.sigma_every_generation = every_generation
+    model = make(sigma=0.08, meta_sigma_every_generation=every_generation)
+    assert model.meta_controller.sigma_every_generation == every_generation
     model.meta_controller.rng = np.random.default_rng(5)
     model.learn(3 * (GENERATION + PAIR), callback=Record())
     probe_sigmas, package = sigmas[: len(sigmas) // 2], sigmas[len(sigmas) // 2 :]
@@ -178,6 +208,7 @@ def test_sets_the_sigmas_of_the_probe_that_measured_it(every_generation):
     assert (len(set(probe_sigmas)) > 1) == every_generation
 
 
-def test_the_benchmarks_name_for_it():
-    kwargs = algo_kwargs("tpa_apn-s4")
+def test_the_benchmarks_names_for_it():
+    kwargs = algo_kwargs("tpa_apn_once-s4")
     assert kwargs == {"meta": "tpa", "meta_desired_action_stddev": DESIRED, "sigma": 0.08, "learning_rate": 0.01}
+    assert algo_kwargs("tpa_apn_first")["meta_sigma_every_generation"] is True

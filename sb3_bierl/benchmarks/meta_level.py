@@ -82,11 +82,12 @@ GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: (``BiERL(meta="tpa")``), ``tpa_pair`` the same with its two points in the gradient (``last_step_pair=True``),
 #: ``es_pair`` ES with that pair and no meta level (``ES(last_step_pair=True)``: the ablation of ``tpa_pair``),
 #: ``warm_tpa`` TPA started from a pre-trained two-point rule (``BiERL(meta="tpa", meta_warm_start=...)``),
-#: ``tpa_apn`` TPA with sigma set in the action space before the first generation
-#: (``BiERL(meta="tpa", meta_desired_action_stddev=0.06)``: the probe's ``es-tpa-apn-once``)
+#: ``tpa_apn_once`` TPA with sigma set in the action space before the first generation
+#: (``BiERL(meta="tpa", meta_desired_action_stddev=0.06)``: the probe's ``es-tpa-apn-once``), ``tpa_apn_first`` the
+#: same and after every generation (``meta_sigma_every_generation=True``: the probe's ``es-tpa-apn-first``)
 BASES: dict[str, str] = {
     "es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL", "tpa_pair": "BiERL", "es_pair": "ES",
-    "warm_tpa": "BiERL", "tpa_apn": "BiERL",
+    "warm_tpa": "BiERL", "tpa_apn_once": "BiERL", "tpa_apn_first": "BiERL",
 }
 #: The bases whose runs need a pre-trained file (``train_and_evaluate(warm_start=...)``)
 WARM_BASES: tuple[str, ...] = ("warm", "warm_tpa")
@@ -100,7 +101,8 @@ BASE_KWARGS: dict[str, dict[str, Any]] = {
     "tpa_pair": {"meta": "tpa", "last_step_pair": True},
     "es_pair": {"last_step_pair": True},
     "warm_tpa": {"meta": "tpa"},
-    "tpa_apn": {"meta": "tpa", "meta_desired_action_stddev": 0.06},
+    "tpa_apn_once": {"meta": "tpa", "meta_desired_action_stddev": 0.06},
+    "tpa_apn_first": {"meta": "tpa", "meta_desired_action_stddev": 0.06, "meta_sigma_every_generation": True},
 }
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are

@@ -201,6 +201,9 @@ class BiERL(ES):
         ``DEFAULT_BOUND_FACTOR`` (8) of ``sigma``. 0.06 is the default sigma's distance (0.02) at the start on issue 9's
         six tasks. None: sigma stays the one given. Needs continuous actions and a squashed policy
         (:class:`~sb3_bierl.meta.TwoPointController`)
+    :param meta_sigma_every_generation: With ``meta_desired_action_stddev``: set sigma by the action distance after
+        every generation too, on the new centre (as Plappert et al. adapt it; the probe's ``es-tpa-apn-first``), not
+        only before the first one (``es-tpa-apn-once``)
     :param meta_encoder: Deprecated name of ``meta`` (a ``FutureWarning``; it named the choice of meta level,
         not only of an encoder)
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
@@ -232,6 +235,7 @@ class BiERL(ES):
         meta_min_significance: float = 1.0,
         meta_max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
         meta_desired_action_stddev: float | None = None,
+        meta_sigma_every_generation: bool = False,
         meta_encoder: str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
@@ -315,6 +319,10 @@ class BiERL(ES):
                 raise ValueError(
                     f"meta_desired_action_stddev must be a distance > 0 (or None), got {meta_desired_action_stddev!r}"
                 )
+        if meta_sigma_every_generation and meta_desired_action_stddev is None:
+            raise ValueError(
+                "meta_sigma_every_generation sets sigma by the action distance: give meta_desired_action_stddev too"
+            )
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         only_learning_rate = hyperparameter_bounds is None or set(hyperparameter_bounds) == {"learning_rate"}
@@ -348,6 +356,7 @@ class BiERL(ES):
         self.meta_min_significance = meta_min_significance
         self.meta_max_lr_to_sigma = meta_max_lr_to_sigma
         self.meta_desired_action_stddev = meta_desired_action_stddev
+        self.meta_sigma_every_generation = meta_sigma_every_generation
         self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
@@ -442,6 +451,7 @@ class BiERL(ES):
                 verbose=self.verbose,
                 desired_action_stddev=desired,
                 sigma_bounds=(self.sigma / DEFAULT_BOUND_FACTOR, self.sigma * DEFAULT_BOUND_FACTOR),
+                sigma_every_generation=getattr(self, "meta_sigma_every_generation", False),
             )
             if self.meta_warm_start is not None:
                 rule, controller.warm_start_metadata = read_rule_file(self.meta_warm_start)
