@@ -23,6 +23,10 @@ is ``d`` about linear in sigma (one correction step), and how does it drift over
 
     python docs/benchmarks/bold_driver_probe/action_noise.py measure --out docs/benchmarks/bold_driver_probe/action_noise
     python docs/benchmarks/bold_driver_probe/action_noise.py table --out docs/benchmarks/bold_driver_probe/action_noise
+
+``start`` (session 23) measures what BiERL measures before the first generation, with no training, on seeds 0-15:
+
+    python docs/benchmarks/bold_driver_probe/action_noise.py start --out docs/benchmarks/bold_driver_probe/action_noise
 """
 
 import argparse
@@ -149,14 +153,46 @@ def table(out: Path) -> str:
     return "\n".join(markdown_table(header, rows))
 
 
+def at_start(env_ids: list[str], seeds: range, sigmas: tuple[float, ...] = (0.005, 0.02, 0.08)) -> str:
+    """
+    The distance BiERL measures before the first generation (session 23): the package's
+    :func:`sb3_bierl.meta.action_noise.action_distance` on the initial policy and observation statistics, with the
+    generator ``BiERL(seed=s)``'s meta level uses (``s + 1``), no training.
+
+    :return: Markdown: per task, the range over ``seeds`` of ``d`` at each sigma
+    """
+    from sb3_bierl import ES
+    from sb3_bierl.meta.action_noise import action_distance
+
+    th.set_num_threads(1)
+    rows = []
+    for env_id in env_ids:
+        distances = np.empty((len(seeds), len(sigmas)))
+        for i, seed in enumerate(seeds):
+            model = ES("MlpPolicy", env_id, seed=seed, n_workers=1)
+            for j, sigma in enumerate(sigmas):
+                rng = np.random.default_rng(seed + 1)  # the same states and perturbations at every sigma
+                distances[i, j] = action_distance(model.policy, model.strategy.theta, model.obs_rms, sigma, rng)
+            model.close()
+        rows.append([env_id, *(f"{distances[:, j].min():.3f} to {distances[:, j].max():.3f}" for j in range(len(sigmas)))])
+    header = ["Task", *(f"d({sigma:g}) before generation 1, seeds {seeds.start}-{seeds.stop - 1}" for sigma in sigmas)]
+    return "\n".join(markdown_table(header, rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["measure", "table"])
+    parser.add_argument("command", choices=["measure", "table", "start"])
     parser.add_argument("--envs", nargs="+", default=list(SUITE_BUDGETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fraction", type=float, default=1.0, help="share of each task's budget")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, default=16, help="start: seeds 0 to this - 1")
     args = parser.parse_args()
+    if args.command == "start":
+        text = at_start(args.envs, range(args.seeds))
+        (args.out / "at_start.md").write_text(text + "\n")
+        print(text)
+        return
     if args.command == "measure":
         for env_id in args.envs:
             print(measure(env_id, args.seed, args.fraction, args.out), flush=True)
