@@ -117,6 +117,7 @@ def main() -> None:
         "IQM from the start [95% CI]",
         "IQM at the defaults, same seeds",
         "P(> ES from the start) [95% CI]",
+        "P(> TPA from the start) [95% CI]",
     ]
     rows = []
     for sigma_factor, lr_factor in [(1.0, 1.0), *ROBUSTNESS_STARTS]:
@@ -145,22 +146,25 @@ def main() -> None:
                 if reference is None
                 else f"{reference:.2f}" + ("" if at_default == seeds else f" ({compact(at_default)})"),
             ]
-            both = [seed for seed in seeds if seed in seeds_of(table, es, STAGE_ENVS)]
-            if algo != es and both:
-                pair = (
-                    return_matrix(table, algo, list(STAGE_ENVS), both),
-                    return_matrix(table, es, list(STAGE_ENVS), both),
-                )
-                estimate, interval = interval_estimates({"p": pair}, metrics.probability_of_improvement)
-                low, high = np.ravel(interval["p"])[:2]
+            for reference_algo in (es, tpa):  # P against ES and TPA from the same start, on the seeds both have
                 cells.append(
-                    f"{float(np.ravel(estimate['p'])[0]):.2f} [{low:.2f}, {high:.2f}]"
-                    + ("" if both == seeds else f" ({compact(both)})")
+                    improvement(table, algo, reference_algo, seeds) if algo not in (es, reference_algo) else "–"
                 )
-            else:
-                cells.append("–")
             rows.append(cells)
     print("\n".join(markdown_table(header, rows)))
+
+
+def improvement(table: dict, algo: str, reference: str, seeds: list[int]) -> str:
+    """:return: P(``algo`` > ``reference``) over the stage's four tasks on the seeds both have, with its interval"""
+    both = [seed for seed in seeds if seed in seeds_of(table, reference, STAGE_ENVS)]
+    if not both:
+        return "–"
+    pair = (return_matrix(table, algo, list(STAGE_ENVS), both), return_matrix(table, reference, list(STAGE_ENVS), both))
+    estimate, interval = interval_estimates({"p": pair}, metrics.probability_of_improvement)
+    low, high = np.ravel(interval["p"])[:2]
+    return f"{float(np.ravel(estimate['p'])[0]):.2f} [{low:.2f}, {high:.2f}]" + (
+        "" if both == seeds else f" ({compact(both)})"
+    )
 
 
 def compact(seeds: list[int]) -> str:
