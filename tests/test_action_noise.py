@@ -150,6 +150,7 @@ def test_an_error_after_the_generations_end_takes_back_the_sigma_it_set():
         (dict(meta="bold_driver"), "meta='tpa'"),
         (dict(meta_desired_action_stddev=0.0), "distance > 0"),
         (dict(meta_desired_action_stddev=float("nan")), "distance > 0"),
+        (dict(meta_desired_action_stddev="0.06"), "distance > 0"),
         (dict(meta_desired_action_stddev=None, meta_sigma_every_generation=True), "give meta_desired_action_stddev"),
     ],
 )

@@ -315,7 +315,11 @@ class BiERL(ES):
                     f"meta_desired_action_stddev sets sigma with two-point adaptation (meta='tpa'), got meta={meta!r}: "
                     "pass meta='tpa' or leave it None"
                 )
-            if not (np.isfinite(meta_desired_action_stddev) and meta_desired_action_stddev > 0):
+            if not (
+                isinstance(meta_desired_action_stddev, (int, float, np.floating))
+                and np.isfinite(meta_desired_action_stddev)
+                and meta_desired_action_stddev > 0
+            ):
                 raise ValueError(
                     f"meta_desired_action_stddev must be a distance > 0 (or None), got {meta_desired_action_stddev!r}"
                 )
