@@ -91,6 +91,11 @@ def test_is_deterministic_resumes_in_chunks_and_after_save(tmp_path, every_gener
     )
     assert resumed.meta_controller.sigma == a.meta_controller.sigma
     assert resumed.hyperparameters == a.hyperparameters
+    # load cannot change them: an error, not a setting silently ignored
+    a.save(tmp_path / "a")
+    with pytest.raises(ValueError, match="keeps the meta level it was saved with"):
+        BiERL.load(tmp_path / "a", env="Counting-v0", meta_desired_action_stddev=0.1)
+    assert BiERL.load(tmp_path / "a", env="Counting-v0", meta_desired_action_stddev=DESIRED).meta == "tpa"
 
 
 def test_an_interrupted_first_generation_sets_the_same_sigma_again():
@@ -150,7 +155,9 @@ def test_an_error_after_the_generations_end_takes_back_the_sigma_it_set():
         (dict(meta="bold_driver"), "meta='tpa'"),
         (dict(meta_desired_action_stddev=0.0), "distance > 0"),
         (dict(meta_desired_action_stddev=float("nan")), "distance > 0"),
+        (dict(inner="nsr_es", meta=None), "meta='tpa' with inner='es'"),
         (dict(meta_desired_action_stddev="0.06"), "distance > 0"),
+        (dict(meta_desired_action_stddev=True), "distance > 0"),
         (dict(meta_desired_action_stddev=None, meta_sigma_every_generation=True), "give meta_desired_action_stddev"),
     ],
 )

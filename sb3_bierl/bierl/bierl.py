@@ -312,11 +312,12 @@ class BiERL(ES):
         if meta_desired_action_stddev is not None:
             if meta != "tpa":
                 raise ValueError(
-                    f"meta_desired_action_stddev sets sigma with two-point adaptation (meta='tpa'), got meta={meta!r}: "
-                    "pass meta='tpa' or leave it None"
+                    f"meta_desired_action_stddev sets sigma with two-point adaptation (meta='tpa', OpenAI-ES only), got "
+                    f"meta={meta!r}: pass meta='tpa' with inner='es', or leave it None"
                 )
             if not (
-                isinstance(meta_desired_action_stddev, (int, float, np.floating))
+                isinstance(meta_desired_action_stddev, (int, float, np.integer, np.floating))
+                and not isinstance(meta_desired_action_stddev, bool)
                 and np.isfinite(meta_desired_action_stddev)
                 and meta_desired_action_stddev > 0
             ):
@@ -403,10 +404,20 @@ class BiERL(ES):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        if getattr(self, "meta_desired_action_stddev", None) is not None:  # saved before it: None
+        desired = getattr(self, "meta_desired_action_stddev", None)  # saved before it: None
+        if desired is not None:
             check_action_distance_supported(self.policy)
         if self.meta_controller is None:  # a new model, not one being loaded
             self.meta_controller = self._make_meta_controller()
+        elif isinstance(self.meta_controller, TwoPointController) and (
+            self.meta_controller.desired_action_stddev != desired
+            or self.meta_controller.sigma_every_generation != getattr(self, "meta_sigma_every_generation", False)
+        ):
+            raise ValueError(
+                "A loaded model keeps the meta level it was saved with: its meta_desired_action_stddev and "
+                "meta_sigma_every_generation cannot be changed by load (they would be ignored). Train a new model "
+                "with them instead"
+            )
         controller = self.meta_controller
         if self.last_step_pair and controller is not None and controller.learns_online and controller.interval == 1:
             raise ValueError(
