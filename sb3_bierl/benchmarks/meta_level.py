@@ -83,8 +83,10 @@ GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: ``es_pair`` ES with that pair and no meta level (``ES(last_step_pair=True)``: the ablation of ``tpa_pair``),
 #: ``warm_tpa`` TPA started from a pre-trained two-point rule (``BiERL(meta="tpa", meta_warm_start=...)``),
 #: ``tpa_apn_once`` TPA with sigma set in the action space before the first generation
-#: (``BiERL(meta="tpa", meta_desired_action_stddev=0.06)``: the probe's ``es-tpa-apn-once``), ``tpa_apn_first`` the
-#: same and after every generation (``meta_sigma_every_generation=True``: the probe's ``es-tpa-apn-first``)
+#: (``BiERL(meta="tpa", meta_desired_action_stddev=0.06)``: the probe's ``es-tpa-apn-once`` rule), ``tpa_apn_first``
+#: the same and after every generation (``meta_sigma_every_generation=True``: ``es-tpa-apn-first``'s rule). The
+#: package measures with the meta level's generator (``seed + 1``), the probe with ``seed``: not the probe's runs bit
+#: for bit
 BASES: dict[str, str] = {
     "es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL", "tpa_pair": "BiERL", "es_pair": "ES",
     "warm_tpa": "BiERL", "tpa_apn_once": "BiERL", "tpa_apn_first": "BiERL",

@@ -198,8 +198,8 @@ class BiERL(ES):
         parameter-space noise, Plappert et al. 2018, section 3): before the first generation, sigma becomes the one
         whose perturbations move the tanh-squashed actions by this RMS distance (units of the action range's
         half-width; forward passes on states drawn from the observation statistics, no episode), within a factor
-        ``DEFAULT_BOUND_FACTOR`` (8) of ``sigma``. 0.06 is the default sigma's distance (0.02) at the start on issue 9's
-        six tasks. None: sigma stays the one given. Needs continuous actions and a squashed policy
+        ``DEFAULT_BOUND_FACTOR`` (8) of ``sigma``. 0.06 is the default sigma's (0.02) distance after the first generation on
+        issue 9's six tasks (0.056-0.066; before it 0.055-0.075, Ant 0.077-0.082). None: sigma stays the one given. Needs continuous actions and a squashed policy
         (:class:`~sb3_bierl.meta.TwoPointController`)
     :param meta_sigma_every_generation: With ``meta_desired_action_stddev``: set sigma by the action distance after
         every generation too, on the new centre (as Plappert et al. adapt it; the probe's ``es-tpa-apn-first``), not

@@ -46,8 +46,9 @@ class TwoPointController(LearningRateRule):
     sigma) within ``sigma_bounds``; with ``sigma_every_generation`` again after every generation, on the new centre.
     The two points then lie at that sigma's length and the step radius is twice it. Why: no return statistic tells
     a sigma 4 times too large from the right one (``docs/benchmarks/meta_level.md``, sessions 17, 21 and 22), the
-    action distance does, and the same architecture, initialisation and normalisation give ``d(0.02) = 0.056`` to
-    0.066 on issue 9's six tasks: 0.06 is sigma 0.02's distance there.
+    action distance does. ``d(0.02)`` is 0.056 to 0.066 after the first generation on issue 9's six tasks (0.055 to
+    0.075 before it, Ant 0.077 to 0.082): 0.06 is about sigma 0.02's distance there. Measured as an option, not the
+    default: it pays from a sigma 4 times too large, and costs at the defaults (``meta_level.md``, session 23).
 
     Works with OpenAI-ES as the inner algorithm (one centre and its last step; NSR-ES switches between several
     centres, ESAC's SAC moves the centre between ES steps).
