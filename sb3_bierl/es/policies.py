@@ -115,11 +115,18 @@ class ESPolicy(ARSPolicy):
         self.obs_mean.copy_(th.as_tensor(obs_rms.mean.ravel(), dtype=th.float32))
         self.obs_std.copy_(th.as_tensor(np.sqrt(obs_rms.var.ravel() + epsilon), dtype=th.float32))
 
-    def extract_features(self, obs: PyTorchObs, features_extractor: nn.Module | None = None) -> th.Tensor:  # type: ignore[override]
-        features = super().extract_features(obs, self.features_extractor)
+    def normalize_features(self, features: th.Tensor) -> th.Tensor:
+        """
+        :param features: (batch, features_dim) preprocessed, flattened observations
+        :return: the inputs of ``action_net``: normalised by the running statistics and clipped to ``clip_obs`` (if
+            ``normalize_observations``), else ``features``
+        """
         if self.normalize_observations:
             features = th.clamp((features - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs)
         return features
+
+    def extract_features(self, obs: PyTorchObs, features_extractor: nn.Module | None = None) -> th.Tensor:  # type: ignore[override]
+        return self.normalize_features(super().extract_features(obs, self.features_extractor))
 
 
 class ESLinearPolicy(ESPolicy):

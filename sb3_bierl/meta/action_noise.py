@@ -39,7 +39,7 @@ def state_batch(policy: ESPolicy, obs_rms: RunningMeanStd, rng: np.random.Genera
     the batch is a Gaussian with that mean and variance, put through the policy's own normalisation (so unit
     variance in every dimension that varies, 0 in the constant ones, clipped as the policy clips).
 
-    :param policy: The ES policy (its ``normalize_observations``, ``obs_mean``, ``obs_std`` and ``clip_obs``)
+    :param policy: The ES policy (its :meth:`~sb3_bierl.es.policies.ESPolicy.normalize_features`)
     :param obs_rms: The running statistics of the preprocessed, flattened observations (``features_dim``)
     :param rng: The generator of the batch
     :param n_states: Number of states
@@ -48,9 +48,7 @@ def state_batch(policy: ESPolicy, obs_rms: RunningMeanStd, rng: np.random.Genera
     mean = np.asarray(obs_rms.mean, dtype=np.float64).ravel()
     std = np.sqrt(np.asarray(obs_rms.var, dtype=np.float64).ravel())
     features = th.as_tensor(mean + rng.standard_normal((n_states, mean.size)) * std, dtype=th.float32)
-    if policy.normalize_observations:
-        features = th.clamp((features - policy.obs_mean) / policy.obs_std, -policy.clip_obs, policy.clip_obs)
-    return features
+    return policy.normalize_features(features)
 
 
 def action_distance(

@@ -139,10 +139,10 @@ class TwoPointController(LearningRateRule):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("learning_rate_factor", 1.0)  # saved before pre-trained rules
-        for key, value in (("desired_action_stddev", None), ("sigma_bounds", None), ("sigma", None)):
-            state.setdefault(key, value)  # saved before sigma in the action space
-        state.setdefault("sigma_every_generation", False)
-        state.setdefault("action_stddev", float("nan"))
+        # saved before sigma in the action space: not set by it
+        defaults = {"desired_action_stddev": None, "sigma_bounds": None, "sigma": None, "sigma_every_generation": False}
+        for key, value in {**defaults, "action_stddev": float("nan")}.items():
+            state.setdefault(key, value)
         super().__setstate__(state)
 
     def _on_rollout_start(self) -> None:
