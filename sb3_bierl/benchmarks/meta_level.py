@@ -84,12 +84,14 @@ GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: ``warm_tpa`` TPA started from a pre-trained two-point rule (``BiERL(meta="tpa", meta_warm_start=...)``),
 #: ``tpa_apn_once`` TPA with sigma set in the action space before the first generation
 #: (``BiERL(meta="tpa", meta_desired_action_stddev=0.06)``: the probe's ``es-tpa-apn-once`` rule), ``tpa_apn_first``
-#: the same and after every generation (``meta_sigma_every_generation=True``: ``es-tpa-apn-first``'s rule). The
+#: the same and after every generation (``meta_sigma_every_generation=True``: ``es-tpa-apn-first``'s rule),
+#: ``tpa_apn_band`` the first correction only where the distance is more than 2 times off (session 24). The
 #: package measures with the meta level's generator (``seed + 1``), the probe with ``seed``: not the probe's runs bit
 #: for bit
 BASES: dict[str, str] = {
     "es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL", "tpa_pair": "BiERL", "es_pair": "ES",
     "warm_tpa": "BiERL", "tpa_apn_once": "BiERL", "tpa_apn_first": "BiERL",
+    "tpa_apn_band": "BiERL",
 }
 #: The bases whose runs need a pre-trained file (``train_and_evaluate(warm_start=...)``)
 WARM_BASES: tuple[str, ...] = ("warm", "warm_tpa")
@@ -105,6 +107,7 @@ BASE_KWARGS: dict[str, dict[str, Any]] = {
     "warm_tpa": {"meta": "tpa"},
     "tpa_apn_once": {"meta": "tpa", "meta_desired_action_stddev": 0.06},
     "tpa_apn_first": {"meta": "tpa", "meta_desired_action_stddev": 0.06, "meta_sigma_every_generation": True},
+    "tpa_apn_band": {"meta": "tpa", "meta_desired_action_stddev": 0.06, "meta_action_stddev_tolerance": 2.0},
 }
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are

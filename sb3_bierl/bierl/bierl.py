@@ -204,6 +204,10 @@ class BiERL(ES):
     :param meta_sigma_every_generation: With ``meta_desired_action_stddev``: set sigma by the action distance after
         every generation too, on the new centre (as Plappert et al. adapt it; the probe's ``es-tpa-apn-first``), not
         only before the first one (``es-tpa-apn-once``)
+    :param meta_action_stddev_tolerance: With ``meta_desired_action_stddev``: correct sigma only when its action
+        distance is more than this factor off the desired one (1: always). With 2 and 0.06, the default sigma is
+        left as it is on issue 9's six tasks (distances 0.055-0.082 before the first generation) and a sigma 4
+        times off is corrected (``docs/benchmarks/meta_level.md``, session 24)
     :param meta_encoder: Deprecated name of ``meta`` (a ``FutureWarning``; it named the choice of meta level,
         not only of an encoder)
     :param kwargs: Other arguments of :class:`~sb3_bierl.ES`
@@ -236,6 +240,7 @@ class BiERL(ES):
         meta_max_lr_to_sigma: float | None = DEFAULT_MAX_LR_TO_SIGMA,
         meta_desired_action_stddev: float | None = None,
         meta_sigma_every_generation: bool = False,
+        meta_action_stddev_tolerance: float = 1.0,
         meta_encoder: str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
@@ -328,6 +333,17 @@ class BiERL(ES):
             raise ValueError(
                 "meta_sigma_every_generation sets sigma by the action distance: give meta_desired_action_stddev too"
             )
+        if isinstance(meta_action_stddev_tolerance, bool) or not (
+            isinstance(meta_action_stddev_tolerance, (int, float, np.integer, np.floating))
+            and np.isfinite(meta_action_stddev_tolerance)
+            and meta_action_stddev_tolerance >= 1.0
+        ):
+            raise ValueError(f"meta_action_stddev_tolerance must be a factor >= 1, got {meta_action_stddev_tolerance!r}")
+        if meta_action_stddev_tolerance != 1.0 and meta_desired_action_stddev is None:
+            raise ValueError(
+                "meta_action_stddev_tolerance is how far the action distance may be off meta_desired_action_stddev: "
+                "give meta_desired_action_stddev too"
+            )
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         only_learning_rate = hyperparameter_bounds is None or set(hyperparameter_bounds) == {"learning_rate"}
@@ -362,6 +378,7 @@ class BiERL(ES):
         self.meta_max_lr_to_sigma = meta_max_lr_to_sigma
         self.meta_desired_action_stddev = meta_desired_action_stddev
         self.meta_sigma_every_generation = meta_sigma_every_generation
+        self.meta_action_stddev_tolerance = float(meta_action_stddev_tolerance)
         self.meta_controller: BaseMetaController | None = None
         super().__init__(
             policy,
@@ -412,11 +429,12 @@ class BiERL(ES):
         elif isinstance(self.meta_controller, TwoPointController) and (
             self.meta_controller.desired_action_stddev != desired
             or self.meta_controller.sigma_every_generation != getattr(self, "meta_sigma_every_generation", False)
+            or self.meta_controller.action_stddev_tolerance != getattr(self, "meta_action_stddev_tolerance", 1.0)
         ):
             raise ValueError(
-                "A loaded model keeps the meta level it was saved with: its meta_desired_action_stddev and "
-                "meta_sigma_every_generation cannot be changed by load (they would be ignored). Train a new model "
-                "with them instead"
+                "A loaded model keeps the meta level it was saved with: its meta_desired_action_stddev, "
+                "meta_sigma_every_generation and meta_action_stddev_tolerance cannot be changed by load (they would be "
+                "ignored). Train a new model with them instead"
             )
         controller = self.meta_controller
         if self.last_step_pair and controller is not None and controller.learns_online and controller.interval == 1:
@@ -467,6 +485,7 @@ class BiERL(ES):
                 desired_action_stddev=desired,
                 sigma_bounds=(self.sigma / DEFAULT_BOUND_FACTOR, self.sigma * DEFAULT_BOUND_FACTOR),
                 sigma_every_generation=getattr(self, "meta_sigma_every_generation", False),
+                action_stddev_tolerance=getattr(self, "meta_action_stddev_tolerance", 1.0),
             )
             if self.meta_warm_start is not None:
                 rule, controller.warm_start_metadata = read_rule_file(self.meta_warm_start)
