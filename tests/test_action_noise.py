@@ -159,6 +159,11 @@ def test_an_error_after_the_generations_end_takes_back_the_sigma_it_set():
         (dict(meta_desired_action_stddev="0.06"), "distance > 0"),
         (dict(meta_desired_action_stddev=True), "distance > 0"),
         (dict(meta_desired_action_stddev=None, meta_sigma_every_generation=True), "give meta_desired_action_stddev"),
+        (dict(meta_desired_action_stddev=None, meta_action_stddev_tolerance=2.0), "give meta_desired_action_stddev"),
+        (dict(meta_action_stddev_tolerance=0.5), "factor >= 1"),
+        (dict(meta_action_stddev_tolerance=float("nan")), "factor >= 1"),
+        (dict(meta_action_stddev_tolerance=True), "factor >= 1"),
+        (dict(meta_action_stddev_tolerance="2"), "factor >= 1"),
     ],
 )
 def test_errors(kwargs, match):
@@ -173,6 +178,40 @@ def test_controller_argument_errors():
     for bounds in (None, (0.0, 0.1), (0.1, 0.01)):
         with pytest.raises(ValueError, match="sigma_bounds"):
             TwoPointController(space, desired_action_stddev=DESIRED, sigma_bounds=bounds)
+    with pytest.raises(ValueError, match="action_stddev_tolerance"):
+        TwoPointController(space, desired_action_stddev=DESIRED, sigma_bounds=(0.01, 0.1), action_stddev_tolerance=0.9)
+
+
+def test_within_the_tolerance_sigma_is_left_and_the_run_is_tpas_bit_for_bit(tmp_path):
+    at_start = distance(make(seed=2), 0.02, seed=3)  # the distance the model measures (meta seed 2 + 1)
+    tpa = BiERL("MlpPolicy", "Counting-v0", seed=2, meta="tpa", **SMALL)
+    tpa.learn(6 * (GENERATION + PAIR))
+    for off in (1.9, 1 / 1.9):  # the distance is 1.9 times off the desired one, either way: left as it is
+        band = make(seed=2, meta_desired_action_stddev=at_start * off, meta_action_stddev_tolerance=2.0)
+        band.learn(6 * (GENERATION + PAIR))
+        assert band.meta_controller.action_stddev == at_start
+        assert band.meta_controller.sigma == 0.02 and band.hyperparameters == tpa.hyperparameters
+        np.testing.assert_array_equal(band.strategy.theta, tpa.strategy.theta)
+        assert band.num_timesteps == tpa.num_timesteps
+    band.save(tmp_path / "band")  # load cannot change the tolerance
+    desired = band.meta_desired_action_stddev
+    with pytest.raises(ValueError, match="keeps the meta level it was saved with"):
+        BiERL.load(tmp_path / "band", env="Counting-v0", meta_action_stddev_tolerance=1.0)
+    loaded = BiERL.load(
+        tmp_path / "band", env="Counting-v0", meta_desired_action_stddev=desired, meta_action_stddev_tolerance=2
+    )
+    assert loaded.meta_controller.action_stddev_tolerance == 2.0
+
+
+@pytest.mark.parametrize("off", [2.1, 1 / 2.1])
+def test_beyond_the_tolerance_sigma_is_set_as_without_it(off):
+    at_start = distance(make(seed=2), 0.02, seed=3)
+    always = make(seed=2, meta_desired_action_stddev=at_start * off)
+    band = make(seed=2, meta_desired_action_stddev=at_start * off, meta_action_stddev_tolerance=2.0)
+    for model in (always, band):
+        model.learn(3 * GENERATION)
+    assert band.meta_controller.sigma == always.meta_controller.sigma == pytest.approx(0.02 * off)
+    np.testing.assert_array_equal(band.strategy.theta, always.strategy.theta)
 
 
 def test_without_it_sigma_is_the_models():
@@ -220,3 +259,7 @@ def test_the_benchmarks_names_for_it():
     kwargs = algo_kwargs("tpa_apn_once-s4")
     assert kwargs == {"meta": "tpa", "meta_desired_action_stddev": DESIRED, "sigma": 0.08, "learning_rate": 0.01}
     assert algo_kwargs("tpa_apn_first")["meta_sigma_every_generation"] is True
+    assert algo_kwargs("tpa_apn_band-s0.25") == {
+        "meta": "tpa", "meta_desired_action_stddev": DESIRED, "meta_action_stddev_tolerance": 2.0, "sigma": 0.005,
+        "learning_rate": 0.01,
+    }
