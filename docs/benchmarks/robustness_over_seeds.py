@@ -63,7 +63,13 @@ FOLDERS = (
     PROBE / "apn_first/es_starts/runs",
     PROBE / "apn_first/tpa_starts/runs",
     PROBE / "apn_once/runs",
+    PROBE / "band/runs",
+    PROBE / "band/es_starts/runs",
 )
+#: Session 24's band rule (``BiERL(meta="tpa", meta_desired_action_stddev=0.06, meta_action_stddev_tolerance=2.0)``),
+#: its seeds and its decision rule's thresholds (``meta_level.md``, session 24)
+BAND, BAND_SEEDS = "tpa_apn_band", list(range(5, 13))
+RULE_AGAINST_ES, RULE_AGAINST_DEFAULTS = 0.6, 0.4
 
 
 def normalised(table: dict, algo: str, seeds: list[int], norms: dict[str, tuple[float, float, str]]) -> np.ndarray:
@@ -83,7 +89,8 @@ def main() -> None:
     norms = {env_id: normalisation(normalising, env_id) for env_id in ENVS}
     for env_id, (zero, one, best) in norms.items():
         print(f"{env_id}: score 0 = {zero:.1f} (ES at the defaults), 1 = {one:.1f} ({best})")
-    table = final_returns([r for folder in FOLDERS if Path(folder).is_dir() for r in load_records(Path(folder))])
+    records = [r for folder in FOLDERS if Path(folder).is_dir() for r in load_records(Path(folder))]
+    table = final_returns(records)
 
     print("\nPart 1. At the defaults, seed by seed (the stage's measure: the mean of the two scores):\n")
     rows, summary = [], []
@@ -128,6 +135,7 @@ def main() -> None:
             (es, "es"),
             (tpa, "es-tpa"),
             *((f"es{start}-tpa-apn{v}", f"es-tpa-apn{v}") for v in ("", "-first", "-once")),
+            (f"{BAND}{start}", "es-tpa"),
         ):
             seeds = seeds_of(table, algo, STAGE_ENVS)
             if not seeds:
@@ -151,6 +159,54 @@ def main() -> None:
                     improvement(table, algo, reference_algo, seeds) if algo not in (es, reference_algo) else "–"
                 )
             rows.append(cells)
+    print("\n".join(markdown_table(header, rows)))
+    band_rule(table, norms, records)
+
+
+def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: list[dict]) -> None:
+    """
+    Part 3: session 24's decision rule for the band rule, on its seeds (5-12) and the stage's four tasks.
+
+    :param records: The runs ``table`` was made from (the first generation's sigma is read from their traces)
+    """
+    print(
+        f"\nPart 3. Session 24's rule: {BAND} from each start, seeds {compact(BAND_SEEDS)} (those it has), against ES "
+        "from the same start and against itself at the defaults (TPA's runs, `es-tpa`), over the stage's four tasks; "
+        "the sigma of its first generation (min to max over its runs):\n"
+    )
+    header = [
+        "Start",
+        "Seeds",
+        "IQM from the start [95% CI]",
+        "IQM at the defaults, same seeds",
+        "P(> ES from the start) [95% CI]",
+        f"Rule 1 (>= {RULE_AGAINST_ES})",
+        "P(> at the defaults) [95% CI]",
+        f"Rule 2 (>= {RULE_AGAINST_DEFAULTS})",
+        "Sigma, first generation",
+    ]
+    rows = []
+    for sigma_factor, lr_factor in ROBUSTNESS_STARTS:
+        es = at_defaults("es", sigma_factor, lr_factor)
+        algo = BAND + es.removeprefix("es")
+        seeds = [seed for seed in seeds_of(table, algo, STAGE_ENVS) if seed in BAND_SEEDS]
+        if not seeds:
+            continue
+        scores = normalised(table, algo, seeds, norms)
+        estimate, interval = interval_estimates({algo: scores}, metrics.aggregate_iqm)
+        low, high = np.ravel(interval[algo])
+        cells = [es.removeprefix("es-"), compact(seeds), f"{float(estimate[algo]):.2f} [{low:.2f}, {high:.2f}]"]
+        cells.append(f"{metrics.aggregate_iqm(normalised(table, 'es-tpa', seeds, norms)):.2f}")
+        for reference, threshold in ((es, RULE_AGAINST_ES), ("es-tpa", RULE_AGAINST_DEFAULTS)):
+            p = improvement(table, algo, reference, seeds)
+            cells += [p, "met" if p != "–" and float(p.split()[0]) >= threshold else "missed"]
+        sigmas = [
+            r["trace"][0][r["trace_columns"].index("sigma")]
+            for r in records
+            if r["algo"] == algo and r["seed"] in seeds and r["env"] in STAGE_ENVS
+        ]
+        cells.append(f"{min(sigmas):.4f} to {max(sigmas):.4f}" if sigmas else "–")
+        rows.append(cells)
     print("\n".join(markdown_table(header, rows)))
 
 
