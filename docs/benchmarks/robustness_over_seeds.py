@@ -21,10 +21,15 @@ the same start) over the stage's four tasks, on the seeds both have.
 The normalisation is the stage's (from ``meta_level_runs`` and ``meta_level_screening/es_seed1``), whatever else is
 read. Runs read: ES in ``meta_level_runs`` (seeds 0-4; from the starts seeds 0-1) and the probe's ``more_seeds``
 (5-7), ``floor/fresh`` (8-11), ``settle`` (12-15), ``action_noise/es_starts`` (from the starts, seeds 1-2),
-``apn_first/es_starts`` (from the starts, 3-7); TPA in the probe's ``runs`` (0-4), ``more_seeds`` (5-7),
+``apn_first/es_starts`` (from the starts, 3-7), ``band/es_starts`` (from the sigma starts 8-12, from the
+learning-rate starts 5-12); TPA in the probe's ``runs`` (0-4), ``more_seeds`` (5-7),
 ``floor/fresh_tpa`` (8-10), ``settle`` (11-15), from the starts in ``robustness_runs`` (seed 0) and
-``apn_first/tpa_starts`` (1-4); ``es-tpa-apn`` and ``es-tpa-apn-first`` in ``action_noise/runs`` (0-7; from the starts
-0-2) and ``apn_first/runs`` (8-15; from the starts 3-7); ``es-tpa-apn-once`` in ``apn_once/runs``.
+``apn_first/tpa_starts`` (1-4), ``band/tpa_starts`` (from the sigma starts, 5-12); ``es-tpa-apn`` and ``es-tpa-apn-first`` in ``action_noise/runs`` (0-7; from the starts
+0-2) and ``apn_first/runs`` (8-15; from the starts 3-7); ``es-tpa-apn-once`` in ``apn_once/runs``; session 24's
+band rule (``tpa_apn_band``) in ``band/runs`` (from the four starts, 5-12).
+
+Part 3: session 24's decision rule for the band rule (``meta_level.md``, session 24), with P against TPA from the same
+start beside it (not in the rule).
 """
 
 from pathlib import Path
@@ -65,6 +70,7 @@ FOLDERS = (
     PROBE / "apn_once/runs",
     PROBE / "band/runs",
     PROBE / "band/es_starts/runs",
+    PROBE / "band/tpa_starts/runs",
 )
 #: Session 24's band rule (``BiERL(meta="tpa", meta_desired_action_stddev=0.06, meta_action_stddev_tolerance=2.0)``),
 #: its seeds and its decision rule's thresholds (``meta_level.md``, session 24)
@@ -184,6 +190,7 @@ def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: 
         "P(> at the defaults) [95% CI]",
         f"Rule 2 (>= {RULE_AGAINST_DEFAULTS})",
         "Sigma, first generation",
+        "P(> TPA from the start) [95% CI] (not in the rule)",
     ]
     rows = []
     for sigma_factor, lr_factor in ROBUSTNESS_STARTS:
@@ -206,6 +213,7 @@ def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: 
             if r["algo"] == algo and r["seed"] in seeds and r["env"] in STAGE_ENVS
         ]
         cells.append(f"{min(sigmas):.4f} to {max(sigmas):.4f}" if sigmas else "–")
+        cells.append(improvement(table, algo, at_defaults("tpa", sigma_factor, lr_factor), seeds))
         rows.append(cells)
     print("\n".join(markdown_table(header, rows)))
 
