@@ -205,8 +205,11 @@ def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: 
         cells = [es.removeprefix("es-"), compact(seeds), f"{float(estimate[algo]):.2f} [{low:.2f}, {high:.2f}]"]
         cells.append(f"{metrics.aggregate_iqm(normalised(table, 'es-tpa', seeds, norms)):.2f}")
         for reference, threshold in ((es, RULE_AGAINST_ES), ("es-tpa", RULE_AGAINST_DEFAULTS)):
-            p = improvement(table, algo, reference, seeds)
-            cells += [p, "met" if p != "–" and float(p.split()[0]) >= threshold else "missed"]
+            both = [seed for seed in seeds if seed in seeds_of(table, reference, STAGE_ENVS)]
+            pair = [return_matrix(table, name, list(STAGE_ENVS), both) for name in (algo, reference)]
+            unrounded = float(metrics.probability_of_improvement(*pair)) if both else float("nan")
+            verdict = "met" if unrounded >= threshold else "missed"  # the unrounded estimate, not the printed one
+            cells += [improvement(table, algo, reference, seeds), f"{verdict} ({unrounded:.3f})"]
         sigmas = [
             r["trace"][0][r["trace_columns"].index("sigma")]
             for r in records
