@@ -178,8 +178,13 @@ def test_controller_argument_errors():
     for bounds in (None, (0.0, 0.1), (0.1, 0.01)):
         with pytest.raises(ValueError, match="sigma_bounds"):
             TwoPointController(space, desired_action_stddev=DESIRED, sigma_bounds=bounds)
+    for tolerance in (0.9, "2", None, float("inf"), True):
+        with pytest.raises(ValueError, match="action_stddev_tolerance"):
+            TwoPointController(
+                space, desired_action_stddev=DESIRED, sigma_bounds=(0.01, 0.1), action_stddev_tolerance=tolerance
+            )
     with pytest.raises(ValueError, match="action_stddev_tolerance"):
-        TwoPointController(space, desired_action_stddev=DESIRED, sigma_bounds=(0.01, 0.1), action_stddev_tolerance=0.9)
+        TwoPointController(space, action_stddev_tolerance=2.0)
 
 
 def test_within_the_tolerance_sigma_is_left_and_the_run_is_tpas_bit_for_bit(tmp_path):

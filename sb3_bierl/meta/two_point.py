@@ -76,7 +76,8 @@ class TwoPointController(LearningRateRule):
         is left as it is on all 96 (task, seed) pairs of ``docs/benchmarks/bold_driver_probe/action_noise/at_start.md``
     :raises ValueError: if ``space`` adapts anything but ``learning_rate``, ``damping <= 0``, ``cumulation`` is not
         in (0, 1], ``learning_rate_factor <= 0``, ``desired_action_stddev`` is not positive, or ``sigma_bounds`` is
-        missing with it or not ``0 < low <= high``, or ``action_stddev_tolerance < 1``; at the first generation, if the policy's actions are not
+        missing with it or not ``0 < low <= high``, or ``action_stddev_tolerance`` is not a number >= 1 (or not 1
+        without ``desired_action_stddev``); at the first generation, if the policy's actions are not
         continuous and tanh-squashed while ``desired_action_stddev`` is set
     """
 
@@ -102,9 +103,13 @@ class TwoPointController(LearningRateRule):
             if sigma_bounds is None or not (0 < sigma_bounds[0] <= sigma_bounds[1] < np.inf):
                 raise ValueError(f"sigma_bounds must be (low, high) with 0 < low <= high, got {sigma_bounds!r}")
         if isinstance(action_stddev_tolerance, bool) or not (
-            np.isfinite(action_stddev_tolerance) and action_stddev_tolerance >= 1.0
+            isinstance(action_stddev_tolerance, (int, float, np.integer, np.floating))
+            and np.isfinite(action_stddev_tolerance)
+            and action_stddev_tolerance >= 1.0
         ):
             raise ValueError(f"action_stddev_tolerance must be a factor >= 1, got {action_stddev_tolerance!r}")
+        if action_stddev_tolerance != 1.0 and desired_action_stddev is None:
+            raise ValueError("action_stddev_tolerance is how far the distance may be off desired_action_stddev: give it")
         super().__init__(
             space, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
             max_lr_to_sigma=max_lr_to_sigma,
