@@ -27,7 +27,7 @@ from sb3_bierl.meta import (
     read_controller_file,
     read_rule_file,
 )
-from sb3_bierl.meta.action_noise import check_action_distance_supported
+from sb3_bierl.meta.action_noise import check_action_distance_supported, check_action_stddev_tolerance
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA, TRAINABLE
 from sb3_bierl.meta.fitness import FITNESS_KINDS
 
@@ -333,17 +333,7 @@ class BiERL(ES):
             raise ValueError(
                 "meta_sigma_every_generation sets sigma by the action distance: give meta_desired_action_stddev too"
             )
-        if isinstance(meta_action_stddev_tolerance, bool) or not (
-            isinstance(meta_action_stddev_tolerance, (int, float, np.integer, np.floating))
-            and np.isfinite(meta_action_stddev_tolerance)
-            and meta_action_stddev_tolerance >= 1.0
-        ):
-            raise ValueError(f"meta_action_stddev_tolerance must be a factor >= 1, got {meta_action_stddev_tolerance!r}")
-        if meta_action_stddev_tolerance != 1.0 and meta_desired_action_stddev is None:
-            raise ValueError(
-                "meta_action_stddev_tolerance is how far the action distance may be off meta_desired_action_stddev: "
-                "give meta_desired_action_stddev too"
-            )
+        check_action_stddev_tolerance(meta_action_stddev_tolerance, meta_desired_action_stddev, prefix="meta_")
         if not np.isfinite(meta_min_significance) or meta_min_significance < 0:
             raise ValueError(f"meta_min_significance must be a t statistic >= 0, got {meta_min_significance!r}")
         only_learning_rate = hyperparameter_bounds is None or set(hyperparameter_bounds) == {"learning_rate"}

@@ -33,6 +33,25 @@ def check_action_distance_supported(policy: ESPolicy) -> None:
         )
 
 
+def check_action_stddev_tolerance(tolerance: float, desired_action_stddev: float | None, prefix: str = "") -> None:
+    """
+    :param prefix: Of the arguments' names in the errors (``"meta_"`` for BiERL's)
+    :param tolerance: The factor the action distance may be off ``desired_action_stddev`` before sigma is corrected
+    :param desired_action_stddev: The desired distance (None: sigma is not set in the action space)
+    :raises ValueError: unless ``tolerance`` is a number >= 1, and 1 when ``desired_action_stddev`` is None (it would
+        be ignored)
+    """
+    if isinstance(tolerance, bool) or not (
+        isinstance(tolerance, (int, float, np.integer, np.floating)) and np.isfinite(tolerance) and tolerance >= 1.0
+    ):
+        raise ValueError(f"{prefix}action_stddev_tolerance must be a factor >= 1, got {tolerance!r}")
+    if tolerance != 1.0 and desired_action_stddev is None:
+        raise ValueError(
+            f"{prefix}action_stddev_tolerance is how far the action distance may be off {prefix}desired_action_stddev: "
+            f"give {prefix}desired_action_stddev too"
+        )
+
+
 def state_batch(policy: ESPolicy, obs_rms: RunningMeanStd, rng: np.random.Generator, n_states: int) -> th.Tensor:
     """
     States for the distance. ES keeps no observations, only their running statistics (SB3's ``RunningMeanStd``):

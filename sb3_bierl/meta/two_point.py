@@ -4,7 +4,11 @@ from typing import Any
 
 import numpy as np
 
-from sb3_bierl.meta.action_noise import action_distance, check_action_distance_supported
+from sb3_bierl.meta.action_noise import (
+    action_distance,
+    check_action_distance_supported,
+    check_action_stddev_tolerance,
+)
 from sb3_bierl.meta.controller import DEFAULT_MAX_LR_TO_SIGMA
 from sb3_bierl.meta.learning_rate_rule import LearningRateRule
 from sb3_bierl.meta.space import HyperparameterSpace
@@ -102,14 +106,7 @@ class TwoPointController(LearningRateRule):
                 raise ValueError(f"desired_action_stddev must be > 0 (or None), got {desired_action_stddev!r}")
             if sigma_bounds is None or not (0 < sigma_bounds[0] <= sigma_bounds[1] < np.inf):
                 raise ValueError(f"sigma_bounds must be (low, high) with 0 < low <= high, got {sigma_bounds!r}")
-        if isinstance(action_stddev_tolerance, bool) or not (
-            isinstance(action_stddev_tolerance, (int, float, np.integer, np.floating))
-            and np.isfinite(action_stddev_tolerance)
-            and action_stddev_tolerance >= 1.0
-        ):
-            raise ValueError(f"action_stddev_tolerance must be a factor >= 1, got {action_stddev_tolerance!r}")
-        if action_stddev_tolerance != 1.0 and desired_action_stddev is None:
-            raise ValueError("action_stddev_tolerance is how far the distance may be off desired_action_stddev: give it")
+        check_action_stddev_tolerance(action_stddev_tolerance, desired_action_stddev)
         super().__init__(
             space, float(np.exp(1.0 / damping)), history_length, seed=seed, verbose=verbose,
             max_lr_to_sigma=max_lr_to_sigma,
