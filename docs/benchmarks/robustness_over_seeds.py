@@ -205,11 +205,9 @@ def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: 
         cells = [es.removeprefix("es-"), compact(seeds), f"{float(estimate[algo]):.2f} [{low:.2f}, {high:.2f}]"]
         cells.append(f"{metrics.aggregate_iqm(normalised(table, 'es-tpa', seeds, norms)):.2f}")
         for reference, threshold in ((es, RULE_AGAINST_ES), ("es-tpa", RULE_AGAINST_DEFAULTS)):
-            both = [seed for seed in seeds if seed in seeds_of(table, reference, STAGE_ENVS)]
-            pair = [return_matrix(table, name, list(STAGE_ENVS), both) for name in (algo, reference)]
-            unrounded = float(metrics.probability_of_improvement(*pair)) if both else float("nan")
+            unrounded, printed = probability_of_improvement(table, algo, reference, seeds)
             verdict = "met" if unrounded >= threshold else "missed"  # the unrounded estimate, not the printed one
-            cells += [improvement(table, algo, reference, seeds), f"{verdict} ({unrounded:.3f})"]
+            cells += [printed, f"{verdict} ({unrounded:.3f})"]
         sigmas = [
             r["trace"][0][r["trace_columns"].index("sigma")]
             for r in records
@@ -223,15 +221,22 @@ def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: 
 
 def improvement(table: dict, algo: str, reference: str, seeds: list[int]) -> str:
     """:return: P(``algo`` > ``reference``) over the stage's four tasks on the seeds both have, with its interval"""
+    return probability_of_improvement(table, algo, reference, seeds)[1]
+
+
+def probability_of_improvement(table: dict, algo: str, reference: str, seeds: list[int]) -> tuple[float, str]:
+    """
+    :return: P(``algo`` > ``reference``) over the stage's four tasks on the seeds both have (nan without any), and
+        as printed: rounded, with its interval and the seeds where they are not all of ``seeds`` ("–" without any)
+    """
     both = [seed for seed in seeds if seed in seeds_of(table, reference, STAGE_ENVS)]
     if not both:
-        return "–"
+        return float("nan"), "–"
     pair = (return_matrix(table, algo, list(STAGE_ENVS), both), return_matrix(table, reference, list(STAGE_ENVS), both))
     estimate, interval = interval_estimates({"p": pair}, metrics.probability_of_improvement)
+    p = float(np.ravel(estimate["p"])[0])
     low, high = np.ravel(interval["p"])[:2]
-    return f"{float(np.ravel(estimate['p'])[0]):.2f} [{low:.2f}, {high:.2f}]" + (
-        "" if both == seeds else f" ({compact(both)})"
-    )
+    return p, f"{p:.2f} [{low:.2f}, {high:.2f}]" + ("" if both == seeds else f" ({compact(both)})")
 
 
 def compact(seeds: list[int]) -> str:

@@ -150,9 +150,11 @@ class TwoPointController(LearningRateRule):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("learning_rate_factor", 1.0)  # saved before pre-trained rules
-        # saved before sigma in the action space: not set by it
-        defaults = {"desired_action_stddev": None, "sigma_bounds": None, "sigma": None, "sigma_every_generation": False}
-        for key, value in {**defaults, "action_stddev": float("nan"), "action_stddev_tolerance": 1.0}.items():
+        defaults = {  # saved before sigma in the action space (or before its tolerance): not set by it
+            "desired_action_stddev": None, "sigma_bounds": None, "sigma": None, "sigma_every_generation": False,
+            "action_stddev": float("nan"), "action_stddev_tolerance": 1.0,
+        }
+        for key, value in defaults.items():
             state.setdefault(key, value)
         super().__setstate__(state)
 
