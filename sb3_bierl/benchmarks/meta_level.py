@@ -85,13 +85,14 @@ GRID_SEEDS: tuple[int, ...] = (0, 1)
 #: ``tpa_apn_once`` TPA with sigma set in the action space before the first generation
 #: (``BiERL(meta="tpa", meta_desired_action_stddev=0.06)``: the probe's ``es-tpa-apn-once`` rule), ``tpa_apn_first``
 #: the same and after every generation (``meta_sigma_every_generation=True``: ``es-tpa-apn-first``'s rule),
-#: ``tpa_apn_band`` the first correction only where the distance is more than 2 times off (session 24). The
+#: ``tpa_apn_band`` the first correction only where the distance is more than 2 times off (session 24), ``tpa_wide``
+#: TPA with the learning rate's bounds a factor 32, not 8, either side of the start (session 25). The
 #: package measures with the meta level's generator (``seed + 1``), the probe with ``seed``: not the probe's runs bit
 #: for bit
 BASES: dict[str, str] = {
     "es": "ES", "bierl": "BiERL", "warm": "BiERL", "bold": "BiERL", "tpa": "BiERL", "tpa_pair": "BiERL", "es_pair": "ES",
     "warm_tpa": "BiERL", "tpa_apn_once": "BiERL", "tpa_apn_first": "BiERL",
-    "tpa_apn_band": "BiERL",
+    "tpa_apn_band": "BiERL", "tpa_wide": "BiERL",
 }
 #: The bases whose runs need a pre-trained file (``train_and_evaluate(warm_start=...)``)
 WARM_BASES: tuple[str, ...] = ("warm", "warm_tpa")
@@ -108,7 +109,11 @@ BASE_KWARGS: dict[str, dict[str, Any]] = {
     "tpa_apn_once": {"meta": "tpa", "meta_desired_action_stddev": 0.06},
     "tpa_apn_first": {"meta": "tpa", "meta_desired_action_stddev": 0.06, "meta_sigma_every_generation": True},
     "tpa_apn_band": {"meta": "tpa", "meta_desired_action_stddev": 0.06, "meta_action_stddev_tolerance": 2.0},
+    "tpa_wide": {"meta": "tpa"},
 }
+#: Bases that set the learning rate's bounds, as ``(start / factor, start * factor)`` around the run's start (the
+#: others keep BiERL's default bounds)
+BASE_LEARNING_RATE_BOUND_FACTOR: dict[str, float] = {"tpa_wide": 32.0}
 #: The values the factors of a run's name multiply (ES's defaults, fixed here): a name means the same run
 #: whatever the package's defaults are
 REFERENCE: dict[str, float] = {"sigma": 0.02, "learning_rate": 0.01}
@@ -165,7 +170,8 @@ def algo_kwargs(name: str) -> dict[str, Any]:
     """
     :param name: An algorithm name, e.g. ``"es-s4"`` or ``"es-n8"`` (ES with 8 pairs: a diagnosis run)
     :return: The constructor arguments it sets: ``sigma`` and ``learning_rate`` always (:data:`REFERENCE` times
-        the name's factors), ``n_pairs`` if the name gives it, the base's :data:`BASE_KWARGS` (the others keep the
+        the name's factors), ``n_pairs`` if the name gives it, the base's :data:`BASE_KWARGS` and
+        ``hyperparameter_bounds`` if the base is in :data:`BASE_LEARNING_RATE_BOUND_FACTOR` (the others keep the
         defaults)
     """
     base, sigma_factor, lr_factor = parse_algo(name)
@@ -177,6 +183,9 @@ def algo_kwargs(name: str) -> dict[str, Any]:
     pairs = ALGO_PATTERN.match(name)["pairs"]
     if pairs is not None:
         kwargs["n_pairs"] = int(pairs)
+    if base in BASE_LEARNING_RATE_BOUND_FACTOR:
+        factor, learning_rate = BASE_LEARNING_RATE_BOUND_FACTOR[base], kwargs["learning_rate"]
+        kwargs["hyperparameter_bounds"] = {"learning_rate": (learning_rate / factor, learning_rate * factor)}
     return kwargs
 
 
