@@ -30,6 +30,12 @@ band rule (``tpa_apn_band``) in ``band/runs`` (from the four starts, 5-12).
 
 Part 3: session 24's decision rule for the band rule (``meta_level.md``, session 24), with P against TPA from the same
 start beside it (not in the rule).
+
+Part 4: session 25's rule for TPA's learning-rate bounds a factor 32 around the start (``tpa_wide``, in
+``wide/runs``; ``meta_level.md``, session 25), and the restated robustness target for TPA and the band rule with
+those bounds. Where the wider bounds cannot change a run, the run with a factor 8 stands for it; the script checks
+that its learning rate never reached a factor 8 from its start (and, for the band rule's runs standing for TPA's,
+that sigma stayed the given one) and says which runs stand for which.
 """
 
 from pathlib import Path
@@ -41,6 +47,7 @@ from sb3_bierl.benchmarks.aggregates import interval_estimates
 from sb3_bierl.benchmarks.compare import markdown_table
 from sb3_bierl.benchmarks.meta_level import (
     ROBUSTNESS_STARTS,
+    algo_kwargs,
     at_defaults,
     final_returns,
     normalisation,
@@ -71,11 +78,15 @@ FOLDERS = (
     PROBE / "band/runs",
     PROBE / "band/es_starts/runs",
     PROBE / "band/tpa_starts/runs",
+    PROBE / "wide/runs",
+    PROBE / "wide/defaults_check/runs",
 )
 #: Session 24's band rule (``BiERL(meta="tpa", meta_desired_action_stddev=0.06, meta_action_stddev_tolerance=2.0)``),
 #: its seeds and its decision rule's thresholds (``meta_level.md``, session 24)
 BAND, BAND_SEEDS = "tpa_apn_band", list(range(5, 13))
 RULE_AGAINST_ES, RULE_AGAINST_DEFAULTS = 0.6, 0.4
+#: Session 25: TPA with its learning-rate bounds a factor 32 around the start, and the threshold of its rule
+WIDE, WIDE_AGAINST_TPA = "tpa_wide", 0.5
 
 
 def normalised(table: dict, algo: str, seeds: list[int], norms: dict[str, tuple[float, float, str]]) -> np.ndarray:
@@ -167,6 +178,7 @@ def main() -> None:
             rows.append(cells)
     print("\n".join(markdown_table(header, rows)))
     band_rule(table, norms, records)
+    wide_rule(table, norms, records)
 
 
 def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: list[dict]) -> None:
@@ -219,20 +231,153 @@ def band_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: 
     print("\n".join(markdown_table(header, rows)))
 
 
+def wide_rule(table: dict, norms: dict[str, tuple[float, float, str]], records: list[dict]) -> None:
+    """
+    Part 4: session 25's rule for ``tpa_wide`` (seeds 5-12, the stage's four tasks), its check at the defaults, and
+    the restated robustness target for TPA and the band rule with the wider bounds.
+
+    :param records: The runs ``table`` was made from (the traces say which runs the wider bounds could not change)
+    """
+    seeds = BAND_SEEDS
+    print(f"\nPart 4. Session 25's rule: {WIDE} (learning-rate bounds a factor 32 around the start) against TPA")
+    print(f"(a factor 8) from the same start, seeds {compact(seeds)}, the stage's four tasks:\n")
+    # at lr / 4 TPA's runs are the band rule's (it left sigma alone there), at sigma x4 the package's tpa-s4
+    rows = []
+    for start, reference in (("-lr0.25", f"{BAND}-lr0.25"), ("-s4", "tpa-s4")):
+        have = [seed for seed in seeds if seed in seeds_of(table, WIDE + start, STAGE_ENVS)]
+        unrounded, printed = probability_of_improvement(table, WIDE + start, reference, have)
+        verdict = "met" if unrounded >= WIDE_AGAINST_TPA else "missed"
+        check = f"sigma as given: {sigma_as_given(records, reference, have)}" if reference.startswith(BAND) else "–"
+        cells = [start.lstrip("-"), f"{WIDE}{start} vs {reference}", compact(have), check, printed]
+        rows.append([*cells, f"{verdict} ({unrounded:.3f})"])
+    header = ["Start", "Runs", "Seeds", "Checks", "P(wide > TPA) [95% CI]", f"Rule (>= {WIDE_AGAINST_TPA})"]
+    print("\n".join(markdown_table(header, rows)))
+    # the rule's check compares with es-tpa, run on an earlier session's machine; the package's TPA ran beside
+    # tpa_wide on this one (``wide/defaults_check``)
+    for reference in ("es-tpa", "tpa"):
+        check = [
+            (env_id, table.get((env_id, WIDE), {}).get(5), table.get((env_id, reference), {}).get(5))
+            for env_id in STAGE_ENVS
+        ]
+        same = all(wide is not None and wide == other for _, wide, other in check)
+        print(f"\nCheck at the defaults, seed 5: {WIDE} equals {reference} on all four tasks: {same}")
+        print("; ".join(f"{env_id} {wide:.1f} vs {other:.1f}" for env_id, wide, other in check))
+
+    print("\nThe restated robustness target with the wider bounds (P against ES from the start >= 0.6, against")
+    print("the method at the defaults, es-tpa, >= 0.4), and the runs that stand for each method:\n")
+    stand_ins = {  # start -> (TPA with the wider bounds, the band rule with them)
+        "-s0.25": ("tpa-s0.25", f"{BAND}-s0.25"),
+        "-s4": (f"{WIDE}-s4", f"{BAND}-s4"),
+        "-lr0.25": (f"{WIDE}-lr0.25", f"{WIDE}-lr0.25"),
+        "-lr4": (f"{BAND}-lr4", f"{BAND}-lr4"),
+    }
+    rows = []
+    for start, algos in stand_ins.items():
+        es = "es" + start
+        for method, algo in zip(("TPA", "band"), algos):
+            have = [seed for seed in seeds if seed in seeds_of(table, algo, STAGE_ENVS)]
+            checks = []
+            if not algo.startswith(WIDE):
+                checks.append(f"lr within x8: {never_reached_a_factor_8(records, algo, have)}")
+            if method == "TPA" and algo.startswith(BAND):
+                checks.append(f"sigma as given: {sigma_as_given(records, algo, have)}")
+            cells = [start.lstrip("-"), method, algo, compact(have), "; ".join(checks) or "–"]
+            for reference, threshold in ((es, RULE_AGAINST_ES), ("es-tpa", RULE_AGAINST_DEFAULTS)):
+                unrounded, printed = probability_of_improvement(table, algo, reference, have)
+                cells += [printed, "met" if unrounded >= threshold else f"missed ({unrounded:.3f})"]
+            rows.append(cells)
+    header = ["Start", "Method", "Runs", "Seeds", "Checks", "P(> ES from the start)", ">= 0.6", "P(> es-tpa)", ">= 0.4"]
+    print("\n".join(markdown_table(header, rows)))
+    twice_the_budget(table, records)
+
+
+def twice_the_budget(table: dict, records: list[dict]) -> None:
+    """
+    Session 25's diagnostic: from lr / 4 against the defaults on the two 18-generation tasks, at the stage's budgets
+    (``table``, made from ``records``) and at twice them (``wide/scale2``, its own table: the names are the same),
+    seeds 5-12.
+    """
+    envs, seeds = ("Swimmer-v5", "HalfCheetah-v5"), BAND_SEEDS
+    doubled_records = load_records(PROBE / "wide/scale2/runs")
+    if not doubled_records:
+        return
+    doubled = final_returns(doubled_records)
+    print(f"\nPart 5. From lr / 4 against the defaults on {' and '.join(envs)}, seeds {compact(seeds)}, at the")
+    print("stage's budgets (18 generations) and at twice them (36); the learning rate: its median over the runs at the")
+    print("last generation, and the generation it first reaches 0.0075, median [range]:\n")
+    rows = []
+    for budget, runs, run_records, cases in (
+        ("1x", table, records, ((f"{BAND}-lr0.25", "es-tpa"), (f"{WIDE}-lr0.25", "es-tpa"))),
+        ("2x", doubled, doubled_records, (("tpa-lr0.25", "tpa"), (f"{WIDE}-lr0.25", "tpa"))),
+    ):
+        for algo, reference in cases:
+            have = [seed for seed in seeds if seed in seeds_of(runs, algo, envs)]
+            if not have:
+                continue
+            printed = probability_of_improvement(runs, algo, reference, have, envs)[1]
+            climb = learning_rate_climb(run_records, algo, have, envs)
+            rows.append([budget, f"{algo} vs {reference}", compact(have), printed, climb])
+    print("\n".join(markdown_table(["Budget", "Runs", "Seeds", "P [95% CI]", "Learning rate"], rows)))
+
+
+def learning_rate_climb(records: list[dict], algo: str, seeds: list[int], envs: tuple[str, ...]) -> str:
+    """:return: the median last learning rate of ``algo``'s runs and the generation each first reaches 0.0075"""
+    ends, firsts = [], []
+    for r in records:
+        if r["algo"] != algo or r["seed"] not in seeds or r["env"] not in envs:
+            continue
+        rates = np.array([row[r["trace_columns"].index("learning_rate")] for row in r["trace"]])
+        ends.append(rates[-1])
+        reached = np.nonzero(rates >= 0.0075)[0]
+        firsts.append(int(reached[0]) + 1 if reached.size else None)
+    found = [g for g in firsts if g is not None]
+    never = len(firsts) - len(found)
+    return (
+        f"last {np.median(ends):.4f}; 0.0075 at {np.median(found):g} [{min(found)}, {max(found)}]"
+        + (f", {never} never" if never else "")
+        + f" ({len(firsts)} runs)"
+    )
+
+
+def never_reached_a_factor_8(records: list[dict], algo: str, seeds: list[int]) -> str:
+    """:return: ``"k of n"``: of ``algo``'s runs (stage tasks, ``seeds``), how many kept the learning rate strictly
+    inside a factor 8 of its start (such a run is the same with a factor 32)"""
+    runs = [r for r in records if r["algo"] == algo and r["seed"] in seeds and r["env"] in STAGE_ENVS]
+    inside = 0
+    for r in runs:
+        rates = np.array([row[r["trace_columns"].index("learning_rate")] for row in r["trace"]])
+        start = rates[0]
+        inside += bool(np.all((rates > start / 8 * (1 + 1e-9)) & (rates < start * 8 * (1 - 1e-9))))
+    return f"{inside} of {len(runs)}"
+
+
+def sigma_as_given(records: list[dict], algo: str, seeds: list[int]) -> str:
+    """:return: ``"k of n"``: of ``algo``'s runs, how many ran every generation at the sigma of their name"""
+    runs = [r for r in records if r["algo"] == algo and r["seed"] in seeds and r["env"] in STAGE_ENVS]
+    given = 0
+    for r in runs:
+        sigma = algo_kwargs(algo)["sigma"]
+        given += all(row[r["trace_columns"].index("sigma")] == sigma for row in r["trace"])
+    return f"{given} of {len(runs)}"
+
+
 def improvement(table: dict, algo: str, reference: str, seeds: list[int]) -> str:
     """:return: P(``algo`` > ``reference``) over the stage's four tasks on the seeds both have, with its interval"""
     return probability_of_improvement(table, algo, reference, seeds)[1]
 
 
-def probability_of_improvement(table: dict, algo: str, reference: str, seeds: list[int]) -> tuple[float, str]:
+def probability_of_improvement(
+    table: dict, algo: str, reference: str, seeds: list[int], envs: tuple[str, ...] = STAGE_ENVS
+) -> tuple[float, str]:
     """
-    :return: P(``algo`` > ``reference``) over the stage's four tasks on the seeds both have (nan without any), and
-        as printed: rounded, with its interval and the seeds where they are not all of ``seeds`` ("–" without any)
+    :return: P(``algo`` > ``reference``) over ``envs`` (the stage's four tasks) on the seeds both have (nan without
+        any), and as printed: rounded, with its interval and the seeds where they are not all of ``seeds`` ("–"
+        without any)
     """
-    both = [seed for seed in seeds if seed in seeds_of(table, reference, STAGE_ENVS)]
+    both = [seed for seed in seeds if seed in seeds_of(table, reference, envs)]
     if not both:
         return float("nan"), "–"
-    pair = (return_matrix(table, algo, list(STAGE_ENVS), both), return_matrix(table, reference, list(STAGE_ENVS), both))
+    pair = (return_matrix(table, algo, list(envs), both), return_matrix(table, reference, list(envs), both))
     estimate, interval = interval_estimates({"p": pair}, metrics.probability_of_improvement)
     p = float(np.ravel(estimate["p"])[0])
     low, high = np.ravel(interval["p"])[:2]
