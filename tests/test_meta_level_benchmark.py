@@ -17,6 +17,10 @@ def test_algorithm_names_round_trip():
     # the bold driver's base sets its meta level
     assert meta_level.algo_kwargs("bold-s1.5-lr3") == pytest.approx({"meta": "bold_driver", "sigma": 0.03, "learning_rate": 0.03})
     assert meta_level.algo_kwargs("tpa-lr4") == pytest.approx({"meta": "tpa", "sigma": 0.02, "learning_rate": 0.04})
+    # tpa_wide sets the learning rate's bounds a factor 32 around the run's start (the others keep BiERL's default)
+    wide = meta_level.algo_kwargs("tpa_wide-lr0.25")
+    assert wide.pop("hyperparameter_bounds") == {"learning_rate": pytest.approx((0.0025 / 32, 0.0025 * 32))}
+    assert wide == pytest.approx({"meta": "tpa", "sigma": 0.02, "learning_rate": 0.0025})
     assert at_defaults("es") == "es" and at_defaults("bierl", 4.0) == "bierl-s4"  # today's defaults are the reference
 
 

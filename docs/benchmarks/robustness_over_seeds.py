@@ -323,10 +323,8 @@ def twice_the_budget(table: dict, records: list[dict]) -> None:
 def learning_rate_climb(records: list[dict], algo: str, seeds: list[int], envs: tuple[str, ...]) -> str:
     """:return: the median last learning rate of ``algo``'s runs and the generation each first reaches 0.0075"""
     ends, firsts = [], []
-    for r in records:
-        if r["algo"] != algo or r["seed"] not in seeds or r["env"] not in envs:
-            continue
-        rates = np.array([row[r["trace_columns"].index("learning_rate")] for row in r["trace"]])
+    for r in runs_of(records, algo, seeds, envs):
+        rates = trace_column(r, "learning_rate")
         ends.append(rates[-1])
         reached = np.nonzero(rates >= 0.0075)[0]
         firsts.append(int(reached[0]) + 1 if reached.size else None)
@@ -342,10 +340,10 @@ def learning_rate_climb(records: list[dict], algo: str, seeds: list[int], envs: 
 def never_reached_a_factor_8(records: list[dict], algo: str, seeds: list[int]) -> str:
     """:return: ``"k of n"``: of ``algo``'s runs (stage tasks, ``seeds``), how many kept the learning rate strictly
     inside a factor 8 of its start (such a run is the same with a factor 32)"""
-    runs = [r for r in records if r["algo"] == algo and r["seed"] in seeds and r["env"] in STAGE_ENVS]
+    runs = runs_of(records, algo, seeds)
     inside = 0
     for r in runs:
-        rates = np.array([row[r["trace_columns"].index("learning_rate")] for row in r["trace"]])
+        rates = trace_column(r, "learning_rate")
         start = rates[0]
         inside += bool(np.all((rates > start / 8 * (1 + 1e-9)) & (rates < start * 8 * (1 - 1e-9))))
     return f"{inside} of {len(runs)}"
@@ -353,12 +351,20 @@ def never_reached_a_factor_8(records: list[dict], algo: str, seeds: list[int]) -
 
 def sigma_as_given(records: list[dict], algo: str, seeds: list[int]) -> str:
     """:return: ``"k of n"``: of ``algo``'s runs, how many ran every generation at the sigma of their name"""
-    runs = [r for r in records if r["algo"] == algo and r["seed"] in seeds and r["env"] in STAGE_ENVS]
-    given = 0
-    for r in runs:
-        sigma = algo_kwargs(algo)["sigma"]
-        given += all(row[r["trace_columns"].index("sigma")] == sigma for row in r["trace"])
+    runs, sigma = runs_of(records, algo, seeds), algo_kwargs(algo)["sigma"]
+    given = sum(bool(np.all(trace_column(r, "sigma") == sigma)) for r in runs)
     return f"{given} of {len(runs)}"
+
+
+def runs_of(records: list[dict], algo: str, seeds: list[int], envs: tuple[str, ...] = STAGE_ENVS) -> list[dict]:
+    """:return: ``algo``'s runs on ``envs`` (the stage's four tasks) with a seed among ``seeds``"""
+    return [r for r in records if r["algo"] == algo and r["seed"] in seeds and r["env"] in envs]
+
+
+def trace_column(record: dict, name: str) -> np.ndarray:
+    """:return: (generations,) the run's per-generation ``name`` (a column of its trace, e.g. ``"learning_rate"``)"""
+    column = record["trace_columns"].index(name)
+    return np.array([row[column] for row in record["trace"]])
 
 
 def improvement(table: dict, algo: str, reference: str, seeds: list[int]) -> str:
