@@ -92,7 +92,11 @@ CONFIGURATIONS: dict[str, tuple[str, list[str], str]] = {
         ["bold_driver_probe/action_noise/runs"],
         "TPA, sigma set in action space (session 22)",
     ),
-    "es-tpa-apn-first": ("es-tpa-apn-first", ["bold_driver_probe/action_noise/runs"], "the same, from generation 0"),
+    "es-tpa-apn-first": (
+        "es-tpa-apn-first",
+        ["bold_driver_probe/action_noise/runs"],
+        "TPA, sigma set in action space from generation 0",
+    ),
     "es-tpa-apn-once": ("es-tpa-apn-once", ["bold_driver_probe/apn_once/runs"], "sigma set once in action space (s23)"),
 }
 NULL_DRAWS = 2000
