@@ -18,6 +18,8 @@ scratch and ES at the defaults run on the same seeds, machine and commit.
     for d in tpa es net13 net7 rules; do mkdir -p docs/benchmarks/warm_start_ceiling/runs/$d; \\
         cp oos/$d/runs/*.json docs/benchmarks/warm_start_ceiling/runs/$d/; done
     python docs/benchmarks/warm_start_ceiling/out_of_sample.py   # writes results_out_of_sample.md here
+    # the replication (preregistration.md, addendum): the picks' and TPA's commands with S="10 11 12 13 14", their
+    # runs copied into the same folders; the report adds them (whole seeds only)
 """
 
 import sys
@@ -33,6 +35,8 @@ from sb3_bierl.benchmarks.records import load_records
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
 SEEDS = [5, 6, 7, 8, 9]
+#: The replication's seeds (preregistration.md, addendum): a seed counts when the picks and TPA have all five tasks
+REPLICATION_SEEDS = [10, 11, 12, 13, 14]
 #: task -> (folder under ``runs/``, algorithm name in its records, (key, text) its runs' ``warm_start[key]``
 #: must contain, or None)
 PICKS = {
@@ -51,38 +55,81 @@ ENVS = [env for env in SUITE_BUDGETS if env in PICKS]
 EARLIER_TPA = ["bold_driver_probe/more_seeds/runs", "bold_driver_probe/floor/fresh_tpa/runs"]
 
 
-def runs_of(folder: Path, algo: str, env_id: str, warm_start: tuple[str, str] | None = None) -> list[float]:
+def runs_of(
+    folder: Path, algo: str, env_id: str, warm_start: tuple[str, str] | None = None, seeds: list[int] = SEEDS
+) -> list[float]:
     """
     :param folder: A folder of run records
     :param algo: The algorithm's name in them
     :param env_id: The task
     :param warm_start: ``(key, text)``: the pre-trained file's record in its runs must contain ``text`` at ``key``
         (None: no check)
-    :return: the final returns of seeds :data:`SEEDS`, in order
+    :param seeds: The seeds wanted
+    :return: their final returns, in order
     :raises ValueError: if a run is missing, has another budget or evaluation, or another pre-trained file
     """
     found = {}
     for record in load_records(folder):
-        if record["algo"] != algo or record["env"] != env_id or record["seed"] not in SEEDS:
+        if record["algo"] != algo or record["env"] != env_id or record["seed"] not in seeds:
             continue
         if record["n_timesteps"] != SUITE_BUDGETS[env_id] or record["eval_episodes"] != 10:
             raise ValueError(f"{folder}: {algo} {env_id} seed {record['seed']} is not at the suite's budget")
         if warm_start is not None and warm_start[1] not in str(record.get("warm_start", {}).get(warm_start[0])):
             raise ValueError(f"{folder}: {algo} {env_id} seed {record['seed']} did not start from {warm_start}")
         found[record["seed"]] = record["final_return"]
-    if sorted(found) != SEEDS:
-        raise ValueError(f"{folder}: {algo} {env_id} has seeds {sorted(found)}, not {SEEDS}")
-    return [found[seed] for seed in SEEDS]
+    if sorted(found) != sorted(seeds):
+        raise ValueError(f"{folder}: {algo} {env_id} has seeds {sorted(found)}, not {seeds}")
+    return [found[seed] for seed in seeds]
 
 
-def matrix(folder: Path, algo: str) -> np.ndarray:
+def matrix(folder: Path, algo: str, seeds: list[int] = SEEDS) -> np.ndarray:
     """:return: (n_seeds, n_tasks) final returns of ``algo`` in ``folder`` on :data:`ENVS`"""
-    return np.array([runs_of(folder, algo, env_id) for env_id in ENVS]).T
+    return np.array([runs_of(folder, algo, env_id, seeds=seeds) for env_id in ENVS]).T
+
+
+def picks_matrix(seeds: list[int] = SEEDS) -> np.ndarray:
+    """:return: (n_seeds, n_tasks) final returns of each task's pick (:data:`PICKS`) on :data:`ENVS`"""
+    return np.array([runs_of(RUNS / PICKS[env][0], PICKS[env][1], env, PICKS[env][2], seeds) for env in ENVS]).T
+
+
+def replication_seeds() -> list[int]:
+    """:return: the seeds of :data:`REPLICATION_SEEDS` where the picks and TPA have finished all five tasks"""
+    complete = []
+    for seed in REPLICATION_SEEDS:
+        try:
+            picks_matrix([seed]), matrix(RUNS / "tpa", "es-tpa", [seed])
+        except ValueError:
+            continue
+        complete.append(seed)
+    return complete
+
+
+def replication_lines(short: list[str]) -> list[str]:
+    """:return: Markdown lines: P(picks > TPA) on the replication's seeds and on all the seeds (not a decision)"""
+    seeds = replication_seeds()
+    if not seeds:
+        return []
+    lines = [
+        "",
+        f"## Replication (seeds {', '.join(map(str, seeds))}; reported, not decided on: preregistration.md, addendum)",
+        "",
+        f"| P(the picks > TPA from scratch) | {' | '.join(short)} | all five [95% CI] |",
+        "|---|" + "---|" * (len(ENVS) + 1),
+    ]
+    for label, chosen in ((f"seeds {seeds[0]}-{seeds[-1]}", seeds), (f"seeds 5-{seeds[-1]}", SEEDS + seeds)):
+        x, y = picks_matrix(chosen), matrix(RUNS / "tpa", "es-tpa", chosen)
+        per_task = [float(metrics.probability_of_improvement(x[:, [k]], y[:, [k]])) for k in range(len(ENVS))]
+        p, low, high = improvement_probability(x, y)
+        lines.append(f"| {label} | {' | '.join(f'{v:.2f}' for v in per_task)} | **{p:.2f} [{low:.2f}, {high:.2f}]** |")
+    picks, tpa = picks_matrix(seeds), matrix(RUNS / "tpa", "es-tpa", seeds)
+    lines += ["", f"| mean over seeds {seeds[0]}-{seeds[-1]} | {' | '.join(short)} |", "|---|" + "---|" * len(ENVS)]
+    for label, x in (("the pick", picks), ("TPA from scratch", tpa)):
+        lines.append(f"| {label} | {' | '.join(f'{v:.1f}' for v in x.mean(axis=0))} |")
+    return lines
 
 
 def main() -> int:
-    picks = np.array([runs_of(RUNS / folder, algo, env, file) for env, (folder, algo, file) in PICKS.items()]).T
-    picks = picks[:, [list(PICKS).index(env) for env in ENVS]]
+    picks = picks_matrix()
     tpa, es = matrix(RUNS / "tpa", "es-tpa"), matrix(RUNS / "es", "es")
     earlier = final_returns([r for folder in EARLIER_TPA for r in load_records(HERE.parent / folder)])
     earlier_tpa = return_matrix(earlier, "es-tpa", ENVS, SEEDS)
@@ -131,6 +178,7 @@ def main() -> int:
     ]
     for label, x in names:
         lines.append(f"| {label} | {' | '.join(f'{v:.1f}' for v in x.mean(axis=0))} |")
+    lines += replication_lines(short)
     text = "\n".join(lines) + "\n"
     (HERE / "results_out_of_sample.md").write_text(text)
     print(text)
